@@ -1,0 +1,277 @@
+//! The entities keygate stores. Plain data: the store persists them, the IAM services
+//! validate and authorize changes to them, the API renders them.
+
+use crate::acl::AclBinding;
+use crate::crn::CrnPattern;
+use crate::id::ResourceKind;
+use crate::principal::Principal;
+use crate::role::Role;
+use crate::secret::KeyId;
+use chrono::{DateTime, Utc};
+
+/// A timestamp (UTC).
+pub type Timestamp = DateTime<Utc>;
+
+/// The one organization of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// `org-…`
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// CRN authority (`keygate` unless configured).
+    pub crn_authority: String,
+    /// Created.
+    pub created_at: Timestamp,
+}
+
+impl Organization {
+    /// The organization's CRN, the root of every other CRN.
+    pub fn crn(&self) -> CrnPattern {
+        CrnPattern::organization(&self.crn_authority, &self.id)
+    }
+}
+
+/// An environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// `env-…`
+    pub id: String,
+    /// Display name (unique in the org).
+    pub display_name: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+/// A resource keygate fronts: a Kafka cluster, a Schema Registry, a ksqlDB cluster, a
+/// Flink region or the environment's Tableflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// The API id: `lkc-…`, `lsrc-…`, `lksqlc-…`, `aws.us-east-1`, `tableflow`.
+    pub id: String,
+    /// What it is.
+    pub kind: ResourceKind,
+    /// The environment it lives in.
+    pub environment_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Kafka: `host:port[,host:port…]`; HTTP services: a URL.
+    pub upstream: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+impl Resource {
+    /// The storage key: the id where ids are global (`lkc-`, `lsrc-`, `lksqlc-`), else
+    /// qualified by the environment (Flink regions and Tableflow repeat per environment).
+    pub fn key(kind: ResourceKind, environment_id: &str, id: &str) -> String {
+        match kind {
+            ResourceKind::Kafka | ResourceKind::SchemaRegistry | ResourceKind::Ksql => id.to_owned(),
+            ResourceKind::Flink | ResourceKind::Tableflow => {
+                format!("{}:{environment_id}:{id}", kind.as_str())
+            }
+        }
+    }
+
+    /// This resource's storage key.
+    pub fn storage_key(&self) -> String {
+        Self::key(self.kind, &self.environment_id, &self.id)
+    }
+
+    /// The resource's CRN under the organization's CRN.
+    pub fn crn(&self, org: &CrnPattern) -> CrnPattern {
+        let env = org.child("environment", &self.environment_id);
+        match self.kind {
+            ResourceKind::Kafka => env.child("cloud-cluster", &self.id),
+            ResourceKind::SchemaRegistry => env.child("schema-registry", &self.id),
+            ResourceKind::Ksql => env.child("ksql", &self.id),
+            ResourceKind::Flink => env.child("flink-region", &self.id),
+            ResourceKind::Tableflow => env.child("tableflow", &self.id),
+        }
+    }
+}
+
+/// User or service account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountKind {
+    /// A person.
+    User,
+    /// An application.
+    ServiceAccount,
+}
+
+impl AccountKind {
+    /// REST kind.
+    pub const fn api_kind(self) -> &'static str {
+        match self {
+            AccountKind::User => "User",
+            AccountKind::ServiceAccount => "ServiceAccount",
+        }
+    }
+    /// Storage name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::User => "user",
+            AccountKind::ServiceAccount => "service-account",
+        }
+    }
+    /// Parse the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(AccountKind::User),
+            "service-account" => Some(AccountKind::ServiceAccount),
+            _ => None,
+        }
+    }
+}
+
+/// A user or a service account: something that owns keys and holds permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// `u-…` or `sa-…`
+    pub id: String,
+    /// Which.
+    pub kind: AccountKind,
+    /// Service accounts: unique display name. Users: full name.
+    pub display_name: String,
+    /// Service accounts: description. Users: empty.
+    pub description: String,
+    /// Users: e-mail (unique). Service accounts: empty.
+    pub email: String,
+    /// Users: `AUTH_TYPE_LOCAL` or `AUTH_TYPE_SSO`.
+    pub auth_type: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+impl Account {
+    /// The account as a principal.
+    pub fn principal(&self) -> Principal {
+        Principal::user(self.id.clone())
+    }
+}
+
+/// What an API key may be used for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyScope {
+    /// The control-plane REST API.
+    Cloud,
+    /// One resource (its kind, API id and environment).
+    Resource {
+        /// kind
+        kind: ResourceKind,
+        /// API id (`lkc-…`, `aws.us-east-1`, `tableflow`, …)
+        id: String,
+        /// environment
+        environment_id: String,
+    },
+}
+
+impl KeyScope {
+    /// The storage key of the resource, or `CLOUD`.
+    pub fn storage_key(&self) -> String {
+        match self {
+            KeyScope::Cloud => "CLOUD".to_owned(),
+            KeyScope::Resource { kind, id, environment_id } => Resource::key(*kind, environment_id, id),
+        }
+    }
+}
+
+/// A key's state as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPhase {
+    /// Usable.
+    Active,
+    /// Switched off by an administrator (can be switched on again).
+    Disabled,
+    /// Past its `expires_at`.
+    Expired,
+}
+
+impl KeyPhase {
+    /// REST name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyPhase::Active => "ACTIVE",
+            KeyPhase::Disabled => "DISABLED",
+            KeyPhase::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// An API key. The secret is not here: only its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The key id (also the SASL/PLAIN username).
+    pub id: KeyId,
+    /// Display name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// Owner account id.
+    pub owner_id: String,
+    /// Owner kind.
+    pub owner_kind: AccountKind,
+    /// What it may be used for.
+    pub scope: KeyScope,
+    /// HMAC-SHA-256 of the secret under the server's pepper.
+    pub secret_hash: [u8; 32],
+    /// Switched off.
+    pub disabled: bool,
+    /// Optional expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Last successful authentication (fed in batches by the gateways).
+    pub last_used_at: Option<Timestamp>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+impl ApiKey {
+    /// The key's phase at `now`. Disabled wins over expired: re-enabling an expired key
+    /// still leaves it expired.
+    pub fn phase(&self, now: Timestamp) -> KeyPhase {
+        if self.disabled {
+            KeyPhase::Disabled
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            KeyPhase::Expired
+        } else {
+            KeyPhase::Active
+        }
+    }
+}
+
+/// A role binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleBinding {
+    /// `rb-…`
+    pub id: String,
+    /// Who.
+    pub principal: Principal,
+    /// Which role.
+    pub role: Role,
+    /// Where.
+    pub crn_pattern: CrnPattern,
+    /// Created.
+    pub created_at: Timestamp,
+}
+
+/// An ACL of one Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acl {
+    /// Internal id (`acl-…`).
+    pub id: String,
+    /// The cluster (`lkc-…`).
+    pub cluster_id: String,
+    /// The ACL.
+    pub binding: AclBinding,
+    /// Created.
+    pub created_at: Timestamp,
+}
