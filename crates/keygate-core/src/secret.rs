@@ -155,3 +155,9 @@ mod tests {
         }
     }
 }
+
+impl std::borrow::Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}

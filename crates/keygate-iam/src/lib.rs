@@ -1,1 +1,77 @@
-//! stub
+//! Application services of the control plane: every create, read, update and delete of
+//! environments, resources, accounts, API keys, role bindings and ACLs, validated and
+//! authorized here, once, whatever the front door (REST today; console and Kafka
+//! admin requests later).
+//!
+//! Layout: [`hasher`] (keyed secret hashing), [`snapshot`] (the in-memory, lock-free
+//! view of keys and the compiled authorizer, and the follower that keeps it current),
+//! [`service`] (the [`Iam`] service itself).
+#![deny(missing_docs)]
+
+pub mod hasher;
+pub mod service;
+pub mod snapshot;
+
+pub use hasher::{SecretHasher, PEPPER_LEN};
+pub use service::{Caller, Iam, IamConfig, NewApiKey, NewResource};
+pub use snapshot::{Follower, KeyEntry, KeyRejection, ScopeCheck, Snapshot};
+
+use keygate_store::StoreError;
+
+/// Errors of IAM operations; `keygate-api` maps each to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IamError {
+    /// No or bad credentials.
+    #[error("authentication failed")]
+    Unauthenticated,
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing named in the path does not exist.
+    #[error("{0} `{1}` was not found")]
+    NotFound(&'static str, String),
+    /// A field of the request is invalid.
+    #[error("{detail}")]
+    Invalid {
+        /// JSON pointer of the field (`/spec/display_name`) or a query parameter name.
+        pointer: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A quota is reached.
+    #[error("number of API keys per owner is currently limited to {0}")]
+    QuotaExceeded(u32),
+    /// The database is unavailable.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IamError {
+    /// An invalid-field error.
+    pub fn invalid(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        IamError::Invalid { pointer: pointer.into(), detail: detail.into() }
+    }
+}
+
+impl From<StoreError> for IamError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what, id) => IamError::NotFound(what, id),
+            StoreError::Conflict(m) => IamError::Conflict(m),
+            StoreError::QuotaExceeded(n) => IamError::QuotaExceeded(n),
+            StoreError::LastOrgAdmin => IamError::Conflict(e.to_string()),
+            StoreError::Database(m) => IamError::Unavailable(m),
+            other => IamError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Shorthand.
+pub type Result<T, E = IamError> = std::result::Result<T, E>;

@@ -1,1 +1,281 @@
-//! stub
+//! Persistence for keygate: one [`Store`] trait, one implementation per database.
+//!
+//! Every mutating method is one transaction that writes the entity *and* a row in the
+//! change log (a monotonic sequence). The change log is how every in-memory snapshot
+//! (the gateways' keys and compiled authorizer) follows the database: a follower reads
+//! [`Store::changes_since`] after each notification on [`Store::subscribe`], so a missed
+//! notification only delays a change, never loses it.
+//!
+//! Integrity rules that must hold under concurrency live here, inside the transaction:
+//! key quota per owner, unique names, "never delete the last OrganizationAdmin",
+//! cascading deletes of an account's keys, role bindings and ACLs.
+//!
+//! Only this crate speaks SQL.
+#![deny(missing_docs)]
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use keygate_core::model::{Account, AccountKind, Acl, ApiKey, Environment, Organization, Resource, RoleBinding, Timestamp};
+use keygate_core::{KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role};
+use tokio::sync::watch;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The entity does not exist.
+    #[error("{0} `{1}` was not found")]
+    NotFound(&'static str, String),
+    /// A uniqueness or state conflict; the message is safe to show to clients.
+    #[error("{0}")]
+    Conflict(String),
+    /// A generated id collided with an existing one: generate another and retry.
+    #[error("generated id collided")]
+    IdCollision,
+    /// The owner has as many keys as allowed.
+    #[error("number of API keys per owner is currently limited to {0}")]
+    QuotaExceeded(u32),
+    /// The change would leave no OrganizationAdmin.
+    #[error("the organization must keep at least one OrganizationAdmin")]
+    LastOrgAdmin,
+    /// The database holds a schema newer than this binary knows.
+    #[error("database schema version {found} is newer than this keygate supports ({supported}); upgrade keygate")]
+    SchemaTooNew {
+        /// in the database
+        found: i64,
+        /// known to the binary
+        supported: i64,
+    },
+    /// The database cannot be reached or failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Shorthand.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One entry of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Monotonic sequence number.
+    pub seq: i64,
+    /// What changed.
+    pub entity: Entity,
+    /// Its id (for ACLs: the cluster id).
+    pub entity_id: String,
+    /// For role bindings on resources inside a Kafka cluster: that cluster.
+    pub cluster_id: Option<String>,
+}
+
+/// Kinds of entity in the change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// The organization.
+    Organization,
+    /// An environment.
+    Environment,
+    /// A cluster or other resource.
+    Resource,
+    /// A user or service account.
+    Account,
+    /// An API key.
+    ApiKey,
+    /// A role binding.
+    RoleBinding,
+    /// The ACLs of one cluster (entity id = cluster id).
+    Acls,
+}
+
+impl Entity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Entity::Organization => "organization",
+            Entity::Environment => "environment",
+            Entity::Resource => "resource",
+            Entity::Account => "account",
+            Entity::ApiKey => "api_key",
+            Entity::RoleBinding => "role_binding",
+            Entity::Acls => "acls",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Entity::Organization,
+            Entity::Environment,
+            Entity::Resource,
+            Entity::Account,
+            Entity::ApiKey,
+            Entity::RoleBinding,
+            Entity::Acls,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
+}
+
+/// Everything, read in one consistent transaction (to build a snapshot).
+#[derive(Debug, Clone, Default)]
+pub struct FullState {
+    /// The organization, once bootstrapped.
+    pub organization: Option<Organization>,
+    /// Environments.
+    pub environments: Vec<Environment>,
+    /// Resources.
+    pub resources: Vec<Resource>,
+    /// Accounts.
+    pub accounts: Vec<Account>,
+    /// Keys.
+    pub api_keys: Vec<ApiKey>,
+    /// Role bindings.
+    pub role_bindings: Vec<RoleBinding>,
+    /// ACLs.
+    pub acls: Vec<Acl>,
+    /// The change-log position this state reflects.
+    pub seq: i64,
+}
+
+/// What the first start creates, all in one transaction.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The organization.
+    pub organization: Organization,
+    /// The first user.
+    pub admin: Account,
+    /// Its OrganizationAdmin binding.
+    pub binding: RoleBinding,
+    /// Its CLOUD key.
+    pub key: ApiKey,
+}
+
+/// Filters for listing keys (exact matches).
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    /// Owner account id.
+    pub owner_id: Option<String>,
+    /// Resource storage key (`CLOUD`, `lkc-…`, `flink:env-…:aws.us-east-1`, …).
+    pub resource_key: Option<String>,
+}
+
+/// Filters for role bindings.
+#[derive(Debug, Clone, Default)]
+pub struct BindingFilter {
+    /// Principal.
+    pub principal: Option<Principal>,
+    /// Role.
+    pub role: Option<Role>,
+    /// Bindings whose pattern is this one or below it (text prefix on segments).
+    pub crn_prefix: Option<String>,
+}
+
+/// Filters for ACLs: every `None` matches anything (Kafka's ANY).
+#[derive(Debug, Clone, Default)]
+pub struct AclFilter {
+    /// Principal.
+    pub principal: Option<Principal>,
+    /// Resource type.
+    pub resource_type: Option<ResourceType>,
+    /// Resource name, exactly.
+    pub resource_name: Option<String>,
+    /// Pattern type.
+    pub pattern_type: Option<PatternType>,
+    /// Operation.
+    pub operation: Option<Operation>,
+    /// Permission.
+    pub permission: Option<Permission>,
+}
+
+/// Fields of an update; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New description (service accounts, keys) .
+    pub description: Option<String>,
+    /// New upstream (resources).
+    pub upstream: Option<String>,
+}
+
+/// The persistence seam. Implementations: [`SqliteStore`]; PostgreSQL follows.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Create the organization, first admin, binding and key — unless an
+    /// organization exists already. Returns whether it created them.
+    async fn bootstrap(&self, b: Bootstrap) -> Result<bool>;
+    /// Read everything consistently.
+    async fn load_all(&self) -> Result<FullState>;
+    /// Changes after `seq`, ascending, at most `limit`.
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>>;
+    /// Receives the latest committed sequence number after each commit.
+    fn subscribe(&self) -> watch::Receiver<i64>;
+
+    /// Create an environment (unique display name).
+    async fn create_environment(&self, e: Environment) -> Result<()>;
+    /// One environment.
+    async fn get_environment(&self, id: &str) -> Result<Environment>;
+    /// All environments, oldest first.
+    async fn list_environments(&self) -> Result<Vec<Environment>>;
+    /// Rename an environment.
+    async fn update_environment(&self, id: &str, patch: Patch, now: Timestamp) -> Result<Environment>;
+    /// Delete an (empty) environment and the role bindings inside it.
+    async fn delete_environment(&self, id: &str, crn: &str) -> Result<()>;
+
+    /// Register a resource.
+    async fn create_resource(&self, r: Resource) -> Result<()>;
+    /// One resource by storage key.
+    async fn get_resource(&self, key: &str) -> Result<Resource>;
+    /// Resources of a kind, optionally in one environment.
+    async fn list_resources(&self, kind: Option<ResourceKind>, environment_id: Option<&str>) -> Result<Vec<Resource>>;
+    /// Change a resource's name or upstream.
+    async fn update_resource(&self, key: &str, patch: Patch, now: Timestamp) -> Result<Resource>;
+    /// Delete a resource with its keys, ACLs and the role bindings below `crn`.
+    async fn delete_resource(&self, key: &str, crn: &str) -> Result<()>;
+
+    /// Create a user or service account.
+    async fn create_account(&self, a: Account) -> Result<()>;
+    /// One account.
+    async fn get_account(&self, id: &str) -> Result<Account>;
+    /// Accounts of one kind, oldest first.
+    async fn list_accounts(&self, kind: AccountKind) -> Result<Vec<Account>>;
+    /// Update an account's names.
+    async fn update_account(&self, id: &str, patch: Patch, now: Timestamp) -> Result<Account>;
+    /// Delete an account with its keys, role bindings and ACLs.
+    async fn delete_account(&self, id: &str) -> Result<()>;
+
+    /// Create a key, unless its owner already has `max_per_owner`.
+    async fn create_api_key(&self, k: ApiKey, max_per_owner: u32) -> Result<()>;
+    /// One key.
+    async fn get_api_key(&self, id: &KeyId) -> Result<ApiKey>;
+    /// Keys matching a filter, oldest first.
+    async fn list_api_keys(&self, f: &KeyFilter) -> Result<Vec<ApiKey>>;
+    /// Change a key's name or description.
+    async fn update_api_key(&self, id: &KeyId, patch: Patch, now: Timestamp) -> Result<ApiKey>;
+    /// Disable or enable a key.
+    async fn set_api_key_disabled(&self, id: &KeyId, disabled: bool, now: Timestamp) -> Result<ApiKey>;
+    /// Delete a key.
+    async fn delete_api_key(&self, id: &KeyId) -> Result<()>;
+    /// Record last use of keys, in one batch (no change-log rows: usage is not state
+    /// the snapshot needs).
+    async fn record_key_usage(&self, uses: &[(KeyId, Timestamp)]) -> Result<()>;
+
+    /// Create a role binding (the same principal, role and pattern twice → conflict).
+    async fn create_role_binding(&self, rb: RoleBinding, cluster_id: Option<&str>) -> Result<()>;
+    /// One binding.
+    async fn get_role_binding(&self, id: &str) -> Result<RoleBinding>;
+    /// Bindings matching a filter.
+    async fn list_role_bindings(&self, f: &BindingFilter) -> Result<Vec<RoleBinding>>;
+    /// Delete a binding (not the last OrganizationAdmin's).
+    async fn delete_role_binding(&self, id: &str, cluster_id: Option<&str>) -> Result<()>;
+
+    /// Add ACLs to a cluster; existing identical ACLs are kept (as Kafka does).
+    async fn create_acls(&self, cluster_id: &str, acls: Vec<Acl>) -> Result<()>;
+    /// ACLs of a cluster matching a filter.
+    async fn list_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>>;
+    /// Delete ACLs matching a filter; returns them.
+    async fn delete_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>>;
+}

@@ -1,0 +1,914 @@
+//! The [`Iam`] service.
+
+use crate::hasher::SecretHasher;
+use crate::snapshot::{Follower, KeyRejection, ScopeCheck, Snapshot};
+use crate::{IamError, Result};
+use chrono::Utc;
+use keygate_authz::{Authorizer, Capability};
+use keygate_core::acl::CLUSTER_RESOURCE_NAME;
+use keygate_core::crn::CrnPattern;
+use keygate_core::id::is_flink_region;
+use keygate_core::model::{
+    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding, Timestamp,
+};
+use keygate_core::role::Scope;
+use keygate_core::{AclBinding, IdKind, KeyId, Operation, Principal, ResourceKind, ResourceType, Role, Secret};
+use keygate_store::{AclFilter, BindingFilter, Bootstrap, KeyFilter, Patch, Store, StoreError};
+use rand::rngs::OsRng;
+use std::sync::Arc;
+
+/// Settings of the IAM service.
+#[derive(Debug, Clone)]
+pub struct IamConfig {
+    /// Maximum API keys per owner (402 beyond).
+    pub max_keys_per_owner: u32,
+}
+
+impl Default for IamConfig {
+    fn default() -> Self {
+        IamConfig { max_keys_per_owner: 10 }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// `User:<account id>`.
+    pub principal: Principal,
+    /// The account.
+    pub account_id: String,
+    /// The key used, if any.
+    pub key_id: Option<KeyId>,
+}
+
+/// A new resource registration.
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    /// Kind.
+    pub kind: ResourceKind,
+    /// Environment.
+    pub environment_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Upstream (`host:port,…` for Kafka; a URL otherwise).
+    pub upstream: String,
+    /// Flink only: the region (`aws.us-east-1`).
+    pub region: Option<String>,
+}
+
+/// A new API key.
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    /// Display name (optional).
+    pub display_name: String,
+    /// Description (optional).
+    pub description: String,
+    /// Owner; the caller when `None`.
+    pub owner_id: Option<String>,
+    /// `CLOUD`, `TABLEFLOW`, a cluster id or a Flink region.
+    pub resource_id: String,
+    /// Environment (required for Flink and Tableflow).
+    pub environment_id: Option<String>,
+    /// Optional expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The control-plane service.
+pub struct Iam {
+    store: Arc<dyn Store>,
+    follower: Arc<Follower>,
+    cfg: IamConfig,
+}
+
+impl std::fmt::Debug for Iam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iam").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+const MAX_NAME: usize = 64;
+const MAX_DESCRIPTION: usize = 1024;
+
+fn check_name(pointer: &str, s: &str) -> Result<String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(IamError::invalid(pointer, "must not be empty"));
+    }
+    if t.chars().count() > MAX_NAME {
+        return Err(IamError::invalid(pointer, format!("must be at most {MAX_NAME} characters")));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(IamError::invalid(pointer, "must not contain control characters"));
+    }
+    Ok(t.to_owned())
+}
+
+fn check_description(pointer: &str, s: &str) -> Result<String> {
+    if s.chars().count() > MAX_DESCRIPTION {
+        return Err(IamError::invalid(pointer, format!("must be at most {MAX_DESCRIPTION} characters")));
+    }
+    Ok(s.to_owned())
+}
+
+fn check_upstream(kind: ResourceKind, s: &str) -> Result<String> {
+    let pointer = "/spec/upstream";
+    let s = s.trim();
+    match kind {
+        ResourceKind::Kafka => {
+            if s.is_empty() {
+                return Err(IamError::invalid(pointer, "must list at least one broker as host:port"));
+            }
+            for part in s.split(',') {
+                let part = part.trim();
+                let ok = part
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && !h.contains(char::is_whitespace) && p.parse::<u16>().is_ok_and(|p| p > 0));
+                if !ok {
+                    return Err(IamError::invalid(pointer, format!("`{part}` is not host:port")));
+                }
+            }
+            Ok(s.split(',').map(str::trim).collect::<Vec<_>>().join(","))
+        }
+        _ => {
+            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+                return Err(IamError::invalid(pointer, "must be an http:// or https:// URL"));
+            }
+            Ok(s.to_owned())
+        }
+    }
+}
+
+fn forbidden(what: impl std::fmt::Display) -> IamError {
+    IamError::Forbidden(format!("the caller is not allowed to {what}"))
+}
+
+/// Retry `f` with a fresh id while the store reports an id collision.
+async fn with_fresh_id<T, F, Fut>(mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, StoreError>>,
+{
+    for _ in 0..8 {
+        match f().await {
+            Err(StoreError::IdCollision) => continue,
+            other => return other.map_err(IamError::from),
+        }
+    }
+    Err(IamError::Internal("could not generate a unique id".into()))
+}
+
+impl Iam {
+    /// Create the organization, its first admin user, the OrganizationAdmin binding
+    /// and a CLOUD key — unless already done. Returns the key and its secret when it
+    /// created them (the only time the secret exists in the clear).
+    pub async fn bootstrap(
+        store: &dyn Store,
+        hasher: &SecretHasher,
+        org_name: &str,
+        admin_email: &str,
+        crn_authority: &str,
+    ) -> Result<Option<(KeyId, Secret, Account)>> {
+        let now = Utc::now();
+        let org = Organization {
+            id: IdKind::Organization.generate(&mut OsRng),
+            display_name: org_name.to_owned(),
+            crn_authority: crn_authority.to_owned(),
+            created_at: now,
+        };
+        let admin = Account {
+            id: IdKind::User.generate(&mut OsRng),
+            kind: AccountKind::User,
+            display_name: "Administrator".into(),
+            description: String::new(),
+            email: admin_email.to_owned(),
+            auth_type: "AUTH_TYPE_LOCAL".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let binding = RoleBinding {
+            id: IdKind::RoleBinding.generate(&mut OsRng),
+            principal: admin.principal(),
+            role: Role::OrganizationAdmin,
+            crn_pattern: org.crn(),
+            created_at: now,
+        };
+        let secret = Secret::generate(&mut OsRng);
+        let key = ApiKey {
+            id: KeyId::generate(&mut OsRng),
+            display_name: "bootstrap admin key".into(),
+            description: "Created at first start".into(),
+            owner_id: admin.id.clone(),
+            owner_kind: AccountKind::User,
+            scope: KeyScope::Cloud,
+            secret_hash: hasher.hash(secret.expose()),
+            disabled: false,
+            expires_at: None,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let key_id = key.id.clone();
+        let created = store.bootstrap(Bootstrap { organization: org, admin: admin.clone(), binding, key }).await?;
+        Ok(created.then_some((key_id, secret, admin)))
+    }
+
+    /// Load the state and build the snapshot. The organization must exist.
+    pub async fn open(store: Arc<dyn Store>, hasher: SecretHasher, cfg: IamConfig) -> Result<Self> {
+        let state = store.load_all().await?;
+        let org = state
+            .organization
+            .clone()
+            .ok_or_else(|| IamError::Internal("the organization has not been bootstrapped".into()))?;
+        let (snapshot, fs) = Snapshot::build(&state, org, hasher);
+        let follower = Arc::new(Follower::new(store.clone(), Arc::new(snapshot), fs));
+        Ok(Iam { store, follower, cfg })
+    }
+
+    /// The snapshot.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        self.follower.snapshot()
+    }
+
+    /// The follower (spawn [`Follower::run`]).
+    pub fn follower(&self) -> &Arc<Follower> {
+        &self.follower
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The organization.
+    pub fn org(&self) -> &Organization {
+        self.snapshot().org()
+    }
+
+    fn org_crn(&self) -> CrnPattern {
+        self.org().crn()
+    }
+
+    fn authz(&self) -> arc_swap::Guard<Arc<Authorizer>> {
+        self.snapshot().authz()
+    }
+
+    /// Make the snapshot reflect this process's own writes before answering.
+    async fn settle(&self) {
+        if let Err(e) = self.follower.catch_up().await {
+            tracing::warn!(error = %e, "snapshot catch-up after write failed; the follower will retry");
+        }
+    }
+
+    /// Authenticate a CLOUD key for the REST API.
+    pub fn authenticate_cloud(&self, key_id: &str, secret: &Secret) -> std::result::Result<Caller, KeyRejection> {
+        let entry = self.snapshot().verify(key_id, secret, ScopeCheck::Cloud, Utc::now())?;
+        Ok(Caller {
+            principal: Principal::user(entry.owner_id.clone()),
+            account_id: entry.owner_id.clone(),
+            key_id: Some(entry.id.clone()),
+        })
+    }
+
+    fn require(&self, c: &Caller, cap: Capability, target: &CrnPattern, what: &str) -> Result<()> {
+        if self.authz().can(&c.principal, cap, target) {
+            Ok(())
+        } else {
+            Err(forbidden(what))
+        }
+    }
+
+    // ---- environments ------------------------------------------------------------
+
+    /// Create an environment (OrganizationAdmin).
+    pub async fn create_environment(&self, c: &Caller, display_name: &str) -> Result<Environment> {
+        let name = check_name("/display_name", display_name)?;
+        self.require(c, Capability::ManageEnvironment, &self.org_crn(), "create environments")?;
+        let now = Utc::now();
+        let env = with_fresh_id(|| {
+            let e = Environment { id: IdKind::Environment.generate(&mut OsRng), display_name: name.clone(), created_at: now, updated_at: now };
+            let store = self.store.clone();
+            async move { store.create_environment(e.clone()).await.map(|_| e) }
+        })
+        .await?;
+        self.settle().await;
+        Ok(env)
+    }
+
+    /// Every environment (any member of the organization).
+    pub async fn list_environments(&self, _c: &Caller) -> Result<Vec<Environment>> {
+        Ok(self.store.list_environments().await?)
+    }
+
+    /// One environment.
+    pub async fn get_environment(&self, _c: &Caller, id: &str) -> Result<Environment> {
+        Ok(self.store.get_environment(id).await?)
+    }
+
+    /// Rename (OrganizationAdmin or EnvironmentAdmin of it).
+    pub async fn update_environment(&self, c: &Caller, id: &str, display_name: Option<&str>) -> Result<Environment> {
+        let name = display_name.map(|n| check_name("/display_name", n)).transpose()?;
+        self.store.get_environment(id).await?;
+        self.require(c, Capability::ManageEnvironment, &self.org_crn().child("environment", id), "update this environment")?;
+        let e = self.store.update_environment(id, Patch { display_name: name, ..Patch::default() }, Utc::now()).await?;
+        self.settle().await;
+        Ok(e)
+    }
+
+    /// Delete an empty environment (OrganizationAdmin).
+    pub async fn delete_environment(&self, c: &Caller, id: &str) -> Result<()> {
+        self.store.get_environment(id).await?;
+        self.require(c, Capability::ManageEnvironment, &self.org_crn(), "delete environments")?;
+        self.store.delete_environment(id, &self.org_crn().child("environment", id).to_string()).await?;
+        self.settle().await;
+        Ok(())
+    }
+
+    // ---- resources -----------------------------------------------------------------
+
+    /// Register a resource in an environment (EnvironmentAdmin or above).
+    pub async fn create_resource(&self, c: &Caller, n: NewResource) -> Result<Resource> {
+        let name = check_name("/spec/display_name", &n.display_name)?;
+        let upstream = check_upstream(n.kind, &n.upstream)?;
+        if n.environment_id.is_empty() {
+            return Err(IamError::invalid("/spec/environment/id", "is required"));
+        }
+        match self.store.get_environment(&n.environment_id).await {
+            Err(StoreError::NotFound(..)) => {
+                return Err(IamError::invalid("/spec/environment/id", format!("environment `{}` does not exist", n.environment_id)))
+            }
+            r => r?,
+        };
+        let env_crn = self.org_crn().child("environment", &n.environment_id);
+        self.require(c, Capability::ManageResource, &env_crn, "create resources in this environment")?;
+        let fixed_id = match n.kind {
+            ResourceKind::Flink => {
+                let region = n.region.clone().unwrap_or_default();
+                if !is_flink_region(&region) {
+                    return Err(IamError::invalid("/spec/region", "must be <cloud>.<region>, e.g. aws.us-east-1"));
+                }
+                Some(region)
+            }
+            ResourceKind::Tableflow => Some("tableflow".to_owned()),
+            _ => None,
+        };
+        let now = Utc::now();
+        let r = with_fresh_id(|| {
+            let id = match (&fixed_id, n.kind.id_kind()) {
+                (Some(id), _) => id.clone(),
+                (None, Some(k)) => k.generate(&mut OsRng),
+                (None, None) => String::new(),
+            };
+            let r = Resource {
+                id,
+                kind: n.kind,
+                environment_id: n.environment_id.clone(),
+                display_name: name.clone(),
+                upstream: upstream.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            let store = self.store.clone();
+            async move { store.create_resource(r.clone()).await.map(|_| r) }
+        })
+        .await?;
+        self.settle().await;
+        Ok(r)
+    }
+
+    /// Resources of a kind (optionally in one environment).
+    pub async fn list_resources(&self, _c: &Caller, kind: ResourceKind, env: Option<&str>) -> Result<Vec<Resource>> {
+        Ok(self.store.list_resources(Some(kind), env).await?)
+    }
+
+    /// One resource. `env` is required for Flink regions and Tableflow.
+    pub async fn get_resource(&self, _c: &Caller, kind: ResourceKind, env: Option<&str>, id: &str) -> Result<Resource> {
+        let key = self.resource_key(kind, env, id)?;
+        let r = self.store.get_resource(&key).await?;
+        if r.kind != kind || env.is_some_and(|e| e != r.environment_id) {
+            return Err(IamError::NotFound("resource", id.to_owned()));
+        }
+        Ok(r)
+    }
+
+    fn resource_key(&self, kind: ResourceKind, env: Option<&str>, id: &str) -> Result<String> {
+        match kind {
+            ResourceKind::Flink | ResourceKind::Tableflow => {
+                let env = env.ok_or_else(|| IamError::invalid("environment", "is required for this resource kind"))?;
+                Ok(Resource::key(kind, env, &id.to_ascii_lowercase()))
+            }
+            _ => Ok(id.to_owned()),
+        }
+    }
+
+    /// Rename or re-point a resource.
+    pub async fn update_resource(
+        &self,
+        c: &Caller,
+        kind: ResourceKind,
+        env: Option<&str>,
+        id: &str,
+        display_name: Option<&str>,
+        upstream: Option<&str>,
+    ) -> Result<Resource> {
+        let r = self.get_resource(c, kind, env, id).await?;
+        let display_name = display_name.map(|n| check_name("/spec/display_name", n)).transpose()?;
+        let upstream = upstream.map(|u| check_upstream(kind, u)).transpose()?;
+        self.require(c, Capability::ManageResource, &r.crn(&self.org_crn()), "update this resource")?;
+        let r = self
+            .store
+            .update_resource(&r.storage_key(), Patch { display_name, upstream, ..Patch::default() }, Utc::now())
+            .await?;
+        self.settle().await;
+        Ok(r)
+    }
+
+    /// Delete a resource, its keys, ACLs and role bindings (EnvironmentAdmin or above).
+    pub async fn delete_resource(&self, c: &Caller, kind: ResourceKind, env: Option<&str>, id: &str) -> Result<()> {
+        let r = self.get_resource(c, kind, env, id).await?;
+        let env_crn = self.org_crn().child("environment", &r.environment_id);
+        if !self.authz().can(&c.principal, Capability::ManageEnvironment, &env_crn) {
+            return Err(forbidden("delete resources in this environment"));
+        }
+        self.store.delete_resource(&r.storage_key(), &r.crn(&self.org_crn()).to_string()).await?;
+        self.settle().await;
+        Ok(())
+    }
+
+    // ---- accounts ------------------------------------------------------------------
+
+    fn account_crn(&self, id: &str) -> CrnPattern {
+        match IdKind::of(id) {
+            Some(IdKind::ServiceAccount) => self.org_crn().child("service-account", id),
+            _ => self.org_crn().child("user", id),
+        }
+    }
+
+    /// Create a service account (AccountAdmin or OrganizationAdmin).
+    pub async fn create_service_account(&self, c: &Caller, display_name: &str, description: &str) -> Result<Account> {
+        let name = check_name("/display_name", display_name)?;
+        let description = check_description("/description", description)?;
+        self.require(c, Capability::ManageAccounts, &self.org_crn(), "create service accounts")?;
+        let now = Utc::now();
+        let a = with_fresh_id(|| {
+            let a = Account {
+                id: IdKind::ServiceAccount.generate(&mut OsRng),
+                kind: AccountKind::ServiceAccount,
+                display_name: name.clone(),
+                description: description.clone(),
+                email: String::new(),
+                auth_type: String::new(),
+                created_at: now,
+                updated_at: now,
+            };
+            let store = self.store.clone();
+            async move { store.create_account(a.clone()).await.map(|_| a) }
+        })
+        .await?;
+        self.settle().await;
+        Ok(a)
+    }
+
+    /// Create a user directly (AccountAdmin or OrganizationAdmin).
+    pub async fn create_user(&self, c: &Caller, email: &str, full_name: &str, auth_type: Option<&str>) -> Result<Account> {
+        let email = email.trim();
+        if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') || email.contains(char::is_whitespace) {
+            return Err(IamError::invalid("/email", "must be an e-mail address"));
+        }
+        let full_name = check_name("/full_name", full_name)?;
+        let auth_type = auth_type.unwrap_or("AUTH_TYPE_LOCAL");
+        if !matches!(auth_type, "AUTH_TYPE_LOCAL" | "AUTH_TYPE_SSO") {
+            return Err(IamError::invalid("/auth_type", "must be AUTH_TYPE_LOCAL or AUTH_TYPE_SSO"));
+        }
+        self.require(c, Capability::ManageAccounts, &self.org_crn(), "create users")?;
+        let now = Utc::now();
+        let a = with_fresh_id(|| {
+            let a = Account {
+                id: IdKind::User.generate(&mut OsRng),
+                kind: AccountKind::User,
+                display_name: full_name.clone(),
+                description: String::new(),
+                email: email.to_ascii_lowercase(),
+                auth_type: auth_type.to_owned(),
+                created_at: now,
+                updated_at: now,
+            };
+            let store = self.store.clone();
+            async move { store.create_account(a.clone()).await.map(|_| a) }
+        })
+        .await?;
+        self.settle().await;
+        Ok(a)
+    }
+
+    /// Accounts of one kind (any member).
+    pub async fn list_accounts(&self, _c: &Caller, kind: AccountKind) -> Result<Vec<Account>> {
+        Ok(self.store.list_accounts(kind).await?)
+    }
+
+    /// One account of the given kind.
+    pub async fn get_account(&self, _c: &Caller, kind: AccountKind, id: &str) -> Result<Account> {
+        let what = match kind {
+            AccountKind::User => "user",
+            AccountKind::ServiceAccount => "service account",
+        };
+        match self.store.get_account(id).await {
+            Ok(a) if a.kind == kind => Ok(a),
+            Ok(_) | Err(StoreError::NotFound(..)) => Err(IamError::NotFound(what, id.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Update an account's names. Users may update themselves.
+    pub async fn update_account(
+        &self,
+        c: &Caller,
+        kind: AccountKind,
+        id: &str,
+        display_name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Account> {
+        self.get_account(c, kind, id).await?;
+        let pointer = if kind == AccountKind::User { "/full_name" } else { "/display_name" };
+        let display_name = display_name.map(|n| check_name(pointer, n)).transpose()?;
+        let description = description.map(|d| check_description("/description", d)).transpose()?;
+        if c.account_id != id {
+            self.require(c, Capability::ManageAccounts, &self.account_crn(id), "update this account")?;
+        }
+        let a = self.store.update_account(id, Patch { display_name, description, ..Patch::default() }, Utc::now()).await?;
+        self.settle().await;
+        Ok(a)
+    }
+
+    /// Delete an account with its keys, role bindings and ACLs.
+    pub async fn delete_account(&self, c: &Caller, kind: AccountKind, id: &str) -> Result<()> {
+        self.get_account(c, kind, id).await?;
+        self.require(c, Capability::ManageAccounts, &self.account_crn(id), "delete this account")?;
+        self.store.delete_account(id).await?;
+        self.settle().await;
+        Ok(())
+    }
+
+    // ---- API keys ------------------------------------------------------------------
+
+    fn key_target_crn(&self, scope: &KeyScope) -> Option<CrnPattern> {
+        match scope {
+            KeyScope::Cloud => None,
+            KeyScope::Resource { kind, id, environment_id } => {
+                let r = Resource {
+                    id: id.clone(),
+                    kind: *kind,
+                    environment_id: environment_id.clone(),
+                    display_name: String::new(),
+                    upstream: String::new(),
+                    created_at: Timestamp::default(),
+                    updated_at: Timestamp::default(),
+                };
+                Some(r.crn(&self.org_crn()))
+            }
+        }
+    }
+
+    /// Whether `c` may manage keys of `owner` scoped to `scope` (reference/roles.md).
+    fn can_manage_key(&self, c: &Caller, owner_id: &str, owner_kind: AccountKind, scope: &KeyScope) -> bool {
+        if owner_id == c.account_id {
+            return true;
+        }
+        let authz = self.authz();
+        if authz.is_super_user(&c.principal) {
+            return true;
+        }
+        if owner_kind == AccountKind::User {
+            return false;
+        }
+        if authz.can(&c.principal, Capability::ManageAccountKeys, &self.account_crn(owner_id)) {
+            return true;
+        }
+        match self.key_target_crn(scope) {
+            None => false,
+            Some(target) => authz.can(&c.principal, Capability::ManageResourceKeys, &target),
+        }
+    }
+
+    async fn resolve_scope(&self, resource_id: &str, env: Option<&str>) -> Result<KeyScope> {
+        let pointer = "/spec/resource/id";
+        let env = env.filter(|e| !e.is_empty());
+        let upper = resource_id.to_ascii_uppercase();
+        if upper == "CLOUD" {
+            return Ok(KeyScope::Cloud);
+        }
+        if upper == "GLOBAL" {
+            return Err(IamError::invalid(pointer, "GLOBAL keys are not supported by keygate; use CLOUD or a resource"));
+        }
+        let (kind, id) = if upper == "TABLEFLOW" {
+            (ResourceKind::Tableflow, "tableflow".to_owned())
+        } else if is_flink_region(resource_id) {
+            (ResourceKind::Flink, resource_id.to_owned())
+        } else {
+            match IdKind::of(resource_id) {
+                Some(IdKind::KafkaCluster) => (ResourceKind::Kafka, resource_id.to_owned()),
+                Some(IdKind::SchemaRegistry) => (ResourceKind::SchemaRegistry, resource_id.to_owned()),
+                Some(IdKind::KsqlCluster) => (ResourceKind::Ksql, resource_id.to_owned()),
+                _ => {
+                    return Err(IamError::invalid(
+                        pointer,
+                        "must be CLOUD, TABLEFLOW, a cluster id (lkc-, lsrc-, lksqlc-) or a Flink region (aws.us-east-1)",
+                    ))
+                }
+            }
+        };
+        if matches!(kind, ResourceKind::Flink | ResourceKind::Tableflow) && env.is_none() {
+            return Err(IamError::invalid("/spec/resource/environment", "is required for Flink and Tableflow keys"));
+        }
+        let key = Resource::key(kind, env.unwrap_or_default(), &id);
+        let r = match self.store.get_resource(&key).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound(..)) => {
+                return Err(IamError::invalid(pointer, format!("resource `{resource_id}` does not exist")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if env.is_some_and(|e| e != r.environment_id) {
+            return Err(IamError::invalid("/spec/resource/environment", format!("`{resource_id}` is not in that environment")));
+        }
+        Ok(KeyScope::Resource { kind, id: r.id, environment_id: r.environment_id })
+    }
+
+    /// Create a key; returns it with its secret (shown once).
+    pub async fn create_api_key(&self, c: &Caller, n: NewApiKey) -> Result<(ApiKey, Secret)> {
+        let display_name = if n.display_name.trim().is_empty() {
+            String::new()
+        } else {
+            check_name("/spec/display_name", &n.display_name)?
+        };
+        let description = check_description("/spec/description", &n.description)?;
+        let now = Utc::now();
+        if n.expires_at.is_some_and(|e| e <= now) {
+            return Err(IamError::invalid("/spec/expires_at", "must be in the future"));
+        }
+        let owner_id = n.owner_id.clone().filter(|o| !o.is_empty()).unwrap_or_else(|| c.account_id.clone());
+        let owner = match self.store.get_account(&owner_id).await {
+            Ok(a) => a,
+            Err(StoreError::NotFound(..)) => {
+                return Err(IamError::invalid("/spec/owner/id", format!("owner `{owner_id}` does not exist")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let scope = self.resolve_scope(&n.resource_id, n.environment_id.as_deref()).await?;
+        if !self.can_manage_key(c, &owner.id, owner.kind, &scope) {
+            return Err(forbidden(format!("create {} keys for {}", if scope == KeyScope::Cloud { "CLOUD" } else { "resource" }, owner.id)));
+        }
+        let hasher = self.snapshot().hasher().clone();
+        let max = self.cfg.max_keys_per_owner;
+        let (key, secret) = with_fresh_id(|| {
+            let secret = Secret::generate(&mut OsRng);
+            let key = ApiKey {
+                id: KeyId::generate(&mut OsRng),
+                display_name: display_name.clone(),
+                description: description.clone(),
+                owner_id: owner.id.clone(),
+                owner_kind: owner.kind,
+                scope: scope.clone(),
+                secret_hash: hasher.hash(secret.expose()),
+                disabled: false,
+                expires_at: n.expires_at,
+                last_used_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            let store = self.store.clone();
+            async move { store.create_api_key(key.clone(), max).await.map(|_| (key, secret)) }
+        })
+        .await?;
+        self.settle().await;
+        Ok((key, secret))
+    }
+
+    /// Keys the caller may manage, filtered by owner and resource.
+    pub async fn list_api_keys(&self, c: &Caller, owner: Option<&str>, resource: Option<(&str, Option<&str>)>) -> Result<Vec<ApiKey>> {
+        let resource_key = match resource {
+            None => None,
+            Some((id, env)) => Some(match self.resolve_scope(id, env).await {
+                Ok(scope) => scope.storage_key(),
+                // An unknown resource simply has no keys.
+                Err(IamError::Invalid { .. }) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }),
+        };
+        let keys = self
+            .store
+            .list_api_keys(&KeyFilter { owner_id: owner.map(str::to_owned), resource_key })
+            .await?;
+        Ok(keys.into_iter().filter(|k| self.can_manage_key(c, &k.owner_id, k.owner_kind, &k.scope)).collect())
+    }
+
+    async fn managed_key(&self, c: &Caller, id: &str) -> Result<ApiKey> {
+        let not_found = || IamError::NotFound("API key", id.to_owned());
+        let key_id = KeyId::parse(id).ok_or_else(not_found)?;
+        let k = match self.store.get_api_key(&key_id).await {
+            Err(StoreError::NotFound(..)) => return Err(not_found()),
+            r => r?,
+        };
+        // Keys the caller may not manage look exactly like keys that do not exist.
+        if !self.can_manage_key(c, &k.owner_id, k.owner_kind, &k.scope) {
+            return Err(not_found());
+        }
+        Ok(k)
+    }
+
+    /// One key.
+    pub async fn get_api_key(&self, c: &Caller, id: &str) -> Result<ApiKey> {
+        self.managed_key(c, id).await
+    }
+
+    /// Change a key's name or description.
+    pub async fn update_api_key(&self, c: &Caller, id: &str, display_name: Option<&str>, description: Option<&str>) -> Result<ApiKey> {
+        let k = self.managed_key(c, id).await?;
+        let display_name = display_name.map(|n| check_name("/spec/display_name", n)).transpose()?;
+        let description = description.map(|d| check_description("/spec/description", d)).transpose()?;
+        let k = self.store.update_api_key(&k.id, Patch { display_name, description, ..Patch::default() }, Utc::now()).await?;
+        self.settle().await;
+        Ok(k)
+    }
+
+    /// Disable or enable a key.
+    pub async fn set_api_key_disabled(&self, c: &Caller, id: &str, disabled: bool) -> Result<ApiKey> {
+        let k = self.managed_key(c, id).await?;
+        let k = self.store.set_api_key_disabled(&k.id, disabled, Utc::now()).await?;
+        self.settle().await;
+        Ok(k)
+    }
+
+    /// Delete a key.
+    pub async fn delete_api_key(&self, c: &Caller, id: &str) -> Result<()> {
+        let k = self.managed_key(c, id).await?;
+        self.store.delete_api_key(&k.id).await?;
+        self.settle().await;
+        Ok(())
+    }
+
+    // ---- role bindings ---------------------------------------------------------------
+
+    async fn check_pattern_targets(&self, pattern: &CrnPattern) -> Result<()> {
+        let pointer = "/crn_pattern";
+        let org = self.org();
+        if pattern.authority() != org.crn_authority || pattern.get("organization") != Some(org.id.as_str()) {
+            return Err(IamError::invalid(pointer, format!("must start with {}", org.crn())));
+        }
+        let exact = |v: &str| !v.ends_with('*');
+        if let Some(env) = pattern.get("environment").filter(|v| exact(v)) {
+            if matches!(self.store.get_environment(env).await, Err(StoreError::NotFound(..))) {
+                return Err(IamError::invalid(pointer, format!("environment `{env}` does not exist")));
+            }
+        }
+        for seg in ["cloud-cluster", "schema-registry", "ksql"] {
+            if let Some(id) = pattern.get(seg).filter(|v| exact(v)) {
+                if matches!(self.store.get_resource(id).await, Err(StoreError::NotFound(..))) {
+                    return Err(IamError::invalid(pointer, format!("`{id}` does not exist")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bind a role.
+    pub async fn create_role_binding(&self, c: &Caller, principal: &str, role: &str, crn_pattern: &str) -> Result<RoleBinding> {
+        let principal = Principal::parse(principal).map_err(|e| IamError::invalid("/principal", e.to_string()))?;
+        if principal == Principal::AnyUser {
+            return Err(IamError::invalid("/principal", "roles cannot be bound to User:*"));
+        }
+        let role = Role::parse(role).ok_or_else(|| {
+            let all = Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+            IamError::invalid("/role_name", format!("unknown role `{}`; roles: {all}", role.chars().take(64).collect::<String>()))
+        })?;
+        let pattern = CrnPattern::parse(crn_pattern).map_err(|e| IamError::invalid("/crn_pattern", e.to_string()))?;
+        role.check_scope(&pattern).map_err(|e| IamError::invalid("/crn_pattern", e.to_string()))?;
+        self.check_pattern_targets(&pattern).await?;
+        if let Principal::User(id) = &principal {
+            if IdKind::of(id).is_some_and(|k| matches!(k, IdKind::User | IdKind::ServiceAccount))
+                && matches!(self.store.get_account(id).await, Err(StoreError::NotFound(..)))
+            {
+                return Err(IamError::invalid("/principal", format!("account `{id}` does not exist")));
+            }
+        }
+        if !self.authz().can_grant(&c.principal, role, &pattern) {
+            return Err(forbidden(format!("grant {role} on {pattern}")));
+        }
+        let cluster = pattern.get("cloud-cluster").map(str::to_owned);
+        let now = Utc::now();
+        let rb = with_fresh_id(|| {
+            let rb = RoleBinding {
+                id: IdKind::RoleBinding.generate(&mut OsRng),
+                principal: principal.clone(),
+                role,
+                crn_pattern: pattern.clone(),
+                created_at: now,
+            };
+            let store = self.store.clone();
+            let cluster = cluster.clone();
+            async move { store.create_role_binding(rb.clone(), cluster.as_deref()).await.map(|_| rb) }
+        })
+        .await?;
+        self.settle().await;
+        Ok(rb)
+    }
+
+    fn can_see_binding(&self, c: &Caller, rb: &RoleBinding) -> bool {
+        rb.principal == c.principal || self.authz().can_grant(&c.principal, rb.role, &rb.crn_pattern)
+    }
+
+    /// Bindings at or below `crn_pattern` that the caller may see.
+    pub async fn list_role_bindings(&self, c: &Caller, crn_pattern: &str, principal: Option<&str>, role: Option<&str>) -> Result<Vec<RoleBinding>> {
+        let pattern = CrnPattern::parse(crn_pattern).map_err(|e| IamError::invalid("crn_pattern", e.to_string()))?;
+        let principal = principal.map(|p| Principal::parse(p).map_err(|e| IamError::invalid("principal", e.to_string()))).transpose()?;
+        let role = role.map(|r| Role::parse(r).ok_or_else(|| IamError::invalid("role_name", format!("unknown role `{r}`")))).transpose()?;
+        let all = self
+            .store
+            .list_role_bindings(&BindingFilter { principal, role, crn_prefix: Some(pattern.to_string()) })
+            .await?;
+        Ok(all.into_iter().filter(|rb| self.can_see_binding(c, rb)).collect())
+    }
+
+    /// One binding.
+    pub async fn get_role_binding(&self, c: &Caller, id: &str) -> Result<RoleBinding> {
+        let rb = self.store.get_role_binding(id).await?;
+        if !self.can_see_binding(c, &rb) {
+            return Err(IamError::NotFound("role binding", id.to_owned()));
+        }
+        Ok(rb)
+    }
+
+    /// Revoke a binding.
+    pub async fn delete_role_binding(&self, c: &Caller, id: &str) -> Result<()> {
+        let rb = self.get_role_binding(c, id).await?;
+        if !self.authz().can_grant(&c.principal, rb.role, &rb.crn_pattern) {
+            return Err(forbidden(format!("revoke {} on {}", rb.role, rb.crn_pattern)));
+        }
+        self.store.delete_role_binding(id, rb.crn_pattern.get("cloud-cluster")).await?;
+        self.settle().await;
+        Ok(())
+    }
+
+    // ---- ACLs ------------------------------------------------------------------------
+
+    async fn kafka_cluster(&self, cluster_id: &str) -> Result<Resource> {
+        match self.store.get_resource(cluster_id).await {
+            Ok(r) if r.kind == ResourceKind::Kafka => Ok(r),
+            Ok(_) | Err(StoreError::NotFound(..)) => Err(IamError::NotFound("Kafka cluster", cluster_id.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn require_cluster_op(&self, c: &Caller, cluster_id: &str, op: Operation, what: &str) -> Result<()> {
+        let d = self.authz().authorize(cluster_id, &c.principal, ResourceType::Cluster, CLUSTER_RESOURCE_NAME, op);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(forbidden(what))
+        }
+    }
+
+    /// Add ACLs (ALTER on the cluster, as in Kafka). All are validated first; none is
+    /// written if one is invalid.
+    pub async fn create_acls(&self, c: &Caller, cluster_id: &str, acls: Vec<AclBinding>) -> Result<Vec<Acl>> {
+        self.kafka_cluster(cluster_id).await?;
+        for (i, a) in acls.iter().enumerate() {
+            a.validate().map_err(|e| IamError::invalid(if acls.len() == 1 { String::new() } else { format!("/data/{i}") }, e.to_string()))?;
+        }
+        self.require_cluster_op(c, cluster_id, Operation::Alter, "alter ACLs of this cluster")?;
+        let now = Utc::now();
+        let rows: Vec<Acl> = acls
+            .into_iter()
+            .map(|binding| Acl { id: IdKind::Acl.generate(&mut OsRng), cluster_id: cluster_id.to_owned(), binding, created_at: now })
+            .collect();
+        with_fresh_id(|| {
+            let store = self.store.clone();
+            let rows = rows.clone();
+            async move { store.create_acls(cluster_id, rows).await }
+        })
+        .await?;
+        self.settle().await;
+        Ok(rows)
+    }
+
+    /// ACLs matching a filter (DESCRIBE on the cluster).
+    pub async fn list_acls(&self, c: &Caller, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
+        self.kafka_cluster(cluster_id).await?;
+        self.require_cluster_op(c, cluster_id, Operation::Describe, "describe ACLs of this cluster")?;
+        Ok(self.store.list_acls(cluster_id, f).await?)
+    }
+
+    /// Delete ACLs matching a filter (ALTER on the cluster); returns them.
+    pub async fn delete_acls(&self, c: &Caller, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
+        self.kafka_cluster(cluster_id).await?;
+        self.require_cluster_op(c, cluster_id, Operation::Alter, "alter ACLs of this cluster")?;
+        let deleted = self.store.delete_acls(cluster_id, f).await?;
+        self.settle().await;
+        Ok(deleted)
+    }
+
+    /// Whether a binding pattern is at a scope where it can name Kafka resources.
+    pub fn scope_of(pattern: &CrnPattern) -> Option<Scope> {
+        Scope::of(pattern)
+    }
+}

@@ -1,0 +1,352 @@
+//! The in-memory view every request is decided against: API keys by id and the
+//! compiled authorizer.
+//!
+//! Readers never lock: keys live in a lock-free concurrent map (papaya) updated entry
+//! by entry, the authorizer is an immutable value behind an `ArcSwap`. The
+//! [`Follower`] keeps both current by reading the store's change log after each
+//! commit notification (and on a timer, so a missed notification costs at most one
+//! tick). Writers through this process call [`Follower::catch_up`] before answering,
+//! so a key created over REST works on the very next request.
+
+use crate::hasher::SecretHasher;
+use arc_swap::ArcSwap;
+use keygate_authz::{Authorizer, ClusterIndex};
+use keygate_core::model::{AccountKind, ApiKey, KeyPhase, KeyScope, Organization, RoleBinding, Timestamp};
+use keygate_core::{KeyId, ResourceKind, Secret};
+use keygate_store::{AclFilter, BindingFilter, Entity, FullState, Store, StoreError};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the hot path needs to know about a key.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    /// The key id.
+    pub id: KeyId,
+    /// HMAC of the secret.
+    pub secret_hash: [u8; 32],
+    /// Owner account id.
+    pub owner_id: String,
+    /// Owner kind.
+    pub owner_kind: AccountKind,
+    /// Scope.
+    pub scope: KeyScope,
+    /// Disabled.
+    pub disabled: bool,
+    /// Expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<&ApiKey> for KeyEntry {
+    fn from(k: &ApiKey) -> Self {
+        KeyEntry {
+            id: k.id.clone(),
+            secret_hash: k.secret_hash,
+            owner_id: k.owner_id.clone(),
+            owner_kind: k.owner_kind,
+            scope: k.scope.clone(),
+            disabled: k.disabled,
+            expires_at: k.expires_at,
+        }
+    }
+}
+
+impl KeyEntry {
+    fn phase(&self, now: Timestamp) -> KeyPhase {
+        if self.disabled {
+            KeyPhase::Disabled
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            KeyPhase::Expired
+        } else {
+            KeyPhase::Active
+        }
+    }
+}
+
+/// Why a key was refused. Callers log this; clients only ever see one uniform error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRejection {
+    /// No such key.
+    UnknownKey,
+    /// The secret does not match (or is malformed).
+    WrongSecret,
+    /// The key is disabled.
+    Disabled,
+    /// The key is past its expiry.
+    Expired,
+    /// The key is for another resource (or is a CLOUD key at a gateway, or the reverse).
+    WrongScope,
+}
+
+impl KeyRejection {
+    /// A short reason for logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyRejection::UnknownKey => "unknown key",
+            KeyRejection::WrongSecret => "wrong secret",
+            KeyRejection::Disabled => "key disabled",
+            KeyRejection::Expired => "key expired",
+            KeyRejection::WrongScope => "key not valid for this resource",
+        }
+    }
+}
+
+/// Keys and authorizer, always readable.
+pub struct Snapshot {
+    org: Organization,
+    keys: papaya::HashMap<KeyId, Arc<KeyEntry>, foldhash::fast::RandomState>,
+    authz: ArcSwap<Authorizer>,
+    seq: AtomicI64,
+    hasher: SecretHasher,
+    /// Compared against when the key is unknown, so that an unknown key costs the same
+    /// hashing work as a wrong secret.
+    dummy_hash: [u8; 32],
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("seq", &self.seq()).field("keys", &self.key_count()).finish()
+    }
+}
+
+impl Snapshot {
+    /// The organization.
+    pub fn org(&self) -> &Organization {
+        &self.org
+    }
+
+    /// The current authorizer (cheap; hold it for the duration of one decision).
+    pub fn authz(&self) -> arc_swap::Guard<Arc<Authorizer>> {
+        self.authz.load()
+    }
+
+    /// The change-log position this snapshot reflects.
+    pub fn seq(&self) -> i64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// How many keys are loaded.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// A key's entry.
+    pub fn key(&self, id: &str) -> Option<Arc<KeyEntry>> {
+        self.keys.pin().get(id).cloned()
+    }
+
+    /// Verify `key_id:secret` for use on `scope` at `now`. Unknown key and wrong secret
+    /// do the same work.
+    pub fn verify(&self, key_id: &str, secret: &Secret, scope: ScopeCheck<'_>, now: Timestamp) -> Result<Arc<KeyEntry>, KeyRejection> {
+        let pinned = self.keys.pin();
+        let Some(entry) = pinned.get(key_id) else {
+            let _ = self.hasher.verify(secret, &self.dummy_hash);
+            return Err(KeyRejection::UnknownKey);
+        };
+        if !secret.is_well_formed() || !self.hasher.verify(secret, &entry.secret_hash) {
+            return Err(KeyRejection::WrongSecret);
+        }
+        match entry.phase(now) {
+            KeyPhase::Active => {}
+            KeyPhase::Disabled => return Err(KeyRejection::Disabled),
+            KeyPhase::Expired => return Err(KeyRejection::Expired),
+        }
+        let scope_ok = match (scope, &entry.scope) {
+            (ScopeCheck::Cloud, KeyScope::Cloud) => true,
+            (ScopeCheck::Resource(kind, id), KeyScope::Resource { kind: k, id: i, .. }) => kind == *k && id == i,
+            _ => false,
+        };
+        if !scope_ok {
+            return Err(KeyRejection::WrongScope);
+        }
+        Ok(entry.clone())
+    }
+
+    /// Build a snapshot from a full read of the store.
+    pub fn build(state: &FullState, org: Organization, hasher: SecretHasher) -> (Self, FollowerState) {
+        let keys = papaya::HashMap::builder()
+            .capacity(state.api_keys.len())
+            .hasher(foldhash::fast::RandomState::default())
+            .build();
+        {
+            let pinned = keys.pin();
+            for k in &state.api_keys {
+                pinned.insert(k.id.clone(), Arc::new(KeyEntry::from(k)));
+            }
+        }
+        let fs = FollowerState {
+            bindings: state.role_bindings.clone(),
+            cluster_env: state
+                .resources
+                .iter()
+                .filter(|r| r.kind == ResourceKind::Kafka)
+                .map(|r| (r.id.clone(), r.environment_id.clone()))
+                .collect(),
+        };
+        let mut acls_by_cluster: HashMap<&str, Vec<&keygate_core::AclBinding>> = HashMap::new();
+        for a in &state.acls {
+            acls_by_cluster.entry(&a.cluster_id).or_default().push(&a.binding);
+        }
+        let indexes = fs.cluster_env.iter().map(|(c, env)| {
+            let acls = acls_by_cluster.get(c.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            ClusterIndex::compile(c, env, acls.iter().copied(), binding_refs(&fs.bindings))
+        });
+        let authz = Authorizer::empty(org.crn()).with_bindings(binding_refs(&fs.bindings)).with_clusters(indexes);
+        let dummy_hash = hasher.hash("kgs_not-a-key");
+        let snap = Snapshot {
+            org,
+            keys,
+            authz: ArcSwap::from_pointee(authz),
+            seq: AtomicI64::new(state.seq),
+            hasher,
+            dummy_hash,
+        };
+        (snap, fs)
+    }
+
+    /// The hasher (for creating keys).
+    pub fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+}
+
+/// What a key must be valid for.
+#[derive(Debug, Clone, Copy)]
+pub enum ScopeCheck<'a> {
+    /// The REST API.
+    Cloud,
+    /// One resource.
+    Resource(ResourceKind, &'a str),
+}
+
+fn binding_refs(b: &[RoleBinding]) -> impl Iterator<Item = (&keygate_core::Principal, keygate_core::Role, &keygate_core::CrnPattern)> {
+    b.iter().map(|b| (&b.principal, b.role, &b.crn_pattern))
+}
+
+/// What the follower keeps beside the snapshot to apply changes incrementally.
+#[derive(Debug, Default)]
+pub struct FollowerState {
+    bindings: Vec<RoleBinding>,
+    cluster_env: HashMap<String, String>,
+}
+
+/// Applies the store's change log to a [`Snapshot`].
+pub struct Follower {
+    store: Arc<dyn Store>,
+    snapshot: Arc<Snapshot>,
+    state: tokio::sync::Mutex<FollowerState>,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower").finish_non_exhaustive()
+    }
+}
+
+impl Follower {
+    /// A follower for `snapshot`, starting from `state`.
+    pub fn new(store: Arc<dyn Store>, snapshot: Arc<Snapshot>, state: FollowerState) -> Self {
+        Follower { store, snapshot, state: tokio::sync::Mutex::new(state) }
+    }
+
+    /// The snapshot this follower keeps current.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// Apply every change committed so far.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        let mut st = self.state.lock().await;
+        loop {
+            let from = self.snapshot.seq();
+            let changes = self.store.changes_since(from, 1000).await?;
+            let Some(last) = changes.last().map(|c| c.seq) else { return Ok(()) };
+            let mut keys = BTreeSet::new();
+            let mut clusters = BTreeSet::new();
+            let mut bindings_changed = false;
+            for c in &changes {
+                match c.entity {
+                    Entity::ApiKey => {
+                        keys.insert(c.entity_id.clone());
+                    }
+                    Entity::Acls | Entity::Resource => clusters.extend(c.cluster_id.clone()),
+                    Entity::RoleBinding => {
+                        bindings_changed = true;
+                        clusters.extend(c.cluster_id.clone());
+                    }
+                    Entity::Organization | Entity::Environment | Entity::Account => {}
+                }
+            }
+            self.apply_keys(keys).await?;
+            if bindings_changed {
+                st.bindings = self.store.list_role_bindings(&BindingFilter::default()).await?;
+            }
+            let mut compiled = Vec::new();
+            let mut removed = Vec::new();
+            for c in clusters {
+                match self.store.get_resource(&c).await {
+                    Ok(r) => {
+                        st.cluster_env.insert(c.clone(), r.environment_id.clone());
+                        let acls = self.store.list_acls(&c, &AclFilter::default()).await?;
+                        compiled.push(ClusterIndex::compile(
+                            &c,
+                            &r.environment_id,
+                            acls.iter().map(|a| &a.binding),
+                            binding_refs(&st.bindings),
+                        ));
+                    }
+                    Err(StoreError::NotFound(..)) => {
+                        st.cluster_env.remove(&c);
+                        removed.push(c);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut next = Authorizer::clone(&self.snapshot.authz.load());
+            if bindings_changed {
+                next = next.with_bindings(binding_refs(&st.bindings));
+            }
+            if !compiled.is_empty() {
+                next = next.with_clusters(compiled);
+            }
+            for c in removed {
+                next = next.without_cluster(&c);
+            }
+            self.snapshot.authz.store(Arc::new(next));
+            self.snapshot.seq.store(last, Ordering::Release);
+            tracing::debug!(seq = last, changes = changes.len(), "snapshot caught up");
+        }
+    }
+
+    async fn apply_keys(&self, ids: BTreeSet<String>) -> Result<(), StoreError> {
+        for id in ids {
+            let Some(key_id) = KeyId::parse(&id) else { continue };
+            match self.store.get_api_key(&key_id).await {
+                Ok(k) => {
+                    self.snapshot.keys.pin().insert(key_id, Arc::new(KeyEntry::from(&k)));
+                }
+                Err(StoreError::NotFound(..)) => {
+                    self.snapshot.keys.pin().remove(&key_id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Follow the change log until the process ends: wake on commit notifications and
+    /// every `tick` (covers changes made by other processes and missed wake-ups).
+    pub async fn run(self: Arc<Self>, tick: Duration) {
+        let mut rx = self.store.subscribe();
+        loop {
+            if let Err(e) = self.catch_up().await {
+                tracing::warn!(error = %e, "snapshot catch-up failed; retrying");
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+}

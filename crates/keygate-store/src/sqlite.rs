@@ -1,0 +1,984 @@
+//! SQLite back-end: one connection behind a mutex, used from blocking threads.
+//!
+//! SQLite serialises writers anyway, so one connection costs nothing in write
+//! throughput and makes transactions simple. The database runs in WAL mode with
+//! `synchronous=FULL`: a create call that returned success survives `kill -9` and power
+//! loss. Schema versions are tracked with `PRAGMA user_version`; a database newer than
+//! the binary is refused rather than misread.
+
+use crate::{
+    AclFilter, BindingFilter, Bootstrap, Change, Entity, FullState, KeyFilter, Patch, Result, Store, StoreError,
+};
+use async_trait::async_trait;
+use chrono::DateTime;
+use keygate_core::crn::CrnPattern;
+use keygate_core::model::{
+    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding, Timestamp,
+};
+use keygate_core::{AclBinding, KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role};
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/schema_v1.sql")];
+const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    notify: watch::Sender<i64>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Corrupt(String);
+
+fn corrupt(msg: impl Into<String>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(Corrupt(msg.into())))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(_, _, inner) => StoreError::Corrupt(inner.to_string()),
+            rusqlite::Error::SqliteFailure(f, _) if f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY => {
+                StoreError::IdCollision
+            }
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation && f.extended_code != SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+fn ts(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_ts(v: i64) -> rusqlite::Result<Timestamp> {
+    DateTime::from_timestamp_micros(v).ok_or_else(|| corrupt(format!("timestamp {v}")))
+}
+
+fn opt_ts(v: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+    v.map(from_ts).transpose()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::from_connection(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self> {
+        Self::from_connection(Connection::open_in_memory()?)
+    }
+
+    fn from_connection(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        let seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?;
+        let (notify, _) = watch::channel(seq);
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), notify })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+    }
+
+    /// Run `f` in an IMMEDIATE transaction, commit, then publish the new sequence.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let (value, seq) = self
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = f(&tx)?;
+                let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?;
+                tx.commit()?;
+                Ok((value, seq))
+            })
+            .await?;
+        self.notify.send_if_modified(|cur| {
+            let newer = seq > *cur;
+            if newer {
+                *cur = seq;
+            }
+            newer
+        });
+        Ok(value)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::SchemaTooNew { found: version, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied database migration");
+    }
+    Ok(())
+}
+
+fn log(tx: &Transaction<'_>, entity: Entity, id: &str, cluster: Option<&str>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO changes (at, entity, entity_id, cluster_id) VALUES (?1, ?2, ?3, ?4)",
+        params![now(), entity.as_str(), id, cluster],
+    )
+    .map(drop)
+}
+
+/// The Kafka cluster a role-binding pattern points into, if any.
+fn cluster_of(pattern: &str) -> Option<String> {
+    CrnPattern::parse(pattern).ok()?.get("cloud-cluster").map(str::to_owned)
+}
+
+// ---- row mapping ----------------------------------------------------------------
+
+fn org_row(r: &Row<'_>) -> rusqlite::Result<Organization> {
+    Ok(Organization {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        crn_authority: r.get(2)?,
+        created_at: from_ts(r.get(3)?)?,
+    })
+}
+
+fn env_row(r: &Row<'_>) -> rusqlite::Result<Environment> {
+    Ok(Environment {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        created_at: from_ts(r.get(2)?)?,
+        updated_at: from_ts(r.get(3)?)?,
+    })
+}
+const ENV_COLS: &str = "id, display_name, created_at, updated_at";
+
+fn resource_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
+    let kind: String = r.get(1)?;
+    Ok(Resource {
+        id: r.get(0)?,
+        kind: ResourceKind::parse(&kind).ok_or_else(|| corrupt(format!("resource kind {kind}")))?,
+        environment_id: r.get(2)?,
+        display_name: r.get(3)?,
+        upstream: r.get(4)?,
+        created_at: from_ts(r.get(5)?)?,
+        updated_at: from_ts(r.get(6)?)?,
+    })
+}
+const RESOURCE_COLS: &str = "id, kind, environment_id, display_name, upstream, created_at, updated_at";
+
+fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    let kind: String = r.get(1)?;
+    Ok(Account {
+        id: r.get(0)?,
+        kind: AccountKind::parse(&kind).ok_or_else(|| corrupt(format!("account kind {kind}")))?,
+        display_name: r.get(2)?,
+        description: r.get(3)?,
+        email: r.get(4)?,
+        auth_type: r.get(5)?,
+        created_at: from_ts(r.get(6)?)?,
+        updated_at: from_ts(r.get(7)?)?,
+    })
+}
+const ACCOUNT_COLS: &str = "id, kind, display_name, description, email, auth_type, created_at, updated_at";
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let id: String = r.get(0)?;
+    let owner_kind: String = r.get(4)?;
+    let resource_key: String = r.get(5)?;
+    let scope = if resource_key == "CLOUD" {
+        KeyScope::Cloud
+    } else {
+        let kind: String = r.get(6)?;
+        KeyScope::Resource {
+            kind: ResourceKind::parse(&kind).ok_or_else(|| corrupt(format!("resource kind {kind}")))?,
+            id: r.get(7)?,
+            environment_id: r.get(8)?,
+        }
+    };
+    let hash: Vec<u8> = r.get(9)?;
+    Ok(ApiKey {
+        id: KeyId::parse(&id).ok_or_else(|| corrupt("key id"))?,
+        display_name: r.get(1)?,
+        description: r.get(2)?,
+        owner_id: r.get(3)?,
+        owner_kind: AccountKind::parse(&owner_kind).ok_or_else(|| corrupt("owner kind"))?,
+        scope,
+        secret_hash: hash.try_into().map_err(|_| corrupt("secret hash length"))?,
+        disabled: r.get(10)?,
+        expires_at: opt_ts(r.get(11)?)?,
+        last_used_at: opt_ts(r.get(12)?)?,
+        created_at: from_ts(r.get(13)?)?,
+        updated_at: from_ts(r.get(14)?)?,
+    })
+}
+const KEY_COLS: &str = "id, display_name, description, owner_id, owner_kind, resource_key, resource_kind, \
+    resource_id, environment_id, secret_hash, disabled, expires_at, last_used_at, created_at, updated_at";
+
+fn binding_row(r: &Row<'_>) -> rusqlite::Result<RoleBinding> {
+    let principal: String = r.get(1)?;
+    let role: String = r.get(2)?;
+    let pattern: String = r.get(3)?;
+    Ok(RoleBinding {
+        id: r.get(0)?,
+        principal: Principal::parse(&principal).map_err(|e| corrupt(e.to_string()))?,
+        role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?,
+        crn_pattern: CrnPattern::parse(&pattern).map_err(|e| corrupt(e.to_string()))?,
+        created_at: from_ts(r.get(4)?)?,
+    })
+}
+const BINDING_COLS: &str = "id, principal, role, crn_pattern, created_at";
+
+fn acl_row(r: &Row<'_>) -> rusqlite::Result<Acl> {
+    let get = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let (p, rt, pt, op, perm) = (get(2)?, get(3)?, get(5)?, get(6)?, get(7)?);
+    Ok(Acl {
+        id: r.get(0)?,
+        cluster_id: r.get(1)?,
+        binding: AclBinding {
+            principal: Principal::parse(&p).map_err(|e| corrupt(e.to_string()))?,
+            resource_type: ResourceType::parse(&rt).ok_or_else(|| corrupt("resource type"))?,
+            resource_name: r.get(4)?,
+            pattern_type: PatternType::parse(&pt).ok_or_else(|| corrupt("pattern type"))?,
+            operation: Operation::parse(&op).ok_or_else(|| corrupt("operation"))?,
+            permission: Permission::parse(&perm).ok_or_else(|| corrupt("permission"))?,
+        },
+        created_at: from_ts(r.get(8)?)?,
+    })
+}
+const ACL_COLS: &str =
+    "id, cluster_id, principal, resource_type, resource_name, pattern_type, operation, permission, created_at";
+
+fn query_all<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(p, f)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+}
+
+// ---- writes shared by several operations ------------------------------------------
+
+fn insert_account(tx: &Transaction<'_>, a: &Account) -> Result<()> {
+    tx.execute(
+        &format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        params![
+            a.id,
+            a.kind.as_str(),
+            a.display_name,
+            a.description,
+            a.email,
+            a.auth_type,
+            ts(a.created_at),
+            ts(a.updated_at)
+        ],
+    )?;
+    log(tx, Entity::Account, &a.id, None)?;
+    Ok(())
+}
+
+fn insert_key(tx: &Transaction<'_>, k: &ApiKey) -> Result<()> {
+    let (kind, rid, env) = match &k.scope {
+        KeyScope::Cloud => (None, None, None),
+        KeyScope::Resource { kind, id, environment_id } => {
+            (Some(kind.as_str()), Some(id.as_str()), Some(environment_id.as_str()))
+        }
+    };
+    tx.execute(
+        &format!("INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        params![
+            k.id.as_str(),
+            k.display_name,
+            k.description,
+            k.owner_id,
+            k.owner_kind.as_str(),
+            k.scope.storage_key(),
+            kind,
+            rid,
+            env,
+            &k.secret_hash[..],
+            k.disabled,
+            k.expires_at.map(ts),
+            k.last_used_at.map(ts),
+            ts(k.created_at),
+            ts(k.updated_at)
+        ],
+    )?;
+    log(tx, Entity::ApiKey, k.id.as_str(), None)?;
+    Ok(())
+}
+
+fn insert_binding(tx: &Transaction<'_>, rb: &RoleBinding, cluster: Option<&str>) -> Result<()> {
+    let res = tx.execute(
+        &format!("INSERT INTO role_bindings ({BINDING_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+        params![rb.id, rb.principal.to_string(), rb.role.as_str(), rb.crn_pattern.to_string(), ts(rb.created_at)],
+    );
+    match res {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "{} already has role {} on {}",
+                rb.principal, rb.role, rb.crn_pattern
+            )))
+        }
+        r => r?,
+    };
+    log(tx, Entity::RoleBinding, &rb.id, cluster)?;
+    Ok(())
+}
+
+/// Other OrganizationAdmin bindings than those of `principal` / binding `except_id`.
+fn other_org_admins(tx: &Transaction<'_>, principal: Option<&str>, except_id: Option<&str>) -> Result<i64> {
+    Ok(tx.query_row(
+        "SELECT COUNT(*) FROM role_bindings WHERE role = 'OrganizationAdmin' \
+         AND (?1 IS NULL OR principal <> ?1) AND (?2 IS NULL OR id <> ?2)",
+        params![principal, except_id],
+        |r| r.get(0),
+    )?)
+}
+
+fn delete_bindings_where(tx: &Transaction<'_>, sql_where: &str, p: impl rusqlite::Params) -> Result<()> {
+    let ids: Vec<(String, String)> = query_all(
+        tx,
+        &format!("SELECT id, crn_pattern FROM role_bindings WHERE {sql_where}"),
+        p,
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    for (id, pattern) in ids {
+        tx.execute("DELETE FROM role_bindings WHERE id = ?1", [&id])?;
+        log(tx, Entity::RoleBinding, &id, cluster_of(&pattern).as_deref())?;
+    }
+    Ok(())
+}
+
+fn delete_keys_where(tx: &Transaction<'_>, sql_where: &str, p: impl rusqlite::Params) -> Result<()> {
+    let ids: Vec<String> =
+        query_all(tx, &format!("SELECT id FROM api_keys WHERE {sql_where}"), p, |r| r.get(0))?;
+    for id in ids {
+        tx.execute("DELETE FROM api_keys WHERE id = ?1", [&id])?;
+        log(tx, Entity::ApiKey, &id, None)?;
+    }
+    Ok(())
+}
+
+const UNDER_CRN: &str = "(crn_pattern = ?1 OR substr(crn_pattern, 1, length(?1) + 1) = ?1 || '/')";
+
+fn acl_where(f: &AclFilter) -> (String, Vec<String>) {
+    let mut clauses = vec!["cluster_id = ?1".to_owned()];
+    let mut values = Vec::new();
+    let mut add = |col: &str, v: Option<String>| {
+        if let Some(v) = v {
+            values.push(v);
+            clauses.push(format!("{col} = ?{}", values.len() + 1));
+        }
+    };
+    add("principal", f.principal.as_ref().map(|p| p.to_string()));
+    add("resource_type", f.resource_type.map(|t| t.as_str().to_owned()));
+    add("resource_name", f.resource_name.clone());
+    add("pattern_type", f.pattern_type.map(|t| t.as_str().to_owned()));
+    add("operation", f.operation.map(|t| t.as_str().to_owned()));
+    add("permission", f.permission.map(|t| t.as_str().to_owned()));
+    (clauses.join(" AND "), values)
+}
+
+fn select_acls(c: &Connection, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
+    let (w, values) = acl_where(f);
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&cluster_id];
+    all.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
+    query_all(c, &format!("SELECT {ACL_COLS} FROM acls WHERE {w} ORDER BY created_at, id"), &all[..], acl_row)
+}
+
+fn get_key(c: &Connection, id: &str) -> Result<ApiKey> {
+    c.query_row(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"), [id], key_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound("API key", id.to_owned()))
+}
+
+fn get_account(c: &Connection, id: &str) -> Result<Account> {
+    c.query_row(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"), [id], account_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(if id.starts_with("sa-") { "service account" } else { "user" }, id.to_owned()))
+}
+
+fn get_env(c: &Connection, id: &str) -> Result<Environment> {
+    c.query_row(&format!("SELECT {ENV_COLS} FROM environments WHERE id = ?1"), [id], env_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound("environment", id.to_owned()))
+}
+
+fn get_resource(c: &Connection, key: &str) -> Result<Resource> {
+    c.query_row(&format!("SELECT {RESOURCE_COLS} FROM resources WHERE key = ?1"), [key], resource_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound("resource", key.rsplit(':').next().unwrap_or(key).to_owned()))
+}
+
+fn check_account_names(tx: &Transaction<'_>, a: &Account) -> Result<()> {
+    let taken: bool = match a.kind {
+        AccountKind::ServiceAccount => tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM accounts WHERE kind = 'service-account' AND display_name = ?1 AND id <> ?2)",
+            params![a.display_name, a.id],
+            |r| r.get(0),
+        )?,
+        AccountKind::User => tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM accounts WHERE kind = 'user' AND email = ?1 AND id <> ?2)",
+            params![a.email, a.id],
+            |r| r.get(0),
+        )?,
+    };
+    if taken {
+        return Err(StoreError::Conflict(match a.kind {
+            AccountKind::ServiceAccount => "Service name is already in use".to_owned(),
+            AccountKind::User => "a user with this email already exists".to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn bootstrap(&self, b: Bootstrap) -> Result<bool> {
+        self.write(move |tx| {
+            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", [], |r| r.get(0))?;
+            if exists {
+                return Ok(false);
+            }
+            let o = &b.organization;
+            tx.execute(
+                "INSERT INTO organization (id, display_name, crn_authority, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![o.id, o.display_name, o.crn_authority, ts(o.created_at)],
+            )?;
+            log(tx, Entity::Organization, &o.id, None)?;
+            insert_account(tx, &b.admin)?;
+            insert_binding(tx, &b.binding, None)?;
+            insert_key(tx, &b.key)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn load_all(&self) -> Result<FullState> {
+        self.run(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let organization = tx
+                .query_row("SELECT id, display_name, crn_authority, created_at FROM organization", [], org_row)
+                .optional()?;
+            let state = FullState {
+                organization,
+                environments: query_all(&tx, &format!("SELECT {ENV_COLS} FROM environments ORDER BY created_at"), [], env_row)?,
+                resources: query_all(&tx, &format!("SELECT {RESOURCE_COLS} FROM resources ORDER BY created_at"), [], resource_row)?,
+                accounts: query_all(&tx, &format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at"), [], account_row)?,
+                api_keys: query_all(&tx, &format!("SELECT {KEY_COLS} FROM api_keys"), [], key_row)?,
+                role_bindings: query_all(&tx, &format!("SELECT {BINDING_COLS} FROM role_bindings"), [], binding_row)?,
+                acls: query_all(&tx, &format!("SELECT {ACL_COLS} FROM acls"), [], acl_row)?,
+                seq: tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?,
+            };
+            tx.commit()?;
+            Ok(state)
+        })
+        .await
+    }
+
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>> {
+        self.run(move |c| {
+            query_all(
+                c,
+                "SELECT seq, entity, entity_id, cluster_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                params![seq, limit],
+                |r| {
+                    let entity: String = r.get(1)?;
+                    Ok(Change {
+                        seq: r.get(0)?,
+                        entity: Entity::parse(&entity).ok_or_else(|| corrupt(format!("entity {entity}")))?,
+                        entity_id: r.get(2)?,
+                        cluster_id: r.get(3)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<i64> {
+        self.notify.subscribe()
+    }
+
+    async fn create_environment(&self, e: Environment) -> Result<()> {
+        self.write(move |tx| {
+            let res = tx.execute(
+                &format!("INSERT INTO environments ({ENV_COLS}) VALUES (?1, ?2, ?3, ?4)"),
+                params![e.id, e.display_name, ts(e.created_at), ts(e.updated_at)],
+            );
+            match res {
+                Err(err) if is_unique_violation(&err) => {
+                    return Err(StoreError::Conflict(format!("environment name `{}` is already in use", e.display_name)))
+                }
+                r => r?,
+            };
+            log(tx, Entity::Environment, &e.id, None)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_environment(&self, id: &str) -> Result<Environment> {
+        let id = id.to_owned();
+        self.run(move |c| get_env(c, &id)).await
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>> {
+        self.run(|c| query_all(c, &format!("SELECT {ENV_COLS} FROM environments ORDER BY created_at, id"), [], env_row))
+            .await
+    }
+
+    async fn update_environment(&self, id: &str, patch: Patch, at: Timestamp) -> Result<Environment> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let mut e = get_env(tx, &id)?;
+            if let Some(name) = patch.display_name {
+                e.display_name = name;
+            }
+            e.updated_at = at;
+            let res = tx.execute(
+                "UPDATE environments SET display_name = ?2, updated_at = ?3 WHERE id = ?1",
+                params![e.id, e.display_name, ts(at)],
+            );
+            match res {
+                Err(err) if is_unique_violation(&err) => {
+                    return Err(StoreError::Conflict(format!("environment name `{}` is already in use", e.display_name)))
+                }
+                r => r?,
+            };
+            log(tx, Entity::Environment, &id, None)?;
+            Ok(e)
+        })
+        .await
+    }
+
+    async fn delete_environment(&self, id: &str, crn: &str) -> Result<()> {
+        let (id, crn) = (id.to_owned(), crn.to_owned());
+        self.write(move |tx| {
+            get_env(tx, &id)?;
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM resources WHERE environment_id = ?1", [&id], |r| r.get(0))?;
+            if n > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "environment {id} still contains {n} cluster(s) or other resources; delete them first"
+                )));
+            }
+            delete_bindings_where(tx, UNDER_CRN, [&crn])?;
+            tx.execute("DELETE FROM environments WHERE id = ?1", [&id])?;
+            log(tx, Entity::Environment, &id, None)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_resource(&self, r: Resource) -> Result<()> {
+        self.write(move |tx| {
+            get_env(tx, &r.environment_id)?;
+            let key = r.storage_key();
+            let exists: bool =
+                tx.query_row("SELECT EXISTS(SELECT 1 FROM resources WHERE key = ?1)", [&key], |row| row.get(0))?;
+            if exists {
+                return match r.kind {
+                    ResourceKind::Flink | ResourceKind::Tableflow => Err(StoreError::Conflict(format!(
+                        "{} {} is already registered in {}",
+                        r.kind.as_str(),
+                        r.id,
+                        r.environment_id
+                    ))),
+                    _ => Err(StoreError::IdCollision),
+                };
+            }
+            tx.execute(
+                &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    key,
+                    r.id,
+                    r.kind.as_str(),
+                    r.environment_id,
+                    r.display_name,
+                    r.upstream,
+                    ts(r.created_at),
+                    ts(r.updated_at)
+                ],
+            )?;
+            let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
+            log(tx, Entity::Resource, &key, cluster)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_resource(&self, key: &str) -> Result<Resource> {
+        let key = key.to_owned();
+        self.run(move |c| get_resource(c, &key)).await
+    }
+
+    async fn list_resources(&self, kind: Option<ResourceKind>, env: Option<&str>) -> Result<Vec<Resource>> {
+        let env = env.map(str::to_owned);
+        self.run(move |c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {RESOURCE_COLS} FROM resources WHERE (?1 IS NULL OR kind = ?1) \
+                     AND (?2 IS NULL OR environment_id = ?2) ORDER BY created_at, key"
+                ),
+                params![kind.map(|k| k.as_str()), env],
+                resource_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_resource(&self, key: &str, patch: Patch, at: Timestamp) -> Result<Resource> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            let mut r = get_resource(tx, &key)?;
+            if let Some(n) = patch.display_name {
+                r.display_name = n;
+            }
+            if let Some(u) = patch.upstream {
+                r.upstream = u;
+            }
+            r.updated_at = at;
+            tx.execute(
+                "UPDATE resources SET display_name = ?2, upstream = ?3, updated_at = ?4 WHERE key = ?1",
+                params![key, r.display_name, r.upstream, ts(at)],
+            )?;
+            let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
+            log(tx, Entity::Resource, &key, cluster)?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn delete_resource(&self, key: &str, crn: &str) -> Result<()> {
+        let (key, crn) = (key.to_owned(), crn.to_owned());
+        self.write(move |tx| {
+            let r = get_resource(tx, &key)?;
+            delete_keys_where(tx, "resource_key = ?1", [&key])?;
+            delete_bindings_where(tx, UNDER_CRN, [&crn])?;
+            let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
+            if let Some(c) = cluster {
+                if tx.execute("DELETE FROM acls WHERE cluster_id = ?1", [c])? > 0 {
+                    log(tx, Entity::Acls, c, Some(c))?;
+                }
+            }
+            tx.execute("DELETE FROM resources WHERE key = ?1", [&key])?;
+            log(tx, Entity::Resource, &key, cluster)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_account(&self, a: Account) -> Result<()> {
+        self.write(move |tx| {
+            check_account_names(tx, &a)?;
+            insert_account(tx, &a)
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Account> {
+        let id = id.to_owned();
+        self.run(move |c| get_account(c, &id)).await
+    }
+
+    async fn list_accounts(&self, kind: AccountKind) -> Result<Vec<Account>> {
+        self.run(move |c| {
+            query_all(
+                c,
+                &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE kind = ?1 ORDER BY created_at, id"),
+                [kind.as_str()],
+                account_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_account(&self, id: &str, patch: Patch, at: Timestamp) -> Result<Account> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let mut a = get_account(tx, &id)?;
+            if let Some(n) = patch.display_name {
+                a.display_name = n;
+            }
+            if let Some(d) = patch.description {
+                a.description = d;
+            }
+            a.updated_at = at;
+            check_account_names(tx, &a)?;
+            tx.execute(
+                "UPDATE accounts SET display_name = ?2, description = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, a.display_name, a.description, ts(at)],
+            )?;
+            log(tx, Entity::Account, &id, None)?;
+            Ok(a)
+        })
+        .await
+    }
+
+    async fn delete_account(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            get_account(tx, &id)?;
+            let principal = Principal::user(id.clone()).to_string();
+            let is_admin: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM role_bindings WHERE principal = ?1 AND role = 'OrganizationAdmin')",
+                [&principal],
+                |r| r.get(0),
+            )?;
+            if is_admin && other_org_admins(tx, Some(&principal), None)? == 0 {
+                return Err(StoreError::LastOrgAdmin);
+            }
+            delete_keys_where(tx, "owner_id = ?1", [&id])?;
+            delete_bindings_where(tx, "principal = ?1", [&principal])?;
+            let clusters: Vec<String> =
+                query_all(tx, "SELECT DISTINCT cluster_id FROM acls WHERE principal = ?1", [&principal], |r| r.get(0))?;
+            tx.execute("DELETE FROM acls WHERE principal = ?1", [&principal])?;
+            for c in clusters {
+                log(tx, Entity::Acls, &c, Some(&c))?;
+            }
+            tx.execute("DELETE FROM accounts WHERE id = ?1", [&id])?;
+            log(tx, Entity::Account, &id, None)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, k: ApiKey, max_per_owner: u32) -> Result<()> {
+        self.write(move |tx| {
+            get_account(tx, &k.owner_id)?;
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM api_keys WHERE owner_id = ?1", [&k.owner_id], |r| r.get(0))?;
+            if n >= i64::from(max_per_owner) {
+                return Err(StoreError::QuotaExceeded(max_per_owner));
+            }
+            insert_key(tx, &k)
+        })
+        .await
+    }
+
+    async fn get_api_key(&self, id: &KeyId) -> Result<ApiKey> {
+        let id = id.as_str().to_owned();
+        self.run(move |c| get_key(c, &id)).await
+    }
+
+    async fn list_api_keys(&self, f: &KeyFilter) -> Result<Vec<ApiKey>> {
+        let f = f.clone();
+        self.run(move |c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {KEY_COLS} FROM api_keys WHERE (?1 IS NULL OR owner_id = ?1) \
+                     AND (?2 IS NULL OR resource_key = ?2) ORDER BY created_at, id"
+                ),
+                params![f.owner_id, f.resource_key],
+                key_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_api_key(&self, id: &KeyId, patch: Patch, at: Timestamp) -> Result<ApiKey> {
+        let id = id.as_str().to_owned();
+        self.write(move |tx| {
+            let mut k = get_key(tx, &id)?;
+            if let Some(n) = patch.display_name {
+                k.display_name = n;
+            }
+            if let Some(d) = patch.description {
+                k.description = d;
+            }
+            k.updated_at = at;
+            tx.execute(
+                "UPDATE api_keys SET display_name = ?2, description = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, k.display_name, k.description, ts(at)],
+            )?;
+            log(tx, Entity::ApiKey, &id, None)?;
+            Ok(k)
+        })
+        .await
+    }
+
+    async fn set_api_key_disabled(&self, id: &KeyId, disabled: bool, at: Timestamp) -> Result<ApiKey> {
+        let id = id.as_str().to_owned();
+        self.write(move |tx| {
+            let mut k = get_key(tx, &id)?;
+            k.disabled = disabled;
+            k.updated_at = at;
+            tx.execute(
+                "UPDATE api_keys SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, disabled, ts(at)],
+            )?;
+            log(tx, Entity::ApiKey, &id, None)?;
+            Ok(k)
+        })
+        .await
+    }
+
+    async fn delete_api_key(&self, id: &KeyId) -> Result<()> {
+        let id = id.as_str().to_owned();
+        self.write(move |tx| {
+            if tx.execute("DELETE FROM api_keys WHERE id = ?1", [&id])? == 0 {
+                return Err(StoreError::NotFound("API key", id));
+            }
+            log(tx, Entity::ApiKey, &id, None)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_key_usage(&self, uses: &[(KeyId, Timestamp)]) -> Result<()> {
+        let uses: Vec<(String, i64)> = uses.iter().map(|(k, t)| (k.as_str().to_owned(), ts(*t))).collect();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE id = ?1",
+                )?;
+                for (id, at) in &uses {
+                    stmt.execute(params![id, at])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_role_binding(&self, rb: RoleBinding, cluster_id: Option<&str>) -> Result<()> {
+        let cluster = cluster_id.map(str::to_owned);
+        self.write(move |tx| insert_binding(tx, &rb, cluster.as_deref())).await
+    }
+
+    async fn get_role_binding(&self, id: &str) -> Result<RoleBinding> {
+        let id = id.to_owned();
+        self.run(move |c| {
+            c.query_row(&format!("SELECT {BINDING_COLS} FROM role_bindings WHERE id = ?1"), [&id], binding_row)
+                .optional()?
+                .ok_or(StoreError::NotFound("role binding", id))
+        })
+        .await
+    }
+
+    async fn list_role_bindings(&self, f: &BindingFilter) -> Result<Vec<RoleBinding>> {
+        let f = f.clone();
+        self.run(move |c| {
+            query_all(
+                c,
+                &format!(
+                    "SELECT {BINDING_COLS} FROM role_bindings WHERE (?2 IS NULL OR principal = ?2) \
+                     AND (?3 IS NULL OR role = ?3) AND (?1 IS NULL OR {UNDER_CRN}) ORDER BY created_at, id"
+                ),
+                params![f.crn_prefix, f.principal.map(|p| p.to_string()), f.role.map(|r| r.as_str())],
+                binding_row,
+            )
+        })
+        .await
+    }
+
+    async fn delete_role_binding(&self, id: &str, cluster_id: Option<&str>) -> Result<()> {
+        let (id, cluster) = (id.to_owned(), cluster_id.map(str::to_owned));
+        self.write(move |tx| {
+            let role: Option<String> =
+                tx.query_row("SELECT role FROM role_bindings WHERE id = ?1", [&id], |r| r.get(0)).optional()?;
+            let role = role.ok_or_else(|| StoreError::NotFound("role binding", id.clone()))?;
+            if role == Role::OrganizationAdmin.as_str() && other_org_admins(tx, None, Some(&id))? == 0 {
+                return Err(StoreError::LastOrgAdmin);
+            }
+            tx.execute("DELETE FROM role_bindings WHERE id = ?1", [&id])?;
+            log(tx, Entity::RoleBinding, &id, cluster.as_deref())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_acls(&self, cluster_id: &str, acls: Vec<Acl>) -> Result<()> {
+        let cluster = cluster_id.to_owned();
+        self.write(move |tx| {
+            {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "INSERT INTO acls ({ACL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                     ON CONFLICT (cluster_id, principal, resource_type, resource_name, pattern_type, operation, permission) DO NOTHING"
+                ))?;
+                for a in &acls {
+                    let b = &a.binding;
+                    stmt.execute(params![
+                        a.id,
+                        cluster,
+                        b.principal.to_string(),
+                        b.resource_type.as_str(),
+                        b.resource_name,
+                        b.pattern_type.as_str(),
+                        b.operation.as_str(),
+                        b.permission.as_str(),
+                        ts(a.created_at)
+                    ])?;
+                }
+            }
+            log(tx, Entity::Acls, &cluster, Some(&cluster))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
+        let (cluster, f) = (cluster_id.to_owned(), f.clone());
+        self.run(move |c| select_acls(c, &cluster, &f)).await
+    }
+
+    async fn delete_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
+        let (cluster, f) = (cluster_id.to_owned(), f.clone());
+        self.write(move |tx| {
+            let found = select_acls(tx, &cluster, &f)?;
+            for a in &found {
+                tx.execute("DELETE FROM acls WHERE id = ?1", [&a.id])?;
+            }
+            if !found.is_empty() {
+                log(tx, Entity::Acls, &cluster, Some(&cluster))?;
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
