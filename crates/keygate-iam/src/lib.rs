@@ -11,10 +11,12 @@
 pub mod hasher;
 pub mod service;
 pub mod snapshot;
+pub mod usage;
 
 pub use hasher::{SecretHasher, PEPPER_LEN};
 pub use service::{Caller, Iam, IamConfig, NewApiKey, NewResource};
 pub use snapshot::{Follower, KeyEntry, KeyRejection, ScopeCheck, Snapshot};
+pub use usage::UsageRecorder;
 
 use keygate_store::StoreError;
 

@@ -1,1 +1,45 @@
-fn main() {}
+//! The `keygate` binary: `keygate server` runs the control plane; every other
+//! subcommand is a client of its REST API. All logic lives in the library crates.
+
+mod cli;
+mod config;
+mod server;
+
+use clap::Parser;
+use cli::{Cli, Cmd};
+use std::process::ExitCode;
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Server(args) => {
+            if args.print_default_config {
+                print!("{}", config::DEFAULT_CONFIG);
+                return ExitCode::SUCCESS;
+            }
+            init_tracing("info");
+            (|| {
+                let cfg = args.resolve()?;
+                server::check_data_dir(&cfg.data_dir)?;
+                let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+                rt.block_on(server::run(cfg))
+            })()
+        }
+        cmd => {
+            init_tracing("warn");
+            cli::run(cmd, cli.output)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Errors as the REST API shows them, translated from [`IamError`] in exactly one place,
+//! and the strict JSON body extractor.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keygate_iam::IamError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// `{"errors":[…]}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The errors (keygate always returns one).
+    pub errors: Vec<ErrorItem>,
+}
+
+/// One error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorItem {
+    /// Unique id of this occurrence (for support).
+    pub id: String,
+    /// HTTP status as a string.
+    pub status: String,
+    /// Machine-readable code.
+    pub code: String,
+    /// Short summary.
+    pub title: String,
+    /// What exactly is wrong.
+    pub detail: String,
+    /// Where: a JSON pointer into the body or a query parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<ErrorSource>,
+}
+
+/// Where an error is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorSource {
+    /// JSON pointer into the request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// Query parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    detail: String,
+    source: Option<ErrorSource>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        ApiError { status, code, title, detail: detail.into(), source: None }
+    }
+
+    /// 422 for a body field.
+    pub fn invalid(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        let pointer = pointer.into();
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "Invalid input", detail);
+        e.detail = if pointer.is_empty() { e.detail } else { format!("{pointer}: {}", e.detail) };
+        e.source = (!pointer.is_empty()).then_some(ErrorSource { pointer: Some(pointer), parameter: None });
+        e
+    }
+
+    /// 422 for a query parameter.
+    pub fn invalid_param(parameter: &str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "Invalid input", format!("{parameter}: {}", detail.into()));
+        e.source = Some(ErrorSource { pointer: None, parameter: Some(parameter.to_owned()) });
+        e
+    }
+
+    /// The one answer for every authentication failure.
+    pub fn unauthenticated() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthorized", "invalid API key or secret")
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not Found", detail)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<IamError> for ApiError {
+    fn from(e: IamError) -> Self {
+        match e {
+            IamError::Unauthenticated => ApiError::unauthenticated(),
+            IamError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m),
+            IamError::NotFound(what, id) => ApiError::not_found(format!("{what} `{id}` was not found")),
+            IamError::Invalid { pointer, detail } => {
+                if pointer.starts_with('/') || pointer.is_empty() {
+                    ApiError::invalid(pointer, detail)
+                } else {
+                    ApiError::invalid_param(&pointer, detail)
+                }
+            }
+            IamError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "resource_already_exists", "Conflict", m),
+            IamError::QuotaExceeded(n) => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "quota_exceeded",
+                "Quota Exceeded",
+                format!("number of API keys per owner is currently limited to {n}"),
+            ),
+            IamError::Unavailable(m) => {
+                tracing::error!(error = %m, "database unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable", "the database is unavailable; retry later")
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal Server Error", "an internal error occurred")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let id = format!("{:016x}", rand_id());
+        let body = ErrorBody {
+            errors: vec![ErrorItem {
+                id,
+                status: self.status.as_u16().to_string(),
+                code: self.code.to_owned(),
+                title: self.title.to_owned(),
+                detail: self.detail,
+                source: self.source,
+            }],
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A JSON body, decoded strictly: malformed JSON → 400, a body over 1 MiB → 413, a
+/// missing/unknown/mistyped field → 422 naming the field as a JSON pointer.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported Media Type",
+                "the request body must be JSON (Content-Type: application/json)",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload Too Large", "the request body is larger than 1 MiB")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Bad Request", "the request body could not be read")
+            }
+        })?;
+        decode(&bytes).map(ApiJson)
+    }
+}
+
+/// Decode JSON with the error rules of [`ApiJson`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        use serde_json::error::Category;
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Malformed JSON",
+                format!("the request body is not valid JSON: {inner}"),
+            ),
+            Category::Data => {
+                let path = e.path().to_string();
+                let mut pointer = if path == "." { String::new() } else { format!("/{}", path.replace('.', "/")) };
+                let msg = inner.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+                let field = |prefix: &str| msg.strip_prefix(prefix).and_then(|r| r.split('`').next()).map(str::to_owned);
+                let mut point_at = |f: &str| {
+                    // serde_path_to_error already ends the path with an unknown field.
+                    if !pointer.ends_with(&format!("/{f}")) {
+                        pointer = format!("{pointer}/{f}");
+                    }
+                };
+                let detail = if let Some(f) = field("unknown field `") {
+                    point_at(&f);
+                    format!("unknown field `{f}`")
+                } else if let Some(f) = field("missing field `") {
+                    point_at(&f);
+                    "is required".to_owned()
+                } else {
+                    msg
+                };
+                ApiError::invalid(pointer, detail)
+            }
+        }
+    })
+}

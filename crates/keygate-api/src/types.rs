@@ -1,0 +1,507 @@
+//! REST request and response shapes (reference/rest-api.md), and their conversion from
+//! the model. The only place that derives serde for the API.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Object metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjectMeta {
+    /// URL of this object.
+    #[serde(rename = "self")]
+    pub self_: String,
+    /// CRN of this object.
+    pub resource_name: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Updated.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// List metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListMeta {
+    /// URL of the first page.
+    pub first: String,
+    /// URL of the next page, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Items across all pages.
+    pub total_size: usize,
+}
+
+/// Reference to another object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjRef {
+    /// Id.
+    pub id: String,
+    /// Environment (for resources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// URL.
+    pub related: String,
+    /// CRN.
+    pub resource_name: String,
+    /// API version of the referenced object.
+    pub api_version: String,
+    /// Kind of the referenced object.
+    pub kind: String,
+}
+
+/// `{ "id": … }` in requests.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdIn {
+    /// Id.
+    pub id: String,
+}
+
+macro_rules! list_type {
+    ($name:ident, $item:ty) => {
+        /// A page of objects.
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            /// API version.
+            pub api_version: &'static str,
+            /// `…List`.
+            pub kind: &'static str,
+            /// Paging.
+            pub metadata: ListMeta,
+            /// The objects.
+            pub data: Vec<$item>,
+        }
+    };
+}
+
+// ---- environments ----------------------------------------------------------------
+
+/// An environment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnvironmentObj {
+    /// `org/v2`
+    pub api_version: &'static str,
+    /// `Environment`
+    pub kind: &'static str,
+    /// `env-…`
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Name.
+    pub display_name: String,
+}
+list_type!(EnvironmentList, EnvironmentObj);
+
+/// Create an environment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentCreate {
+    /// Name (1–64 characters, unique).
+    pub display_name: String,
+}
+
+/// Update an environment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentUpdate {
+    /// New name.
+    pub display_name: Option<String>,
+}
+
+// ---- clusters and other resources ------------------------------------------------
+
+/// A cluster or other fronted resource.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterObj {
+    /// e.g. `cmk/v2`
+    pub api_version: &'static str,
+    /// e.g. `Cluster`
+    pub kind: &'static str,
+    /// `lkc-…`, `lsrc-…`, `lksqlc-…`, a Flink region or `tableflow`.
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    pub spec: ClusterSpec,
+    /// Status.
+    pub status: ClusterStatus,
+}
+list_type!(ClusterList, ClusterObj);
+
+/// Cluster spec.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterSpec {
+    /// Name.
+    pub display_name: String,
+    /// Environment.
+    pub environment: ObjRef,
+    /// Upstream: Kafka bootstrap servers, or the service URL.
+    pub upstream: String,
+}
+
+/// Cluster status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStatus {
+    /// `PROVISIONED`
+    pub phase: &'static str,
+}
+
+/// Register a cluster.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterCreate {
+    /// Spec.
+    pub spec: ClusterCreateSpec,
+}
+
+/// Spec of a new cluster.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterCreateSpec {
+    /// Name.
+    pub display_name: String,
+    /// Environment.
+    pub environment: IdIn,
+    /// Kafka: `host:port[,host:port…]`; others: `http(s)://…`.
+    pub upstream: String,
+    /// Flink only: `<cloud>.<region>`.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// Update a cluster.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterUpdate {
+    /// Spec.
+    pub spec: ClusterUpdateSpec,
+}
+
+/// Changes to a cluster.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterUpdateSpec {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New upstream.
+    #[serde(default)]
+    pub upstream: Option<String>,
+}
+
+// ---- accounts ------------------------------------------------------------------
+
+/// A service account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccountObj {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `ServiceAccount`
+    pub kind: &'static str,
+    /// `sa-…`
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Name (unique).
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+}
+list_type!(ServiceAccountList, ServiceAccountObj);
+
+/// Create a service account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountCreate {
+    /// Name (1–64 characters, unique).
+    pub display_name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Update a service account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountUpdate {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserObj {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `User`
+    pub kind: &'static str,
+    /// `u-…`
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// E-mail.
+    pub email: String,
+    /// Full name.
+    pub full_name: String,
+    /// `AUTH_TYPE_LOCAL` or `AUTH_TYPE_SSO`.
+    pub auth_type: String,
+}
+list_type!(UserList, UserObj);
+
+/// Create a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    /// E-mail (unique).
+    pub email: String,
+    /// Full name.
+    pub full_name: String,
+    /// `AUTH_TYPE_LOCAL` (default) or `AUTH_TYPE_SSO`.
+    #[serde(default)]
+    pub auth_type: Option<String>,
+}
+
+/// Update a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    /// New full name.
+    #[serde(default)]
+    pub full_name: Option<String>,
+}
+
+// ---- API keys ------------------------------------------------------------------
+
+/// An API key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyObj {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `ApiKey`
+    pub kind: &'static str,
+    /// The key (16 upper-case alphanumerics).
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    pub spec: ApiKeySpec,
+    /// keygate extension: phase and last use.
+    pub status: ApiKeyStatus,
+}
+list_type!(ApiKeyList, ApiKeyObj);
+
+/// API key spec.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeySpec {
+    /// Name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// The secret: only in the create response, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Owner.
+    pub owner: ObjRef,
+    /// Resource.
+    pub resource: ObjRef,
+    /// Expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// API key status (keygate extension).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyStatus {
+    /// `ACTIVE`, `DISABLED` or `EXPIRED`.
+    pub phase: &'static str,
+    /// Last successful authentication (updated in batches).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Create a key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreate {
+    /// Spec.
+    pub spec: ApiKeyCreateSpec,
+}
+
+/// Spec of a new key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreateSpec {
+    /// Name.
+    #[serde(default)]
+    pub display_name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Owner (default: the caller).
+    #[serde(default)]
+    pub owner: Option<IdIn>,
+    /// Resource.
+    pub resource: ResourceIn,
+    /// Optional expiry (RFC 3339, in the future).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Resource of a new key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceIn {
+    /// `CLOUD`, `TABLEFLOW`, `lkc-…`, `lsrc-…`, `lksqlc-…` or a Flink region.
+    pub id: String,
+    /// Environment (required for Flink and Tableflow).
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+/// Update a key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyUpdate {
+    /// Spec.
+    pub spec: ApiKeyUpdateSpec,
+}
+
+/// Changes to a key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyUpdateSpec {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+// ---- role bindings ---------------------------------------------------------------
+
+/// A role binding.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleBindingObj {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `RoleBinding`
+    pub kind: &'static str,
+    /// `rb-…`
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// `User:…` or `Group:…`.
+    pub principal: String,
+    /// Role.
+    pub role_name: String,
+    /// Where.
+    pub crn_pattern: String,
+}
+list_type!(RoleBindingList, RoleBindingObj);
+
+/// Create a role binding.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBindingCreate {
+    /// `User:…` or `Group:…`.
+    pub principal: String,
+    /// A predefined role.
+    pub role_name: String,
+    /// `crn://…` (a trailing `*` is a prefix).
+    pub crn_pattern: String,
+}
+
+// ---- ACLs (Kafka REST v3) ----------------------------------------------------------
+
+/// An ACL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AclObj {
+    /// `KafkaAcl`
+    pub kind: &'static str,
+    /// Metadata.
+    pub metadata: AclMeta,
+    /// Cluster.
+    pub cluster_id: String,
+    /// TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID.
+    pub resource_type: String,
+    /// Name (CLUSTER: `kafka-cluster`).
+    pub resource_name: String,
+    /// LITERAL or PREFIXED.
+    pub pattern_type: String,
+    /// `User:…`
+    pub principal: String,
+    /// Always `*`.
+    pub host: String,
+    /// Operation.
+    pub operation: String,
+    /// ALLOW or DENY.
+    pub permission: String,
+}
+
+/// ACL metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AclMeta {
+    /// URL.
+    #[serde(rename = "self")]
+    pub self_: String,
+}
+
+/// ACLs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AclList {
+    /// `KafkaAclDataList`
+    pub kind: &'static str,
+    /// Metadata.
+    pub metadata: AclMeta,
+    /// The ACLs.
+    pub data: Vec<AclObj>,
+}
+
+/// Create an ACL.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AclCreate {
+    /// TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID.
+    pub resource_type: String,
+    /// Name (CLUSTER: `kafka-cluster`).
+    pub resource_name: String,
+    /// LITERAL or PREFIXED.
+    pub pattern_type: String,
+    /// `User:…` or `User:*`.
+    pub principal: String,
+    /// Must be `*` (keygate has no per-host ACLs).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Operation.
+    pub operation: String,
+    /// ALLOW or DENY.
+    pub permission: String,
+}
+
+/// Create several ACLs at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AclBatch {
+    /// The ACLs.
+    pub data: Vec<AclCreate>,
+}
+
+/// The organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationObj {
+    /// `org/v2`
+    pub api_version: &'static str,
+    /// `Organization`
+    pub kind: &'static str,
+    /// `org-…`
+    pub id: String,
+    /// Metadata (`resource_name` is the root of every CRN).
+    pub metadata: ObjectMeta,
+    /// Name.
+    pub display_name: String,
+}
+list_type!(OrganizationList, OrganizationObj);

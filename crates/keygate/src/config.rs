@@ -1,0 +1,170 @@
+//! Server settings, layered: built-in defaults, then `keygate.toml` (or `--config`),
+//! then `KEYGATE_*` environment variables, then command-line flags. Clap merges the
+//! last two; the file fills in what neither set.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `keygate server` flags (each also a `KEYGATE_…` variable).
+#[derive(Debug, Clone, Args, Default)]
+pub(crate) struct ServerArgs {
+    /// Address of the REST API [default: 127.0.0.1:8080]
+    #[arg(long, env = "KEYGATE_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Directory for the embedded database and the pepper file [default: ./keygate-data]
+    #[arg(long, env = "KEYGATE_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:///path/to.db [default: sqlite in the data directory]
+    #[arg(long, env = "KEYGATE_DATABASE")]
+    pub(crate) database: Option<String>,
+    /// Base URL clients use to reach this server (for links) [default: http://<listen>]
+    #[arg(long, env = "KEYGATE_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+    /// Maximum API keys per owner [default: 10]
+    #[arg(long, env = "KEYGATE_MAX_KEYS_PER_OWNER")]
+    pub(crate) max_keys_per_owner: Option<u32>,
+    /// Settings file [default: ./keygate.toml if it exists]
+    #[arg(long, env = "KEYGATE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print a commented example configuration and exit
+    #[arg(long)]
+    pub(crate) print_default_config: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    public_url: Option<String>,
+    max_keys_per_owner: Option<u32>,
+    auth_failure_delay_ms: Option<u64>,
+    key_usage_flush_ms: Option<u64>,
+    organization_name: Option<String>,
+    admin_email: Option<String>,
+    crn_authority: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) database: Database,
+    pub(crate) public_url: Option<String>,
+    pub(crate) max_keys_per_owner: u32,
+    pub(crate) auth_failure_delay: Duration,
+    pub(crate) key_usage_flush: Duration,
+    pub(crate) organization_name: String,
+    pub(crate) admin_email: String,
+    pub(crate) crn_authority: String,
+}
+
+/// Where state lives.
+#[derive(Debug, Clone)]
+pub(crate) enum Database {
+    Sqlite(PathBuf),
+}
+
+pub(crate) const DEFAULT_CONFIG: &str = r#"# keygate.toml — every setting is optional; shown with its default.
+# Precedence: command-line flag > KEYGATE_* environment variable > this file > default.
+
+# Address of the REST API (KEYGATE_LISTEN, --listen).
+listen = "127.0.0.1:8080"
+
+# Directory for the embedded SQLite database and the pepper file (KEYGATE_DATA_DIR, --data-dir).
+# The pepper (pepper.key, mode 0600) keys the hashes of every API secret: back it up
+# with the database, keep it out of database backups shipped elsewhere.
+data_dir = "./keygate-data"
+
+# Database URL (KEYGATE_DATABASE, --database). Default: sqlite://<data_dir>/keygate.db
+# database = "sqlite:///var/lib/keygate/keygate.db"
+
+# Base URL clients use to reach this server, for links in responses (KEYGATE_PUBLIC_URL).
+# public_url = "https://keygate.example.com"
+
+# Maximum API keys per owner; beyond it creation answers 402 quota_exceeded.
+max_keys_per_owner = 10
+
+# Every failed authentication waits this long before answering (uniform for all causes).
+auth_failure_delay_ms = 100
+
+# How often last-used times of keys are written to the database.
+key_usage_flush_ms = 5000
+
+# Used only at the very first start, to create the organization and its first admin.
+organization_name = "keygate"
+admin_email = "admin@keygate.local"
+crn_authority = "keygate"
+"#;
+
+impl ServerArgs {
+    /// Resolve flags, environment, file and defaults.
+    pub(crate) fn resolve(&self) -> anyhow::Result<ServerConfig> {
+        let file = match &self.config {
+            Some(p) => read_file(p)?,
+            None if Path::new("keygate.toml").exists() => read_file(Path::new("keygate.toml"))?,
+            None => FileConfig::default(),
+        };
+        let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("keygate-data"));
+        let database = match self.database.clone().or(file.database) {
+            None => Database::Sqlite(data_dir.join("keygate.db")),
+            Some(url) => parse_database(&url)?,
+        };
+        Ok(ServerConfig {
+            listen,
+            data_dir,
+            database,
+            public_url: self.public_url.clone().or(file.public_url),
+            max_keys_per_owner: self.max_keys_per_owner.or(file.max_keys_per_owner).unwrap_or(10),
+            auth_failure_delay: Duration::from_millis(file.auth_failure_delay_ms.unwrap_or(100)),
+            key_usage_flush: Duration::from_millis(file.key_usage_flush_ms.unwrap_or(5000).max(10)),
+            organization_name: file.organization_name.unwrap_or_else(|| "keygate".into()),
+            admin_email: file.admin_email.unwrap_or_else(|| "admin@keygate.local".into()),
+            crn_authority: file.crn_authority.unwrap_or_else(|| "keygate".into()),
+        })
+    }
+}
+
+fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+fn parse_database(url: &str) -> anyhow::Result<Database> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            bail!("database URL `sqlite://` needs a path, e.g. sqlite:///var/lib/keygate/keygate.db");
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("PostgreSQL is not supported by this version of keygate yet; use the embedded SQLite (omit --database)");
+    }
+    bail!("unsupported database URL (expected sqlite://PATH)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_and_matches_defaults() {
+        let f: FileConfig = toml::from_str(DEFAULT_CONFIG).expect("default config parses");
+        assert_eq!(f.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
+        assert_eq!(f.max_keys_per_owner, Some(10));
+    }
+
+    #[test]
+    fn database_urls() {
+        assert!(matches!(parse_database("sqlite:///tmp/x.db"), Ok(Database::Sqlite(p)) if p == Path::new("/tmp/x.db")));
+        assert!(parse_database("postgres://x").is_err());
+        assert!(parse_database("mysql://x").is_err());
+    }
+}

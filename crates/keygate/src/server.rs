@@ -1,0 +1,128 @@
+//! `keygate server`: wire the store, the IAM service, the snapshot follower, the key
+//! usage recorder and the REST API together, and run until SIGINT/SIGTERM.
+
+use crate::config::{Database, ServerConfig};
+use anyhow::{bail, Context};
+use keygate_api::{ApiConfig, AppState};
+use keygate_iam::{Iam, IamConfig, SecretHasher, UsageRecorder, PEPPER_LEN};
+use keygate_store::{SqliteStore, Store};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Read the pepper, or create it (mode 0600) at first start.
+fn load_pepper(dir: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = dir.join("pepper.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "pepper file is readable by others; chmod 600 it");
+            }
+            bytes.try_into().map_err(|_| anyhow::anyhow!("{} is not a {PEPPER_LEN}-byte pepper file", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut pepper = [0u8; PEPPER_LEN];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut pepper);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(&pepper)?;
+            f.sync_all()?;
+            Ok(pepper)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
+    create_data_dir(&cfg.data_dir)?;
+    let pepper = load_pepper(&cfg.data_dir)?;
+    let hasher = SecretHasher::new(&pepper);
+    let store: Arc<dyn Store> = match &cfg.database {
+        Database::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_data_dir(parent)?;
+            }
+            Arc::new(SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?)
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+
+    let created = Iam::bootstrap(store.as_ref(), &hasher, &cfg.organization_name, &cfg.admin_email, &cfg.crn_authority).await?;
+    let iam = Arc::new(Iam::open(store.clone(), hasher, IamConfig { max_keys_per_owner: cfg.max_keys_per_owner }).await?);
+
+    let mut out = std::io::stdout().lock();
+    if let Some((key, secret, admin)) = created {
+        writeln!(out, "keygate initialised a new organization ({}) in {}", iam.org().id, cfg.data_dir.display())?;
+        writeln!(out, "First administrator: {} ({}), role OrganizationAdmin", admin.email, admin.id)?;
+        writeln!(out)?;
+        writeln!(out, "  API key:    {key}")?;
+        writeln!(out, "  API secret: {}", secret.expose())?;
+        writeln!(out)?;
+        writeln!(out, "!! The secret is shown only now. keygate stores only a keyed hash of it and cannot show it again.")?;
+        writeln!(out, "!! Save it in your password manager, or log in right away:")?;
+        writeln!(out, "     keygate login --url {public_url} --api-key {key} --api-secret <secret>")?;
+        writeln!(out)?;
+    }
+    writeln!(out, "keygate is listening on {public_url}")?;
+    writeln!(out, "  REST API docs: {public_url}/docs    OpenAPI: {public_url}/openapi.json    health: {public_url}/healthz")?;
+    out.flush()?;
+    drop(out);
+
+    tokio::spawn(iam.follower().clone().run(Duration::from_secs(1)));
+    let usage = Arc::new(UsageRecorder::default());
+    tokio::spawn(usage.clone().run(store.clone(), cfg.key_usage_flush));
+
+    let state = AppState {
+        iam: iam.clone(),
+        usage: usage.clone(),
+        cfg: Arc::new(ApiConfig { public_url, auth_failure_delay: cfg.auth_failure_delay }),
+    };
+    let app = keygate_api::router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving the REST API")?;
+    usage.flush(store.as_ref()).await;
+    tracing::info!("keygate stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Refuse a data directory that is a file, early and clearly.
+pub(crate) fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("--data-dir {} exists and is not a directory", dir.display());
+    }
+    Ok(())
+}
