@@ -54,12 +54,14 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     source: Option<ErrorSource>,
+    /// Fixed occurrence id: authentication failures must be byte-identical.
+    fixed_id: Option<&'static str>,
 }
 
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, title, detail: detail.into(), source: None }
+        ApiError { status, code, title, detail: detail.into(), source: None, fixed_id: None }
     }
 
     /// 422 for a body field.
@@ -80,7 +82,9 @@ impl ApiError {
 
     /// The one answer for every authentication failure.
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthorized", "invalid API key or secret")
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthorized", "invalid API key or secret");
+        e.fixed_id = Some("unauthenticated");
+        e
     }
 
     /// 404.
@@ -128,7 +132,7 @@ impl From<IamError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let id = format!("{:016x}", rand_id());
+        let id = self.fixed_id.map(str::to_owned).unwrap_or_else(|| format!("{:016x}", rand_id()));
         let body = ErrorBody {
             errors: vec![ErrorItem {
                 id,

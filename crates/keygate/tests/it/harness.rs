@@ -1,0 +1,256 @@
+//! Start and talk to a real keygate server.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    /// Bootstrap credentials (only on the first start of a data directory).
+    pub creds: Option<(String, String)>,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pump(r: impl Read + Send + 'static, buf: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if let Ok(mut b) = buf.lock() {
+                b.push_str(&line);
+                b.push('\n');
+            }
+        }
+    });
+}
+
+impl Server {
+    /// Start on a fresh temporary data directory (kept alive by the returned TempDir).
+    pub fn start(extra: &[&str]) -> (Server, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Server::start_in(dir.path(), extra);
+        (s, dir)
+    }
+
+    /// Start on `dir` (reusing its state if any).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(extra)
+            .current_dir(dir)
+            .env("KEYGATE_LOG", "info")
+            .env_remove("KEYGATE_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start keygate server");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        pump(child.stderr.take().expect("stderr"), stderr.clone());
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (mut key, mut secret, mut url) = (None, None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("read stdout");
+            stdout.lock().expect("lock").push_str(&format!("{line}\n"));
+            if let Some(k) = line.trim().strip_prefix("API key:") {
+                key = Some(k.trim().to_owned());
+            }
+            if let Some(s) = line.trim().strip_prefix("API secret:") {
+                secret = Some(s.trim().to_owned());
+            }
+            if let Some(u) = line.strip_prefix("keygate is listening on ") {
+                url = Some(u.trim().to_owned());
+                break;
+            }
+        }
+        let url = url.unwrap_or_else(|| panic!("server did not start; stderr:\n{}", stderr.lock().expect("lock")));
+        let rest = stdout.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut b) = rest.lock() {
+                    b.push_str(&line);
+                    b.push('\n');
+                }
+            }
+        });
+        Server { child, url, creds: key.zip(secret), stdout, stderr }
+    }
+
+    pub fn admin(&self) -> Api {
+        let (k, s) = self.creds.clone().expect("bootstrap credentials");
+        self.api(&k, &s)
+    }
+
+    pub fn api(&self, key: &str, secret: &str) -> Api {
+        Api { url: self.url.clone(), key: key.to_owned(), secret: secret.to_owned() }
+    }
+
+    pub fn logs(&self) -> String {
+        format!("{}{}", self.stdout.lock().expect("lock"), self.stderr.lock().expect("lock"))
+    }
+}
+
+/// A REST client with one key.
+#[derive(Clone)]
+pub struct Api {
+    pub url: String,
+    pub key: String,
+    pub secret: String,
+}
+
+/// Status and JSON body (Null when empty).
+pub type Resp = (u16, Value);
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build()
+}
+
+impl Api {
+    pub fn raw(&self, method: &str, path: &str, body: Option<&str>, content_type: Option<&str>) -> Resp {
+        let auth = base64_basic(&self.key, &self.secret);
+        let mut req = agent().request(method, &format!("{}{path}", self.url)).set("Authorization", &auth);
+        if let Some(ct) = content_type {
+            req = req.set("Content-Type", ct);
+        }
+        let res = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        let (code, text) = match res {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let v = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (code, v)
+    }
+    pub fn get(&self, path: &str) -> Resp {
+        self.raw("GET", path, None, None)
+    }
+    pub fn delete(&self, path: &str) -> Resp {
+        self.raw("DELETE", path, None, None)
+    }
+    pub fn post(&self, path: &str, body: Value) -> Resp {
+        self.raw("POST", path, Some(&body.to_string()), Some("application/json"))
+    }
+    pub fn patch(&self, path: &str, body: Value) -> Resp {
+        self.raw("PATCH", path, Some(&body.to_string()), Some("application/json"))
+    }
+
+    /// POST that must answer `want`; returns the body.
+    pub fn ok(&self, (code, body): Resp, want: u16) -> Value {
+        assert_eq!(code, want, "unexpected answer: {body}");
+        body
+    }
+
+    pub fn env(&self, name: &str) -> String {
+        let b = self.ok(self.post("/org/v2/environments", json!({ "display_name": name })), 201);
+        b["id"].as_str().expect("id").to_owned()
+    }
+
+    pub fn kafka(&self, env: &str, name: &str) -> String {
+        let b = self.ok(
+            self.post("/cmk/v2/clusters", json!({ "spec": { "display_name": name, "environment": { "id": env }, "upstream": "127.0.0.1:9092" } })),
+            201,
+        );
+        b["id"].as_str().expect("id").to_owned()
+    }
+
+    pub fn sa(&self, name: &str) -> String {
+        let b = self.ok(self.post("/iam/v2/service-accounts", json!({ "display_name": name })), 201);
+        b["id"].as_str().expect("id").to_owned()
+    }
+
+    pub fn user(&self, email: &str) -> String {
+        let b = self.ok(self.post("/iam/v2/users", json!({ "email": email, "full_name": "Test User" })), 201);
+        b["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Create a key; returns (key, secret).
+    pub fn key(&self, owner: &str, resource: &str) -> (String, String) {
+        let b = self.ok(self.post("/iam/v2/api-keys", json!({ "spec": { "owner": { "id": owner }, "resource": { "id": resource } } })), 202);
+        (b["id"].as_str().expect("id").to_owned(), b["spec"]["secret"].as_str().expect("secret").to_owned())
+    }
+
+    pub fn bind(&self, principal: &str, role: &str, crn: &str) -> String {
+        let b = self.ok(self.post("/iam/v2/role-bindings", json!({ "principal": principal, "role_name": role, "crn_pattern": crn })), 201);
+        b["id"].as_str().expect("id").to_owned()
+    }
+
+    pub fn org_crn(&self) -> String {
+        let (_, b) = self.get("/org/v2/organizations");
+        b["data"][0]["metadata"]["resource_name"].as_str().expect("org crn").to_owned()
+    }
+
+    /// Every item of a list endpoint.
+    pub fn all(&self, path: &str) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut next = Some(format!("{path}{sep}page_size=100"));
+        let mut out = Vec::new();
+        while let Some(p) = next.take() {
+            let (code, page) = self.get(&p);
+            assert_eq!(code, 200, "{page}");
+            out.extend(page["data"].as_array().cloned().unwrap_or_default());
+            next = page["metadata"]["next"].as_str().map(|u| u.trim_start_matches(&self.url).to_owned());
+        }
+        out
+    }
+}
+
+pub fn base64_basic(key: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}")))
+}
+
+/// Run the CLI with a private config file.
+pub struct CliEnv {
+    pub config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl CliEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        CliEnv { config: dir.path().join("cli.json"), _dir: dir }
+    }
+
+    /// Run `keygate ARGS`; returns (success, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("KEYGATE_CLI_CONFIG", &self.config)
+            .env_remove("KEYGATE_URL")
+            .env_remove("KEYGATE_API_KEY")
+            .env_remove("KEYGATE_API_SECRET")
+            .output()
+            .expect("run keygate");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Run, require success, parse stdout as JSON (`-o json` is added).
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let (ok, out, err) = self.run(&a);
+        assert!(ok, "keygate {args:?} failed: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("keygate {args:?}: not JSON ({e}): {out}"))
+    }
+}
+
+/// `json!` helper for error assertions: the error detail of a response.
+pub fn detail(v: &Value) -> String {
+    v["errors"][0]["detail"].as_str().unwrap_or_default().to_owned()
+}

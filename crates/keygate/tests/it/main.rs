@@ -1,0 +1,10 @@
+//! Integration tests: the real `keygate` binary, started on an ephemeral port with a
+//! temporary data directory, driven over HTTP and through its own CLI.
+
+#![allow(unreachable_pub)]
+
+mod api;
+mod authz;
+mod cli;
+mod durability;
+mod harness;
