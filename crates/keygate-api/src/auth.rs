@@ -22,7 +22,9 @@ fn basic_credentials(parts: &Parts) -> Option<(String, Secret)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (key, secret) = text.split_once(':')?;
     Some((key.to_owned(), Secret::from_client(secret)))
@@ -33,19 +35,26 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let result = match basic_credentials(parts) {
-            Some((key, secret)) => state.iam.authenticate_cloud(&key, &secret).map_err(|r| (Some(key), r.as_str())),
+            Some((key, secret)) => state
+                .iam
+                .authenticate_cloud(&key, &secret)
+                .map_err(|r| (Some(key), r.as_str())),
             None => Err((None, "missing or malformed Authorization header")),
         };
         match result {
             Ok(caller) => {
                 if let Some(k) = &caller.key_id {
-                    state.usage.record(k.clone());
+                    state.usage.record(*k);
                 }
                 Ok(Authed(caller))
             }
             Err((key, reason)) => {
                 // The key id is not secret; the secret never leaves this function.
-                tracing::info!(key = key.as_deref().unwrap_or("-"), reason, "REST authentication failed");
+                tracing::info!(
+                    key = key.as_deref().unwrap_or("-"),
+                    reason,
+                    "REST authentication failed"
+                );
                 tokio::time::sleep(state.cfg.auth_failure_delay).await;
                 Err(ApiError::unauthenticated())
             }

@@ -46,9 +46,12 @@ pub struct ErrorSource {
     pub parameter: Option<String>,
 }
 
-/// An error response.
+/// An error response (boxed: errors are rare, results should stay small).
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorInner>);
+
+#[derive(Debug)]
+struct ErrorInner {
     status: StatusCode,
     code: &'static str,
     title: &'static str,
@@ -60,30 +63,67 @@ pub struct ApiError {
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, title, detail: detail.into(), source: None, fixed_id: None }
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError(Box::new(ErrorInner {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            source: None,
+            fixed_id: None,
+        }))
     }
 
     /// 422 for a body field.
     pub fn invalid(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
         let pointer = pointer.into();
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "Invalid input", detail);
-        e.detail = if pointer.is_empty() { e.detail } else { format!("{pointer}: {}", e.detail) };
-        e.source = (!pointer.is_empty()).then_some(ErrorSource { pointer: Some(pointer), parameter: None });
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "Invalid input",
+            detail,
+        );
+        e.0.detail = if pointer.is_empty() {
+            e.0.detail
+        } else {
+            format!("{pointer}: {}", e.0.detail)
+        };
+        e.0.source = (!pointer.is_empty()).then_some(ErrorSource {
+            pointer: Some(pointer),
+            parameter: None,
+        });
         e
     }
 
     /// 422 for a query parameter.
     pub fn invalid_param(parameter: &str, detail: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "Invalid input", format!("{parameter}: {}", detail.into()));
-        e.source = Some(ErrorSource { pointer: None, parameter: Some(parameter.to_owned()) });
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "Invalid input",
+            format!("{parameter}: {}", detail.into()),
+        );
+        e.0.source = Some(ErrorSource {
+            pointer: None,
+            parameter: Some(parameter.to_owned()),
+        });
         e
     }
 
     /// The one answer for every authentication failure.
     pub fn unauthenticated() -> Self {
-        let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthorized", "invalid API key or secret");
-        e.fixed_id = Some("unauthenticated");
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Unauthorized",
+            "invalid API key or secret",
+        );
+        e.0.fixed_id = Some("unauthenticated");
         e
     }
 
@@ -94,7 +134,7 @@ impl ApiError {
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 }
 
@@ -102,8 +142,12 @@ impl From<IamError> for ApiError {
     fn from(e: IamError) -> Self {
         match e {
             IamError::Unauthenticated => ApiError::unauthenticated(),
-            IamError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m),
-            IamError::NotFound(what, id) => ApiError::not_found(format!("{what} `{id}` was not found")),
+            IamError::Forbidden(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m)
+            }
+            IamError::NotFound(what, id) => {
+                ApiError::not_found(format!("{what} `{id}` was not found"))
+            }
             IamError::Invalid { pointer, detail } => {
                 if pointer.starts_with('/') || pointer.is_empty() {
                     ApiError::invalid(pointer, detail)
@@ -111,7 +155,12 @@ impl From<IamError> for ApiError {
                     ApiError::invalid_param(&pointer, detail)
                 }
             }
-            IamError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "resource_already_exists", "Conflict", m),
+            IamError::Conflict(m) => ApiError::new(
+                StatusCode::CONFLICT,
+                "resource_already_exists",
+                "Conflict",
+                m,
+            ),
             IamError::QuotaExceeded(n) => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "quota_exceeded",
@@ -120,11 +169,21 @@ impl From<IamError> for ApiError {
             ),
             IamError::Unavailable(m) => {
                 tracing::error!(error = %m, "database unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service Unavailable", "the database is unavailable; retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Service Unavailable",
+                    "the database is unavailable; retry later",
+                )
             }
             other => {
                 tracing::error!(error = %other, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal Server Error", "an internal error occurred")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Internal Server Error",
+                    "an internal error occurred",
+                )
             }
         }
     }
@@ -132,20 +191,25 @@ impl From<IamError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let id = self.fixed_id.map(str::to_owned).unwrap_or_else(|| format!("{:016x}", rand_id()));
+        let e = *self.0;
+        let id = e
+            .fixed_id
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{:016x}", rand_id()));
         let body = ErrorBody {
             errors: vec![ErrorItem {
                 id,
-                status: self.status.as_u16().to_string(),
-                code: self.code.to_owned(),
-                title: self.title.to_owned(),
-                detail: self.detail,
-                source: self.source,
+                status: e.status.as_u16().to_string(),
+                code: e.code.to_owned(),
+                title: e.title.to_owned(),
+                detail: e.detail,
+                source: e.source,
             }],
         };
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        let mut resp = (e.status, axum::Json(body)).into_response();
+        if e.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         resp
     }
@@ -154,7 +218,12 @@ impl IntoResponse for ApiError {
 fn rand_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.finish()
 }
 
@@ -174,7 +243,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         if !is_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -185,9 +258,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload Too Large", "the request body is larger than 1 MiB")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "Payload Too Large",
+                    "the request body is larger than 1 MiB",
+                )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Bad Request", "the request body could not be read")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "Bad Request",
+                    "the request body could not be read",
+                )
             }
         })?;
         decode(&bytes).map(ApiJson)
@@ -209,10 +292,18 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ),
             Category::Data => {
                 let path = e.path().to_string();
-                let mut pointer = if path == "." { String::new() } else { format!("/{}", path.replace('.', "/")) };
+                let mut pointer = if path == "." {
+                    String::new()
+                } else {
+                    format!("/{}", path.replace('.', "/"))
+                };
                 let msg = inner.to_string();
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-                let field = |prefix: &str| msg.strip_prefix(prefix).and_then(|r| r.split('`').next()).map(str::to_owned);
+                let field = |prefix: &str| {
+                    msg.strip_prefix(prefix)
+                        .and_then(|r| r.split('`').next())
+                        .map(str::to_owned)
+                };
                 let mut point_at = |f: &str| {
                     // serde_path_to_error already ends the path with an unknown field.
                     if !pointer.ends_with(&format!("/{f}")) {

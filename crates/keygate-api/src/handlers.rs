@@ -9,8 +9,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use base64::Engine;
-use keygate_core::model::{Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Resource, RoleBinding};
-use keygate_core::{AclBinding, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType};
+use keygate_core::model::{
+    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Resource, RoleBinding,
+};
+use keygate_core::{
+    AclBinding, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType,
+};
 use keygate_iam::{NewApiKey, NewResource};
 use keygate_store::AclFilter;
 use std::collections::HashMap;
@@ -26,8 +30,18 @@ fn page<T>(items: Vec<T>, q: &HashMap<String, String>, url: &str) -> R<(Vec<T>, 
         None => 10,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            Ok(n) if n > MAX_PAGE => return Err(ApiError::invalid_param("page_size", format!("must be at most {MAX_PAGE}"))),
-            _ => return Err(ApiError::invalid_param("page_size", "must be a number from 1 to 100")),
+            Ok(n) if n > MAX_PAGE => {
+                return Err(ApiError::invalid_param(
+                    "page_size",
+                    format!("must be at most {MAX_PAGE}"),
+                ))
+            }
+            _ => {
+                return Err(ApiError::invalid_param(
+                    "page_size",
+                    "must be a number from 1 to 100",
+                ))
+            }
         },
     };
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,18 +52,42 @@ fn page<T>(items: Vec<T>, q: &HashMap<String, String>, url: &str) -> R<(Vec<T>, 
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()))
-            .ok_or_else(|| ApiError::invalid_param("page_token", "is not a token this server issued"))?,
+            .ok_or_else(|| {
+                ApiError::invalid_param("page_token", "is not a token this server issued")
+            })?,
     };
     let total = items.len();
     let sep = if url.contains('?') { '&' } else { '?' };
-    let next = (offset + size < total)
-        .then(|| format!("{url}{sep}page_size={size}&page_token={}", b64.encode(format!("o:{}", offset + size))));
+    let next = (offset + size < total).then(|| {
+        format!(
+            "{url}{sep}page_size={size}&page_token={}",
+            b64.encode(format!("o:{}", offset + size))
+        )
+    });
     let data = items.into_iter().skip(offset).take(size).collect();
-    Ok((data, ListMeta { first: format!("{url}{sep}page_size={size}"), next, total_size: total }))
+    Ok((
+        data,
+        ListMeta {
+            first: format!("{url}{sep}page_size={size}"),
+            next,
+            total_size: total,
+        },
+    ))
 }
 
-fn meta(st: &AppState, path: String, crn: String, created: chrono::DateTime<chrono::Utc>, updated: chrono::DateTime<chrono::Utc>) -> ObjectMeta {
-    ObjectMeta { self_: format!("{}{path}", st.cfg.public_url), resource_name: crn, created_at: created, updated_at: updated }
+fn meta(
+    st: &AppState,
+    path: String,
+    crn: String,
+    created: chrono::DateTime<chrono::Utc>,
+    updated: chrono::DateTime<chrono::Utc>,
+) -> ObjectMeta {
+    ObjectMeta {
+        self_: format!("{}{path}", st.cfg.public_url),
+        resource_name: crn,
+        created_at: created,
+        updated_at: updated,
+    }
 }
 
 fn org_crn(st: &AppState) -> keygate_core::CrnPattern {
@@ -82,7 +120,13 @@ fn env_obj(st: &AppState, e: Environment) -> EnvironmentObj {
     EnvironmentObj {
         api_version: "org/v2",
         kind: "Environment",
-        metadata: meta(st, format!("/org/v2/environments/{}", e.id), org_crn(st).child("environment", &e.id).to_string(), e.created_at, e.updated_at),
+        metadata: meta(
+            st,
+            format!("/org/v2/environments/{}", e.id),
+            org_crn(st).child("environment", &e.id).to_string(),
+            e.created_at,
+            e.updated_at,
+        ),
         id: e.id,
         display_name: e.display_name,
     }
@@ -91,16 +135,33 @@ fn env_obj(st: &AppState, e: Environment) -> EnvironmentObj {
 /// List environments.
 #[utoipa::path(get, path = "/org/v2/environments", tag = "environments", params(("page_size" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = EnvironmentList), (status = 401, body = ErrorBody)), security(("basic" = [])))]
-pub async fn list_environments(State(st): State<AppState>, Authed(c): Authed, Query(q): Q) -> R<Json<EnvironmentList>> {
+pub async fn list_environments(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Query(q): Q,
+) -> R<Json<EnvironmentList>> {
     let items = st.iam.list_environments(&c).await?;
-    let (items, metadata) = page(items, &q, &format!("{}/org/v2/environments", st.cfg.public_url))?;
-    Ok(Json(EnvironmentList { api_version: "org/v2", kind: "EnvironmentList", metadata, data: items.into_iter().map(|e| env_obj(&st, e)).collect() }))
+    let (items, metadata) = page(
+        items,
+        &q,
+        &format!("{}/org/v2/environments", st.cfg.public_url),
+    )?;
+    Ok(Json(EnvironmentList {
+        api_version: "org/v2",
+        kind: "EnvironmentList",
+        metadata,
+        data: items.into_iter().map(|e| env_obj(&st, e)).collect(),
+    }))
 }
 
 /// Create an environment.
 #[utoipa::path(post, path = "/org/v2/environments", tag = "environments", request_body = EnvironmentCreate,
     responses((status = 201, body = EnvironmentObj), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_environment(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<EnvironmentCreate>) -> R<impl IntoResponse> {
+pub async fn create_environment(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    ApiJson(b): ApiJson<EnvironmentCreate>,
+) -> R<impl IntoResponse> {
     let e = st.iam.create_environment(&c, &b.display_name).await?;
     Ok((StatusCode::CREATED, Json(env_obj(&st, e))))
 }
@@ -108,21 +169,39 @@ pub async fn create_environment(State(st): State<AppState>, Authed(c): Authed, A
 /// Describe an environment.
 #[utoipa::path(get, path = "/org/v2/environments/{id}", tag = "environments", params(("id" = String, Path)),
     responses((status = 200, body = EnvironmentObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn get_environment(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<Json<EnvironmentObj>> {
+pub async fn get_environment(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<EnvironmentObj>> {
     Ok(Json(env_obj(&st, st.iam.get_environment(&c, &id).await?)))
 }
 
 /// Rename an environment.
 #[utoipa::path(patch, path = "/org/v2/environments/{id}", tag = "environments", params(("id" = String, Path)), request_body = EnvironmentUpdate,
     responses((status = 200, body = EnvironmentObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn update_environment(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, ApiJson(b): ApiJson<EnvironmentUpdate>) -> R<Json<EnvironmentObj>> {
-    Ok(Json(env_obj(&st, st.iam.update_environment(&c, &id, b.display_name.as_deref()).await?)))
+pub async fn update_environment(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<EnvironmentUpdate>,
+) -> R<Json<EnvironmentObj>> {
+    Ok(Json(env_obj(
+        &st,
+        st.iam
+            .update_environment(&c, &id, b.display_name.as_deref())
+            .await?,
+    )))
 }
 
 /// Delete an empty environment.
 #[utoipa::path(delete, path = "/org/v2/environments/{id}", tag = "environments", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("basic" = [])))]
-pub async fn delete_environment(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<StatusCode> {
+pub async fn delete_environment(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<StatusCode> {
     st.iam.delete_environment(&c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -154,7 +233,9 @@ fn env_ref(st: &AppState, env: &str) -> ObjRef {
 fn resource_path(r: &Resource) -> String {
     let (base, _) = resource_base(r.kind);
     match r.kind {
-        ResourceKind::Flink | ResourceKind::Tableflow => format!("{base}/{}?environment={}", r.id, r.environment_id),
+        ResourceKind::Flink | ResourceKind::Tableflow => {
+            format!("{base}/{}?environment={}", r.id, r.environment_id)
+        }
         _ => format!("{base}/{}", r.id),
     }
 }
@@ -164,14 +245,31 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
     ClusterObj {
         api_version,
         kind: r.kind.api_kind(),
-        metadata: meta(st, resource_path(&r), r.crn(&org_crn(st)).to_string(), r.created_at, r.updated_at),
-        spec: ClusterSpec { display_name: r.display_name, environment: env_ref(st, &r.environment_id), upstream: r.upstream },
-        status: ClusterStatus { phase: "PROVISIONED" },
+        metadata: meta(
+            st,
+            resource_path(&r),
+            r.crn(&org_crn(st)).to_string(),
+            r.created_at,
+            r.updated_at,
+        ),
+        spec: ClusterSpec {
+            display_name: r.display_name,
+            environment: env_ref(st, &r.environment_id),
+            upstream: r.upstream,
+        },
+        status: ClusterStatus {
+            phase: "PROVISIONED",
+        },
         id: r.id,
     }
 }
 
-pub(crate) async fn list_resources(st: AppState, c: keygate_iam::Caller, kind: ResourceKind, q: HashMap<String, String>) -> R<Json<ClusterList>> {
+pub(crate) async fn list_resources(
+    st: AppState,
+    c: keygate_iam::Caller,
+    kind: ResourceKind,
+    q: HashMap<String, String>,
+) -> R<Json<ClusterList>> {
     let env = q.get("environment").map(String::as_str);
     let items = st.iam.list_resources(&c, kind, env).await?;
     let (base, api_version) = resource_base(kind);
@@ -192,31 +290,81 @@ pub(crate) async fn list_resources(st: AppState, c: keygate_iam::Caller, kind: R
     }))
 }
 
-pub(crate) async fn create_resource(st: AppState, c: keygate_iam::Caller, kind: ResourceKind, b: ClusterCreate) -> R<(StatusCode, Json<ClusterObj>)> {
+pub(crate) async fn create_resource(
+    st: AppState,
+    c: keygate_iam::Caller,
+    kind: ResourceKind,
+    b: ClusterCreate,
+) -> R<(StatusCode, Json<ClusterObj>)> {
     if kind != ResourceKind::Flink && b.spec.region.is_some() {
-        return Err(ApiError::invalid("/spec/region", "unknown field `region` (only Flink regions have one)"));
+        return Err(ApiError::invalid(
+            "/spec/region",
+            "unknown field `region` (only Flink regions have one)",
+        ));
     }
     let r = st
         .iam
-        .create_resource(&c, NewResource { kind, environment_id: b.spec.environment.id, display_name: b.spec.display_name, upstream: b.spec.upstream, region: b.spec.region })
+        .create_resource(
+            &c,
+            NewResource {
+                kind,
+                environment_id: b.spec.environment.id,
+                display_name: b.spec.display_name,
+                upstream: b.spec.upstream,
+                region: b.spec.region,
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(cluster_obj(&st, r))))
 }
 
-pub(crate) async fn get_resource(st: AppState, c: keygate_iam::Caller, kind: ResourceKind, id: String, q: HashMap<String, String>) -> R<Json<ClusterObj>> {
-    Ok(Json(cluster_obj(&st, st.iam.get_resource(&c, kind, q.get("environment").map(String::as_str), &id).await?)))
+pub(crate) async fn get_resource(
+    st: AppState,
+    c: keygate_iam::Caller,
+    kind: ResourceKind,
+    id: String,
+    q: HashMap<String, String>,
+) -> R<Json<ClusterObj>> {
+    Ok(Json(cluster_obj(
+        &st,
+        st.iam
+            .get_resource(&c, kind, q.get("environment").map(String::as_str), &id)
+            .await?,
+    )))
 }
 
-pub(crate) async fn update_resource(st: AppState, c: keygate_iam::Caller, kind: ResourceKind, id: String, q: HashMap<String, String>, b: ClusterUpdate) -> R<Json<ClusterObj>> {
+pub(crate) async fn update_resource(
+    st: AppState,
+    c: keygate_iam::Caller,
+    kind: ResourceKind,
+    id: String,
+    q: HashMap<String, String>,
+    b: ClusterUpdate,
+) -> R<Json<ClusterObj>> {
     let r = st
         .iam
-        .update_resource(&c, kind, q.get("environment").map(String::as_str), &id, b.spec.display_name.as_deref(), b.spec.upstream.as_deref())
+        .update_resource(
+            &c,
+            kind,
+            q.get("environment").map(String::as_str),
+            &id,
+            b.spec.display_name.as_deref(),
+            b.spec.upstream.as_deref(),
+        )
         .await?;
     Ok(Json(cluster_obj(&st, r)))
 }
 
-pub(crate) async fn delete_resource(st: AppState, c: keygate_iam::Caller, kind: ResourceKind, id: String, q: HashMap<String, String>) -> R<StatusCode> {
-    st.iam.delete_resource(&c, kind, q.get("environment").map(String::as_str), &id).await?;
+pub(crate) async fn delete_resource(
+    st: AppState,
+    c: keygate_iam::Caller,
+    kind: ResourceKind,
+    id: String,
+    q: HashMap<String, String>,
+) -> R<StatusCode> {
+    st.iam
+        .delete_resource(&c, kind, q.get("environment").map(String::as_str), &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,42 +373,70 @@ pub(crate) async fn delete_resource(st: AppState, c: keygate_iam::Caller, kind: 
 /// (/fcpm/v2/regions) and Tableflow (/tableflow/v1/endpoints) have the same operations.
 #[utoipa::path(get, path = "/cmk/v2/clusters", tag = "clusters", params(("environment" = Option<String>, Query), ("page_size" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = ClusterList)), security(("basic" = [])))]
-pub async fn list_kafka(State(st): State<AppState>, Authed(c): Authed, Query(q): Q) -> R<Json<ClusterList>> {
+pub async fn list_kafka(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Query(q): Q,
+) -> R<Json<ClusterList>> {
     list_resources(st, c, ResourceKind::Kafka, q).await
 }
 
 /// Register a Kafka cluster (its upstream bootstrap servers).
 #[utoipa::path(post, path = "/cmk/v2/clusters", tag = "clusters", request_body = ClusterCreate,
     responses((status = 201, body = ClusterObj), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_kafka(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<ClusterCreate>) -> R<(StatusCode, Json<ClusterObj>)> {
+pub async fn create_kafka(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    ApiJson(b): ApiJson<ClusterCreate>,
+) -> R<(StatusCode, Json<ClusterObj>)> {
     create_resource(st, c, ResourceKind::Kafka, b).await
 }
 
 /// Describe a Kafka cluster.
 #[utoipa::path(get, path = "/cmk/v2/clusters/{id}", tag = "clusters", params(("id" = String, Path), ("environment" = Option<String>, Query)),
     responses((status = 200, body = ClusterObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn get_kafka(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, Query(q): Q) -> R<Json<ClusterObj>> {
+pub async fn get_kafka(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> R<Json<ClusterObj>> {
     get_resource(st, c, ResourceKind::Kafka, id, q).await
 }
 
 /// Rename or re-point a Kafka cluster.
 #[utoipa::path(patch, path = "/cmk/v2/clusters/{id}", tag = "clusters", params(("id" = String, Path), ("environment" = Option<String>, Query)), request_body = ClusterUpdate,
     responses((status = 200, body = ClusterObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn update_kafka(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, Query(q): Q, ApiJson(b): ApiJson<ClusterUpdate>) -> R<Json<ClusterObj>> {
+pub async fn update_kafka(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    Query(q): Q,
+    ApiJson(b): ApiJson<ClusterUpdate>,
+) -> R<Json<ClusterObj>> {
     update_resource(st, c, ResourceKind::Kafka, id, q, b).await
 }
 
 /// Delete a Kafka cluster registration with its keys, ACLs and role bindings.
 #[utoipa::path(delete, path = "/cmk/v2/clusters/{id}", tag = "clusters", params(("id" = String, Path), ("environment" = Option<String>, Query)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn delete_kafka(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, Query(q): Q) -> R<StatusCode> {
+pub async fn delete_kafka(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> R<StatusCode> {
     delete_resource(st, c, ResourceKind::Kafka, id, q).await
 }
 
 // ---- service accounts and users ---------------------------------------------------
 
 fn account_crn(st: &AppState, a: &Account) -> String {
-    let key = if a.kind == AccountKind::User { "user" } else { "service-account" };
+    let key = if a.kind == AccountKind::User {
+        "user"
+    } else {
+        "service-account"
+    };
     org_crn(st).child(key, &a.id).to_string()
 }
 
@@ -268,7 +444,13 @@ fn sa_obj(st: &AppState, a: Account) -> ServiceAccountObj {
     ServiceAccountObj {
         api_version: "iam/v2",
         kind: "ServiceAccount",
-        metadata: meta(st, format!("/iam/v2/service-accounts/{}", a.id), account_crn(st, &a), a.created_at, a.updated_at),
+        metadata: meta(
+            st,
+            format!("/iam/v2/service-accounts/{}", a.id),
+            account_crn(st, &a),
+            a.created_at,
+            a.updated_at,
+        ),
         id: a.id,
         display_name: a.display_name,
         description: a.description,
@@ -279,7 +461,13 @@ fn user_obj(st: &AppState, a: Account) -> UserObj {
     UserObj {
         api_version: "iam/v2",
         kind: "User",
-        metadata: meta(st, format!("/iam/v2/users/{}", a.id), account_crn(st, &a), a.created_at, a.updated_at),
+        metadata: meta(
+            st,
+            format!("/iam/v2/users/{}", a.id),
+            account_crn(st, &a),
+            a.created_at,
+            a.updated_at,
+        ),
         id: a.id,
         email: a.email,
         full_name: a.display_name,
@@ -290,78 +478,167 @@ fn user_obj(st: &AppState, a: Account) -> UserObj {
 /// List service accounts.
 #[utoipa::path(get, path = "/iam/v2/service-accounts", tag = "service accounts", params(("page_size" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = ServiceAccountList)), security(("basic" = [])))]
-pub async fn list_service_accounts(State(st): State<AppState>, Authed(c): Authed, Query(q): Q) -> R<Json<ServiceAccountList>> {
-    let items = st.iam.list_accounts(&c, AccountKind::ServiceAccount).await?;
-    let (items, metadata) = page(items, &q, &format!("{}/iam/v2/service-accounts", st.cfg.public_url))?;
-    Ok(Json(ServiceAccountList { api_version: "iam/v2", kind: "ServiceAccountList", metadata, data: items.into_iter().map(|a| sa_obj(&st, a)).collect() }))
+pub async fn list_service_accounts(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Query(q): Q,
+) -> R<Json<ServiceAccountList>> {
+    let items = st
+        .iam
+        .list_accounts(&c, AccountKind::ServiceAccount)
+        .await?;
+    let (items, metadata) = page(
+        items,
+        &q,
+        &format!("{}/iam/v2/service-accounts", st.cfg.public_url),
+    )?;
+    Ok(Json(ServiceAccountList {
+        api_version: "iam/v2",
+        kind: "ServiceAccountList",
+        metadata,
+        data: items.into_iter().map(|a| sa_obj(&st, a)).collect(),
+    }))
 }
 
 /// Create a service account.
 #[utoipa::path(post, path = "/iam/v2/service-accounts", tag = "service accounts", request_body = ServiceAccountCreate,
     responses((status = 201, body = ServiceAccountObj), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_service_account(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<ServiceAccountCreate>) -> R<impl IntoResponse> {
-    let a = st.iam.create_service_account(&c, &b.display_name, &b.description).await?;
+pub async fn create_service_account(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    ApiJson(b): ApiJson<ServiceAccountCreate>,
+) -> R<impl IntoResponse> {
+    let a = st
+        .iam
+        .create_service_account(&c, &b.display_name, &b.description)
+        .await?;
     Ok((StatusCode::CREATED, Json(sa_obj(&st, a))))
 }
 
 /// Describe a service account.
 #[utoipa::path(get, path = "/iam/v2/service-accounts/{id}", tag = "service accounts", params(("id" = String, Path)),
     responses((status = 200, body = ServiceAccountObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn get_service_account(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<Json<ServiceAccountObj>> {
-    Ok(Json(sa_obj(&st, st.iam.get_account(&c, AccountKind::ServiceAccount, &id).await?)))
+pub async fn get_service_account(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<ServiceAccountObj>> {
+    Ok(Json(sa_obj(
+        &st,
+        st.iam
+            .get_account(&c, AccountKind::ServiceAccount, &id)
+            .await?,
+    )))
 }
 
 /// Update a service account.
 #[utoipa::path(patch, path = "/iam/v2/service-accounts/{id}", tag = "service accounts", params(("id" = String, Path)), request_body = ServiceAccountUpdate,
     responses((status = 200, body = ServiceAccountObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn update_service_account(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, ApiJson(b): ApiJson<ServiceAccountUpdate>) -> R<Json<ServiceAccountObj>> {
-    let a = st.iam.update_account(&c, AccountKind::ServiceAccount, &id, b.display_name.as_deref(), b.description.as_deref()).await?;
+pub async fn update_service_account(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ServiceAccountUpdate>,
+) -> R<Json<ServiceAccountObj>> {
+    let a = st
+        .iam
+        .update_account(
+            &c,
+            AccountKind::ServiceAccount,
+            &id,
+            b.display_name.as_deref(),
+            b.description.as_deref(),
+        )
+        .await?;
     Ok(Json(sa_obj(&st, a)))
 }
 
 /// Delete a service account with its keys, role bindings and ACLs.
 #[utoipa::path(delete, path = "/iam/v2/service-accounts/{id}", tag = "service accounts", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn delete_service_account(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<StatusCode> {
-    st.iam.delete_account(&c, AccountKind::ServiceAccount, &id).await?;
+pub async fn delete_service_account(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<StatusCode> {
+    st.iam
+        .delete_account(&c, AccountKind::ServiceAccount, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// List users.
 #[utoipa::path(get, path = "/iam/v2/users", tag = "users", params(("page_size" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = UserList)), security(("basic" = [])))]
-pub async fn list_users(State(st): State<AppState>, Authed(c): Authed, Query(q): Q) -> R<Json<UserList>> {
+pub async fn list_users(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Query(q): Q,
+) -> R<Json<UserList>> {
     let items = st.iam.list_accounts(&c, AccountKind::User).await?;
     let (items, metadata) = page(items, &q, &format!("{}/iam/v2/users", st.cfg.public_url))?;
-    Ok(Json(UserList { api_version: "iam/v2", kind: "UserList", metadata, data: items.into_iter().map(|a| user_obj(&st, a)).collect() }))
+    Ok(Json(UserList {
+        api_version: "iam/v2",
+        kind: "UserList",
+        metadata,
+        data: items.into_iter().map(|a| user_obj(&st, a)).collect(),
+    }))
 }
 
 /// Create a user (keygate extension: the hosted anchor invites users instead).
 #[utoipa::path(post, path = "/iam/v2/users", tag = "users", request_body = UserCreate,
     responses((status = 201, body = UserObj), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_user(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<UserCreate>) -> R<impl IntoResponse> {
-    let a = st.iam.create_user(&c, &b.email, &b.full_name, b.auth_type.as_deref()).await?;
+pub async fn create_user(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    ApiJson(b): ApiJson<UserCreate>,
+) -> R<impl IntoResponse> {
+    let a = st
+        .iam
+        .create_user(&c, &b.email, &b.full_name, b.auth_type.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(user_obj(&st, a))))
 }
 
 /// Describe a user.
 #[utoipa::path(get, path = "/iam/v2/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = UserObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn get_user(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<Json<UserObj>> {
-    Ok(Json(user_obj(&st, st.iam.get_account(&c, AccountKind::User, &id).await?)))
+pub async fn get_user(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<UserObj>> {
+    Ok(Json(user_obj(
+        &st,
+        st.iam.get_account(&c, AccountKind::User, &id).await?,
+    )))
 }
 
 /// Update a user.
 #[utoipa::path(patch, path = "/iam/v2/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserUpdate,
     responses((status = 200, body = UserObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn update_user(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, ApiJson(b): ApiJson<UserUpdate>) -> R<Json<UserObj>> {
-    Ok(Json(user_obj(&st, st.iam.update_account(&c, AccountKind::User, &id, b.full_name.as_deref(), None).await?)))
+pub async fn update_user(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UserUpdate>,
+) -> R<Json<UserObj>> {
+    Ok(Json(user_obj(
+        &st,
+        st.iam
+            .update_account(&c, AccountKind::User, &id, b.full_name.as_deref(), None)
+            .await?,
+    )))
 }
 
 /// Delete a user with its keys, role bindings and ACLs (never the last OrganizationAdmin).
 #[utoipa::path(delete, path = "/iam/v2/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("basic" = [])))]
-pub async fn delete_user(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<StatusCode> {
+pub async fn delete_user(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<StatusCode> {
     st.iam.delete_account(&c, AccountKind::User, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -392,7 +669,11 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
             api_version: String::new(),
             kind: "Cloud".into(),
         },
-        KeyScope::Resource { kind, id, environment_id } => {
+        KeyScope::Resource {
+            kind,
+            id,
+            environment_id,
+        } => {
             let r = Resource {
                 id: id.clone(),
                 kind: *kind,
@@ -404,7 +685,11 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
             };
             let (_, api_version) = resource_base(*kind);
             ObjRef {
-                id: if *kind == ResourceKind::Tableflow { "TABLEFLOW".into() } else { id.clone() },
+                id: if *kind == ResourceKind::Tableflow {
+                    "TABLEFLOW".into()
+                } else {
+                    id.clone()
+                },
                 environment: Some(environment_id.clone()),
                 related: format!("{base}{}", resource_path(&r)),
                 resource_name: r.crn(&org).to_string(),
@@ -417,10 +702,26 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
     ApiKeyObj {
         api_version: "iam/v2",
         kind: "ApiKey",
-        metadata: meta(st, format!("/iam/v2/api-keys/{}", k.id), org.child("api-key", k.id.as_str()).to_string(), k.created_at, k.updated_at),
+        metadata: meta(
+            st,
+            format!("/iam/v2/api-keys/{}", k.id),
+            org.child("api-key", k.id.as_str()).to_string(),
+            k.created_at,
+            k.updated_at,
+        ),
         id: k.id.to_string(),
-        spec: ApiKeySpec { display_name: k.display_name, description: k.description, secret, owner, resource, expires_at: k.expires_at },
-        status: ApiKeyStatus { phase, last_used_at: k.last_used_at },
+        spec: ApiKeySpec {
+            display_name: k.display_name,
+            description: k.description,
+            secret,
+            owner,
+            resource,
+            expires_at: k.expires_at,
+        },
+        status: ApiKeyStatus {
+            phase,
+            last_used_at: k.last_used_at,
+        },
     }
 }
 
@@ -428,18 +729,39 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
 #[utoipa::path(get, path = "/iam/v2/api-keys", tag = "api keys",
     params(("spec.owner" = Option<String>, Query), ("spec.resource" = Option<String>, Query), ("spec.resource.environment" = Option<String>, Query), ("page_size" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = ApiKeyList)), security(("basic" = [])))]
-pub async fn list_api_keys(State(st): State<AppState>, Authed(c): Authed, Query(q): Q) -> R<Json<ApiKeyList>> {
-    let resource = q.get("spec.resource").map(|r| (r.as_str(), q.get("spec.resource.environment").map(String::as_str)));
-    let items = st.iam.list_api_keys(&c, q.get("spec.owner").map(String::as_str), resource).await?;
+pub async fn list_api_keys(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Query(q): Q,
+) -> R<Json<ApiKeyList>> {
+    let resource = q.get("spec.resource").map(|r| {
+        (
+            r.as_str(),
+            q.get("spec.resource.environment").map(String::as_str),
+        )
+    });
+    let items = st
+        .iam
+        .list_api_keys(&c, q.get("spec.owner").map(String::as_str), resource)
+        .await?;
     let (items, metadata) = page(items, &q, &format!("{}/iam/v2/api-keys", st.cfg.public_url))?;
-    Ok(Json(ApiKeyList { api_version: "iam/v2", kind: "ApiKeyList", metadata, data: items.into_iter().map(|k| key_obj(&st, k, None)).collect() }))
+    Ok(Json(ApiKeyList {
+        api_version: "iam/v2",
+        kind: "ApiKeyList",
+        metadata,
+        data: items.into_iter().map(|k| key_obj(&st, k, None)).collect(),
+    }))
 }
 
 /// Create a key. Answers 202 like the hosted anchor, but the key works as soon as the
 /// response is sent. The secret is in this response and nowhere else, ever.
 #[utoipa::path(post, path = "/iam/v2/api-keys", tag = "api keys", request_body = ApiKeyCreate,
     responses((status = 202, body = ApiKeyObj), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_api_key(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<ApiKeyCreate>) -> R<impl IntoResponse> {
+pub async fn create_api_key(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    ApiJson(b): ApiJson<ApiKeyCreate>,
+) -> R<impl IntoResponse> {
     let s = b.spec;
     let (k, secret) = st
         .iam
@@ -455,42 +777,82 @@ pub async fn create_api_key(State(st): State<AppState>, Authed(c): Authed, ApiJs
             },
         )
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(key_obj(&st, k, Some(secret.expose().to_owned())))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(key_obj(&st, k, Some(secret.expose().to_owned()))),
+    ))
 }
 
 /// Describe a key (never its secret).
 #[utoipa::path(get, path = "/iam/v2/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
     responses((status = 200, body = ApiKeyObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn get_api_key(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<Json<ApiKeyObj>> {
+pub async fn get_api_key(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<ApiKeyObj>> {
     Ok(Json(key_obj(&st, st.iam.get_api_key(&c, &id).await?, None)))
 }
 
 /// Change a key's name or description.
 #[utoipa::path(patch, path = "/iam/v2/api-keys/{id}", tag = "api keys", params(("id" = String, Path)), request_body = ApiKeyUpdate,
     responses((status = 200, body = ApiKeyObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn update_api_key(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, ApiJson(b): ApiJson<ApiKeyUpdate>) -> R<Json<ApiKeyObj>> {
-    let k = st.iam.update_api_key(&c, &id, b.spec.display_name.as_deref(), b.spec.description.as_deref()).await?;
+pub async fn update_api_key(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ApiKeyUpdate>,
+) -> R<Json<ApiKeyObj>> {
+    let k = st
+        .iam
+        .update_api_key(
+            &c,
+            &id,
+            b.spec.display_name.as_deref(),
+            b.spec.description.as_deref(),
+        )
+        .await?;
     Ok(Json(key_obj(&st, k, None)))
 }
 
 /// Disable a key (keygate extension). It stops working at once.
 #[utoipa::path(post, path = "/iam/v2/api-keys/{id}/disable", tag = "api keys", params(("id" = String, Path)),
     responses((status = 200, body = ApiKeyObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn disable_api_key(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<Json<ApiKeyObj>> {
-    Ok(Json(key_obj(&st, st.iam.set_api_key_disabled(&c, &id, true).await?, None)))
+pub async fn disable_api_key(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<ApiKeyObj>> {
+    Ok(Json(key_obj(
+        &st,
+        st.iam.set_api_key_disabled(&c, &id, true).await?,
+        None,
+    )))
 }
 
 /// Enable a disabled key (keygate extension).
 #[utoipa::path(post, path = "/iam/v2/api-keys/{id}/enable", tag = "api keys", params(("id" = String, Path)),
     responses((status = 200, body = ApiKeyObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn enable_api_key(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<Json<ApiKeyObj>> {
-    Ok(Json(key_obj(&st, st.iam.set_api_key_disabled(&c, &id, false).await?, None)))
+pub async fn enable_api_key(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<ApiKeyObj>> {
+    Ok(Json(key_obj(
+        &st,
+        st.iam.set_api_key_disabled(&c, &id, false).await?,
+        None,
+    )))
 }
 
 /// Delete a key.
 #[utoipa::path(delete, path = "/iam/v2/api-keys/{id}", tag = "api keys", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn delete_api_key(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<StatusCode> {
+pub async fn delete_api_key(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<StatusCode> {
     st.iam.delete_api_key(&c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -501,7 +863,13 @@ fn rb_obj(st: &AppState, rb: RoleBinding) -> RoleBindingObj {
     RoleBindingObj {
         api_version: "iam/v2",
         kind: "RoleBinding",
-        metadata: meta(st, format!("/iam/v2/role-bindings/{}", rb.id), org_crn(st).to_string() + "/role-binding=" + &rb.id, rb.created_at, rb.created_at),
+        metadata: meta(
+            st,
+            format!("/iam/v2/role-bindings/{}", rb.id),
+            org_crn(st).to_string() + "/role-binding=" + &rb.id,
+            rb.created_at,
+            rb.created_at,
+        ),
         id: rb.id,
         principal: rb.principal.to_string(),
         role_name: rb.role.to_string(),
@@ -513,32 +881,73 @@ fn rb_obj(st: &AppState, rb: RoleBinding) -> RoleBindingObj {
 #[utoipa::path(get, path = "/iam/v2/role-bindings", tag = "role bindings",
     params(("crn_pattern" = String, Query), ("principal" = Option<String>, Query), ("role_name" = Option<String>, Query), ("page_size" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = RoleBindingList), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn list_role_bindings(State(st): State<AppState>, Authed(c): Authed, Query(q): Q) -> R<Json<RoleBindingList>> {
-    let crn = q.get("crn_pattern").ok_or_else(|| ApiError::invalid_param("crn_pattern", "is required"))?;
-    let items = st.iam.list_role_bindings(&c, crn, q.get("principal").map(String::as_str), q.get("role_name").map(String::as_str)).await?;
-    let (items, metadata) = page(items, &q, &format!("{}/iam/v2/role-bindings?crn_pattern={crn}", st.cfg.public_url))?;
-    Ok(Json(RoleBindingList { api_version: "iam/v2", kind: "RoleBindingList", metadata, data: items.into_iter().map(|r| rb_obj(&st, r)).collect() }))
+pub async fn list_role_bindings(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Query(q): Q,
+) -> R<Json<RoleBindingList>> {
+    let crn = q
+        .get("crn_pattern")
+        .ok_or_else(|| ApiError::invalid_param("crn_pattern", "is required"))?;
+    let items = st
+        .iam
+        .list_role_bindings(
+            &c,
+            crn,
+            q.get("principal").map(String::as_str),
+            q.get("role_name").map(String::as_str),
+        )
+        .await?;
+    let (items, metadata) = page(
+        items,
+        &q,
+        &format!(
+            "{}/iam/v2/role-bindings?crn_pattern={crn}",
+            st.cfg.public_url
+        ),
+    )?;
+    Ok(Json(RoleBindingList {
+        api_version: "iam/v2",
+        kind: "RoleBindingList",
+        metadata,
+        data: items.into_iter().map(|r| rb_obj(&st, r)).collect(),
+    }))
 }
 
 /// Bind a role.
 #[utoipa::path(post, path = "/iam/v2/role-bindings", tag = "role bindings", request_body = RoleBindingCreate,
     responses((status = 201, body = RoleBindingObj), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_role_binding(State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<RoleBindingCreate>) -> R<impl IntoResponse> {
-    let rb = st.iam.create_role_binding(&c, &b.principal, &b.role_name, &b.crn_pattern).await?;
+pub async fn create_role_binding(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    ApiJson(b): ApiJson<RoleBindingCreate>,
+) -> R<impl IntoResponse> {
+    let rb = st
+        .iam
+        .create_role_binding(&c, &b.principal, &b.role_name, &b.crn_pattern)
+        .await?;
     Ok((StatusCode::CREATED, Json(rb_obj(&st, rb))))
 }
 
 /// Describe a role binding.
 #[utoipa::path(get, path = "/iam/v2/role-bindings/{id}", tag = "role bindings", params(("id" = String, Path)),
     responses((status = 200, body = RoleBindingObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
-pub async fn get_role_binding(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<Json<RoleBindingObj>> {
+pub async fn get_role_binding(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<RoleBindingObj>> {
     Ok(Json(rb_obj(&st, st.iam.get_role_binding(&c, &id).await?)))
 }
 
 /// Revoke a role binding (never the last OrganizationAdmin's).
 #[utoipa::path(delete, path = "/iam/v2/role-bindings/{id}", tag = "role bindings", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("basic" = [])))]
-pub async fn delete_role_binding(State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>) -> R<StatusCode> {
+pub async fn delete_role_binding(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<StatusCode> {
     st.iam.delete_role_binding(&c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -568,23 +977,59 @@ fn acl_obj(st: &AppState, a: &Acl) -> AclObj {
 
 fn acl_from(a: AclCreate, prefix: &str) -> R<AclBinding> {
     let p = |f: &str| format!("{prefix}/{f}");
-    let resource_type = ResourceType::parse(&a.resource_type)
-        .ok_or_else(|| ApiError::invalid(p("resource_type"), "must be TOPIC, GROUP, CLUSTER or TRANSACTIONAL_ID"))?;
-    let pattern_type = PatternType::parse(&a.pattern_type).ok_or_else(|| ApiError::invalid(p("pattern_type"), "must be LITERAL or PREFIXED"))?;
-    let operation = Operation::parse(&a.operation).ok_or_else(|| ApiError::invalid(p("operation"), format!("unknown operation `{}`", a.operation.chars().take(40).collect::<String>())))?;
-    let permission = Permission::parse(&a.permission).ok_or_else(|| ApiError::invalid(p("permission"), "must be ALLOW or DENY"))?;
-    let principal = Principal::parse(&a.principal).map_err(|e| ApiError::invalid(p("principal"), e.to_string()))?;
+    let resource_type = ResourceType::parse(&a.resource_type).ok_or_else(|| {
+        ApiError::invalid(
+            p("resource_type"),
+            "must be TOPIC, GROUP, CLUSTER or TRANSACTIONAL_ID",
+        )
+    })?;
+    let pattern_type = PatternType::parse(&a.pattern_type)
+        .ok_or_else(|| ApiError::invalid(p("pattern_type"), "must be LITERAL or PREFIXED"))?;
+    let operation = Operation::parse(&a.operation).ok_or_else(|| {
+        ApiError::invalid(
+            p("operation"),
+            format!(
+                "unknown operation `{}`",
+                a.operation.chars().take(40).collect::<String>()
+            ),
+        )
+    })?;
+    let permission = Permission::parse(&a.permission)
+        .ok_or_else(|| ApiError::invalid(p("permission"), "must be ALLOW or DENY"))?;
+    let principal = Principal::parse(&a.principal)
+        .map_err(|e| ApiError::invalid(p("principal"), e.to_string()))?;
     if a.host.as_deref().is_some_and(|h| h != "*") {
-        return Err(ApiError::invalid(p("host"), "must be `*`: keygate has no per-host ACLs"));
+        return Err(ApiError::invalid(
+            p("host"),
+            "must be `*`: keygate has no per-host ACLs",
+        ));
     }
-    let binding = AclBinding { principal, resource_type, resource_name: a.resource_name, pattern_type, operation, permission };
-    binding.validate().map_err(|e| ApiError::invalid(prefix.to_owned(), e.to_string()))?;
+    let binding = AclBinding {
+        principal,
+        resource_type,
+        resource_name: a.resource_name,
+        pattern_type,
+        operation,
+        permission,
+    };
+    binding
+        .validate()
+        .map_err(|e| ApiError::invalid(prefix.to_owned(), e.to_string()))?;
     Ok(binding)
 }
 
 fn acl_filter(q: &HashMap<String, String>) -> R<AclFilter> {
-    let any = |k: &str| q.get(k).filter(|v| !v.eq_ignore_ascii_case("ANY") && !v.is_empty());
-    let parse = |k: &str, ok: bool| if ok { Ok(()) } else { Err(ApiError::invalid_param(k, "has an unknown value")) };
+    let any = |k: &str| {
+        q.get(k)
+            .filter(|v| !v.eq_ignore_ascii_case("ANY") && !v.is_empty())
+    };
+    let parse = |k: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::invalid_param(k, "has an unknown value"))
+        }
+    };
     let mut f = AclFilter::default();
     if let Some(v) = any("resource_type") {
         f.resource_type = ResourceType::parse(v);
@@ -603,7 +1048,9 @@ fn acl_filter(q: &HashMap<String, String>) -> R<AclFilter> {
         parse("permission", f.permission.is_some())?;
     }
     if let Some(v) = q.get("principal").filter(|v| !v.is_empty()) {
-        f.principal = Some(Principal::parse(v).map_err(|e| ApiError::invalid_param("principal", e.to_string()))?);
+        f.principal = Some(
+            Principal::parse(v).map_err(|e| ApiError::invalid_param("principal", e.to_string()))?,
+        );
     }
     f.resource_name = q.get("resource_name").filter(|v| !v.is_empty()).cloned();
     Ok(f)
@@ -612,7 +1059,9 @@ fn acl_filter(q: &HashMap<String, String>) -> R<AclFilter> {
 fn acl_list(st: &AppState, cluster: &str, acls: &[Acl]) -> AclList {
     AclList {
         kind: "KafkaAclDataList",
-        metadata: AclMeta { self_: format!("{}/kafka/v3/clusters/{cluster}/acls", st.cfg.public_url) },
+        metadata: AclMeta {
+            self_: format!("{}/kafka/v3/clusters/{cluster}/acls", st.cfg.public_url),
+        },
         data: acls.iter().map(|a| acl_obj(st, a)).collect(),
     }
 }
@@ -620,7 +1069,12 @@ fn acl_list(st: &AppState, cluster: &str, acls: &[Acl]) -> AclList {
 /// Create an ACL (ALTER on the cluster).
 #[utoipa::path(post, path = "/kafka/v3/clusters/{cluster_id}/acls", tag = "acls", params(("cluster_id" = String, Path)), request_body = AclCreate,
     responses((status = 201), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_acl(State(st): State<AppState>, Authed(c): Authed, Path(cluster): Path<String>, ApiJson(b): ApiJson<AclCreate>) -> R<StatusCode> {
+pub async fn create_acl(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(cluster): Path<String>,
+    ApiJson(b): ApiJson<AclCreate>,
+) -> R<StatusCode> {
     let binding = acl_from(b, "")?;
     st.iam.create_acls(&c, &cluster, vec![binding]).await?;
     Ok(StatusCode::CREATED)
@@ -629,8 +1083,18 @@ pub async fn create_acl(State(st): State<AppState>, Authed(c): Authed, Path(clus
 /// Create several ACLs; all or none.
 #[utoipa::path(post, path = "/kafka/v3/clusters/{cluster_id}/acls:batch", tag = "acls", params(("cluster_id" = String, Path)), request_body = AclBatch,
     responses((status = 201), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)), security(("basic" = [])))]
-pub async fn create_acls_batch(State(st): State<AppState>, Authed(c): Authed, Path(cluster): Path<String>, ApiJson(b): ApiJson<AclBatch>) -> R<StatusCode> {
-    let bindings = b.data.into_iter().enumerate().map(|(i, a)| acl_from(a, &format!("/data/{i}"))).collect::<R<Vec<_>>>()?;
+pub async fn create_acls_batch(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(cluster): Path<String>,
+    ApiJson(b): ApiJson<AclBatch>,
+) -> R<StatusCode> {
+    let bindings = b
+        .data
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| acl_from(a, &format!("/data/{i}")))
+        .collect::<R<Vec<_>>>()?;
     st.iam.create_acls(&c, &cluster, bindings).await?;
     Ok(StatusCode::CREATED)
 }
@@ -640,7 +1104,12 @@ pub async fn create_acls_batch(State(st): State<AppState>, Authed(c): Authed, Pa
     params(("cluster_id" = String, Path), ("resource_type" = Option<String>, Query), ("resource_name" = Option<String>, Query), ("pattern_type" = Option<String>, Query),
            ("principal" = Option<String>, Query), ("operation" = Option<String>, Query), ("permission" = Option<String>, Query)),
     responses((status = 200, body = AclList), (status = 403, body = ErrorBody)), security(("basic" = [])))]
-pub async fn list_acls(State(st): State<AppState>, Authed(c): Authed, Path(cluster): Path<String>, Query(q): Q) -> R<Json<AclList>> {
+pub async fn list_acls(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(cluster): Path<String>,
+    Query(q): Q,
+) -> R<Json<AclList>> {
     let f = acl_filter(&q)?;
     let acls = st.iam.list_acls(&c, &cluster, &f).await?;
     Ok(Json(acl_list(&st, &cluster, &acls)))
@@ -651,7 +1120,12 @@ pub async fn list_acls(State(st): State<AppState>, Authed(c): Authed, Path(clust
     params(("cluster_id" = String, Path), ("resource_type" = Option<String>, Query), ("resource_name" = Option<String>, Query), ("pattern_type" = Option<String>, Query),
            ("principal" = Option<String>, Query), ("operation" = Option<String>, Query), ("permission" = Option<String>, Query)),
     responses((status = 200, body = AclList), (status = 403, body = ErrorBody)), security(("basic" = [])))]
-pub async fn delete_acls(State(st): State<AppState>, Authed(c): Authed, Path(cluster): Path<String>, Query(q): Q) -> R<Json<AclList>> {
+pub async fn delete_acls(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(cluster): Path<String>,
+    Query(q): Q,
+) -> R<Json<AclList>> {
     let f = acl_filter(&q)?;
     let acls = st.iam.delete_acls(&c, &cluster, &f).await?;
     Ok(Json(acl_list(&st, &cluster, &acls)))
@@ -662,15 +1136,33 @@ pub async fn delete_acls(State(st): State<AppState>, Authed(c): Authed, Path(clu
 /// The organization (one per deployment); its `resource_name` is the root of every CRN.
 #[utoipa::path(get, path = "/org/v2/organizations", tag = "environments",
     responses((status = 200, body = OrganizationList)), security(("basic" = [])))]
-pub async fn list_organizations(State(st): State<AppState>, Authed(_c): Authed) -> Json<OrganizationList> {
+pub async fn list_organizations(
+    State(st): State<AppState>,
+    Authed(_c): Authed,
+) -> Json<OrganizationList> {
     let o = st.iam.org().clone();
     let url = format!("{}/org/v2/organizations", st.cfg.public_url);
     let obj = OrganizationObj {
         api_version: "org/v2",
         kind: "Organization",
-        metadata: meta(&st, format!("/org/v2/organizations/{}", o.id), o.crn().to_string(), o.created_at, o.created_at),
+        metadata: meta(
+            &st,
+            format!("/org/v2/organizations/{}", o.id),
+            o.crn().to_string(),
+            o.created_at,
+            o.created_at,
+        ),
         id: o.id,
         display_name: o.display_name,
     };
-    Json(OrganizationList { api_version: "org/v2", kind: "OrganizationList", metadata: ListMeta { first: url, next: None, total_size: 1 }, data: vec![obj] })
+    Json(OrganizationList {
+        api_version: "org/v2",
+        kind: "OrganizationList",
+        metadata: ListMeta {
+            first: url,
+            next: None,
+            total_size: 1,
+        },
+        data: vec![obj],
+    })
 }

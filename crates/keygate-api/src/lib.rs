@@ -68,7 +68,10 @@ struct BasicAuth;
 impl utoipa::Modify for BasicAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("basic", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()));
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
     }
 }
 
@@ -77,12 +80,24 @@ impl utoipa::Modify for BasicAuth {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let (kafka_base, _) = handlers::resource_base(ResourceKind::Kafka);
-    let kafka: Vec<(String, utoipa::openapi::PathItem)> =
-        doc.paths.paths.iter().filter(|(p, _)| p.starts_with(kafka_base)).map(|(p, i)| (p.clone(), i.clone())).collect();
-    for kind in [ResourceKind::SchemaRegistry, ResourceKind::Ksql, ResourceKind::Flink, ResourceKind::Tableflow] {
+    let kafka: Vec<(String, utoipa::openapi::PathItem)> = doc
+        .paths
+        .paths
+        .iter()
+        .filter(|(p, _)| p.starts_with(kafka_base))
+        .map(|(p, i)| (p.clone(), i.clone()))
+        .collect();
+    for kind in [
+        ResourceKind::SchemaRegistry,
+        ResourceKind::Ksql,
+        ResourceKind::Flink,
+        ResourceKind::Tableflow,
+    ] {
         let (base, _) = handlers::resource_base(kind);
         for (p, item) in &kafka {
-            doc.paths.paths.insert(p.replacen(kafka_base, base, 1), item.clone());
+            doc.paths
+                .paths
+                .insert(p.replacen(kafka_base, base, 1), item.clone());
         }
     }
     doc
@@ -105,23 +120,44 @@ fn resource_routes(kind: ResourceKind) -> Router<AppState> {
     Router::new()
         .route(
             base,
-            get(move |State(st): State<AppState>, Authed(c): Authed, Query(q): Q| handlers::list_resources(st, c, kind, q)).post(
-                move |State(st): State<AppState>, Authed(c): Authed, ApiJson(b): ApiJson<types::ClusterCreate>| {
+            get(
+                move |State(st): State<AppState>, Authed(c): Authed, Query(q): Q| {
+                    handlers::list_resources(st, c, kind, q)
+                },
+            )
+            .post(
+                move |State(st): State<AppState>,
+                      Authed(c): Authed,
+                      ApiJson(b): ApiJson<types::ClusterCreate>| {
                     handlers::create_resource(st, c, kind, b)
                 },
             ),
         )
         .route(
             &format!("{base}/{{id}}"),
-            get(move |State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, Query(q): Q| handlers::get_resource(st, c, kind, id, q))
-                .patch(
-                    move |State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, Query(q): Q, ApiJson(b): ApiJson<types::ClusterUpdate>| {
-                        handlers::update_resource(st, c, kind, id, q, b)
-                    },
-                )
-                .delete(move |State(st): State<AppState>, Authed(c): Authed, Path(id): Path<String>, Query(q): Q| {
+            get(
+                move |State(st): State<AppState>,
+                      Authed(c): Authed,
+                      Path(id): Path<String>,
+                      Query(q): Q| handlers::get_resource(st, c, kind, id, q),
+            )
+            .patch(
+                move |State(st): State<AppState>,
+                      Authed(c): Authed,
+                      Path(id): Path<String>,
+                      Query(q): Q,
+                      ApiJson(b): ApiJson<types::ClusterUpdate>| {
+                    handlers::update_resource(st, c, kind, id, q, b)
+                },
+            )
+            .delete(
+                move |State(st): State<AppState>,
+                      Authed(c): Authed,
+                      Path(id): Path<String>,
+                      Query(q): Q| {
                     handlers::delete_resource(st, c, kind, id, q)
-                }),
+                },
+            ),
         )
 }
 
@@ -144,26 +180,72 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .route("/org/v2/organizations", get(h::list_organizations))
-        .route("/org/v2/environments", get(h::list_environments).post(h::create_environment))
-        .route("/org/v2/environments/{id}", get(h::get_environment).patch(h::update_environment).delete(h::delete_environment))
-        .route("/iam/v2/service-accounts", get(h::list_service_accounts).post(h::create_service_account))
-        .route("/iam/v2/service-accounts/{id}", get(h::get_service_account).patch(h::update_service_account).delete(h::delete_service_account))
+        .route(
+            "/org/v2/environments",
+            get(h::list_environments).post(h::create_environment),
+        )
+        .route(
+            "/org/v2/environments/{id}",
+            get(h::get_environment)
+                .patch(h::update_environment)
+                .delete(h::delete_environment),
+        )
+        .route(
+            "/iam/v2/service-accounts",
+            get(h::list_service_accounts).post(h::create_service_account),
+        )
+        .route(
+            "/iam/v2/service-accounts/{id}",
+            get(h::get_service_account)
+                .patch(h::update_service_account)
+                .delete(h::delete_service_account),
+        )
         .route("/iam/v2/users", get(h::list_users).post(h::create_user))
-        .route("/iam/v2/users/{id}", get(h::get_user).patch(h::update_user).delete(h::delete_user))
-        .route("/iam/v2/api-keys", get(h::list_api_keys).post(h::create_api_key))
-        .route("/iam/v2/api-keys/{id}", get(h::get_api_key).patch(h::update_api_key).delete(h::delete_api_key))
+        .route(
+            "/iam/v2/users/{id}",
+            get(h::get_user)
+                .patch(h::update_user)
+                .delete(h::delete_user),
+        )
+        .route(
+            "/iam/v2/api-keys",
+            get(h::list_api_keys).post(h::create_api_key),
+        )
+        .route(
+            "/iam/v2/api-keys/{id}",
+            get(h::get_api_key)
+                .patch(h::update_api_key)
+                .delete(h::delete_api_key),
+        )
         .route("/iam/v2/api-keys/{id}/disable", post(h::disable_api_key))
         .route("/iam/v2/api-keys/{id}/enable", post(h::enable_api_key))
-        .route("/iam/v2/role-bindings", get(h::list_role_bindings).post(h::create_role_binding))
-        .route("/iam/v2/role-bindings/{id}", get(h::get_role_binding).delete(h::delete_role_binding))
-        .route("/kafka/v3/clusters/{cluster_id}/acls", get(h::list_acls).post(h::create_acl).delete(h::delete_acls))
-        .route("/kafka/v3/clusters/{cluster_id}/acls:batch", post(h::create_acls_batch));
+        .route(
+            "/iam/v2/role-bindings",
+            get(h::list_role_bindings).post(h::create_role_binding),
+        )
+        .route(
+            "/iam/v2/role-bindings/{id}",
+            get(h::get_role_binding).delete(h::delete_role_binding),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster_id}/acls",
+            get(h::list_acls).post(h::create_acl).delete(h::delete_acls),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster_id}/acls:batch",
+            post(h::create_acls_batch),
+        );
     for kind in ResourceKind::ALL {
         r = r.merge(resource_routes(kind));
     }
     r.fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method Not Allowed", "this endpoint does not support that method")
+            error::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method Not Allowed",
+                "this endpoint does not support that method",
+            )
         })
         .layer(DefaultBodyLimit::max(error::MAX_BODY))
         .layer(middleware::from_fn(log_requests))

@@ -40,21 +40,23 @@ fn role_has(role: Role, cap: Capability, binding_scope: Scope, target: &CrnPatte
         Role::OrganizationAdmin => true,
         Role::AccountAdmin => matches!(cap, C::ManageAccounts),
         Role::ResourceKeyAdmin => matches!(cap, C::ManageResourceKeys),
-        Role::EnvironmentAdmin => match cap {
-            C::ManageEnvironment | C::ManageResource | C::ManageResourceKeys | C::GrantRoles => true,
-            C::ViewOperations => true,
-            _ => false,
-        },
-        Role::CloudClusterAdmin => match cap {
-            // A cluster admin may update its cluster but not delete or move it: the
-            // caller decides which verbs need ManageEnvironment instead.
-            C::ManageResource | C::ManageResourceKeys | C::GrantRoles | C::ViewOperations => true,
-            _ => false,
-        },
-        Role::KsqlAdmin | Role::FlinkAdmin => matches!(cap, C::ManageResource | C::ManageResourceKeys),
+        // Everything but accounts and account keys inside the environment.
+        Role::EnvironmentAdmin => !matches!(cap, C::ManageAccounts | C::ManageAccountKeys),
+        // A cluster admin may update its cluster but not delete or move it: the caller
+        // decides which verbs need ManageEnvironment instead.
+        Role::CloudClusterAdmin => matches!(
+            cap,
+            C::ManageResource | C::ManageResourceKeys | C::GrantRoles | C::ViewOperations
+        ),
+        Role::KsqlAdmin | Role::FlinkAdmin => {
+            matches!(cap, C::ManageResource | C::ManageResourceKeys)
+        }
         Role::ResourceOwner => match binding_scope {
             Scope::ServiceAccount => {
-                matches!(cap, C::ManageAccounts | C::ManageAccountKeys | C::GrantRoles)
+                matches!(
+                    cap,
+                    C::ManageAccounts | C::ManageAccountKeys | C::GrantRoles
+                )
             }
             _ => matches!(cap, C::GrantRoles) && target_is_resource_level(target),
         },
@@ -78,7 +80,12 @@ fn grant_covers(grant: &Grant, target: &CrnPattern) -> bool {
 
 impl Authorizer {
     /// The role through which `principal` holds `cap` on `target`, if any.
-    pub fn capability(&self, principal: &Principal, cap: Capability, target: &CrnPattern) -> Option<Role> {
+    pub fn capability(
+        &self,
+        principal: &Principal,
+        cap: Capability,
+        target: &CrnPattern,
+    ) -> Option<Role> {
         [principal, &Principal::AnyUser]
             .into_iter()
             .flat_map(|p| self.grants_of(p))
@@ -103,7 +110,8 @@ impl Authorizer {
         }
         // A service account's owner may grant ResourceOwner on it (share ownership),
         // nothing else there.
-        if matches!(Scope::of(pattern), Some(Scope::ServiceAccount)) && role != Role::ResourceOwner {
+        if matches!(Scope::of(pattern), Some(Scope::ServiceAccount)) && role != Role::ResourceOwner
+        {
             return false;
         }
         self.can(principal, Capability::GrantRoles, pattern)
@@ -130,14 +138,27 @@ mod tests {
             (alice.clone(), Role::EnvironmentAdmin, env_a.clone()),
             (bob.clone(), Role::ResourceOwner, sa.clone()),
         ];
-        let a = Authorizer::empty(org.clone()).with_bindings(bindings.iter().map(|(p, r, c)| (p, *r, c)));
+        let a = Authorizer::empty(org.clone())
+            .with_bindings(bindings.iter().map(|(p, r, c)| (p, *r, c)));
         let cluster_a = env_a.child("cloud-cluster", "lkc-1");
         assert!(a.can(&alice, Capability::ManageResource, &cluster_a));
-        assert!(!a.can(&alice, Capability::ManageResource, &env_b.child("cloud-cluster", "lkc-2")));
+        assert!(!a.can(
+            &alice,
+            Capability::ManageResource,
+            &env_b.child("cloud-cluster", "lkc-2")
+        ));
         assert!(!a.can(&alice, Capability::ManageAccounts, &org));
         assert!(a.can(&bob, Capability::ManageAccountKeys, &sa));
-        assert!(!a.can(&bob, Capability::ManageAccountKeys, &org.child("service-account", "sa-2")));
-        assert!(a.can_grant(&alice, Role::DeveloperRead, &cluster_a.child("kafka", "lkc-1").child("topic", "x")));
+        assert!(!a.can(
+            &bob,
+            Capability::ManageAccountKeys,
+            &org.child("service-account", "sa-2")
+        ));
+        assert!(a.can_grant(
+            &alice,
+            Role::DeveloperRead,
+            &cluster_a.child("kafka", "lkc-1").child("topic", "x")
+        ));
         assert!(!a.can_grant(&alice, Role::AccountAdmin, &org));
         assert!(a.can_grant(&bob, Role::ResourceOwner, &sa));
         assert!(!a.can_grant(&bob, Role::DeveloperRead, &sa));

@@ -14,6 +14,7 @@ use keygate_core::acl::CLUSTER_RESOURCE_NAME;
 use keygate_core::crn::CrnPattern;
 use keygate_core::role::Scope;
 use keygate_core::{AclBinding, PatternType, Permission, Principal, ResourceType, Role};
+use std::hash::BuildHasher;
 
 /// Operation masks accumulated for one pattern (or a whole decision).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,28 +36,104 @@ impl Masks {
     }
 }
 
+/// A resource name stored inline in the hash table when it is short (most Kafka names
+/// are), so that a lookup costs one cache miss (the bucket) instead of two (the bucket,
+/// then a separately allocated string to compare against).
+#[derive(Clone)]
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+const INLINE: usize = 38;
+
+impl Name {
+    fn new(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..b.len()].copy_from_slice(b);
+            Name::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(b.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Name::Heap(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for Name {}
+
+impl std::hash::Hash for Name {
+    // Must hash exactly like `[u8]` so that lookups by `&[u8]` (via `Borrow`) work.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct TypeIndex {
-    literal: FastMap<Box<str>, Masks>,
+    literal: FastMap<Name, Masks>,
     any: Masks,
-    prefixed: FastMap<Box<[u8]>, Masks>,
+    prefixed: FastMap<Name, Masks>,
     /// Distinct lengths of the keys of `prefixed`, ascending.
     prefix_lens: Vec<usize>,
+    /// A Bloom filter over the keys of `prefixed` (16 bits per key, two probes), small
+    /// enough to stay in cache: a name usually has a prefix of only one or two of the
+    /// lengths present, and the filter answers "no" for the others without touching
+    /// the map (whose every probe is a cache miss).
+    filter: Vec<u64>,
+}
+
+fn probes(h: u64, bits: usize) -> [usize; 2] {
+    let mask = bits - 1;
+    [(h as usize) & mask, ((h >> 32) as usize) & mask]
 }
 
 impl TypeIndex {
     fn masks(&self, name: &str) -> Masks {
         let mut m = self.any;
-        if let Some(l) = self.literal.get(name) {
+        if let Some(l) = self.literal.get(name.as_bytes()) {
             m.merge(*l);
         }
         let bytes = name.as_bytes();
+        let bits = self.filter.len() * 64;
         for &len in &self.prefix_lens {
             if len > bytes.len() {
                 break;
             }
-            if let Some(p) = self.prefixed.get(&bytes[..len]) {
-                m.merge(*p);
+            let key = &bytes[..len];
+            let maybe = probes(self.prefixed.hasher().hash_one(key), bits)
+                .iter()
+                .all(|&b| self.filter[b / 64] & (1 << (b % 64)) != 0);
+            if maybe {
+                if let Some(p) = self.prefixed.get(key) {
+                    m.merge(*p);
+                }
             }
         }
         m
@@ -65,16 +142,24 @@ impl TypeIndex {
     fn entry(&mut self, pattern: PatternType, name: &str) -> &mut Masks {
         match pattern {
             PatternType::Literal if name == "*" => &mut self.any,
-            PatternType::Literal => self.literal.entry(name.into()).or_default(),
-            PatternType::Prefixed => self.prefixed.entry(name.as_bytes().into()).or_default(),
+            PatternType::Literal => self.literal.entry(Name::new(name.as_bytes())).or_default(),
+            PatternType::Prefixed => self.prefixed.entry(Name::new(name.as_bytes())).or_default(),
         }
     }
 
     fn finish(&mut self) {
-        let mut lens: Vec<usize> = self.prefixed.keys().map(|k| k.len()).collect();
+        let mut lens: Vec<usize> = self.prefixed.keys().map(|k| k.as_bytes().len()).collect();
         lens.sort_unstable();
         lens.dedup();
         self.prefix_lens = lens;
+        let bits = (self.prefixed.len() * 16).next_power_of_two().max(64);
+        let mut filter = vec![0u64; bits / 64];
+        for key in self.prefixed.keys() {
+            for b in probes(self.prefixed.hasher().hash_one(key.as_bytes()), bits) {
+                filter[b / 64] |= 1 << (b % 64);
+            }
+        }
+        self.filter = filter;
     }
 }
 
@@ -115,7 +200,8 @@ impl ClusterIndex {
         let mut acl_count = 0;
         for acl in acls {
             acl_count += 1;
-            let t = &mut principals.entry(acl.principal.clone()).or_default().types[slot(acl.resource_type)];
+            let t = &mut principals.entry(acl.principal.clone()).or_default().types
+                [slot(acl.resource_type)];
             let m = t.entry(acl.pattern_type, &acl.resource_name);
             match acl.permission {
                 Permission::Allow => m.acl_allow |= acl.operation.allow_mask(),
@@ -134,7 +220,7 @@ impl ClusterIndex {
             };
             let (_, value) = pattern.last();
             let (pt, name) = match value.strip_suffix('*') {
-                Some(p) if p.is_empty() => (PatternType::Literal, "*"),
+                Some("") => (PatternType::Literal, "*"),
                 Some(p) => (PatternType::Prefixed, p),
                 None => (PatternType::Literal, value),
             };

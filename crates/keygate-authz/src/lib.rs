@@ -58,10 +58,16 @@ pub struct Decision {
 
 impl Decision {
     const fn allow(reason: Reason) -> Self {
-        Decision { allowed: true, reason }
+        Decision {
+            allowed: true,
+            reason,
+        }
     }
     const fn deny(reason: Reason) -> Self {
-        Decision { allowed: false, reason }
+        Decision {
+            allowed: false,
+            reason,
+        }
     }
 }
 
@@ -102,7 +108,11 @@ pub struct Authorizer {
 impl Authorizer {
     /// An authorizer with no bindings and no clusters, under `org`'s CRN.
     pub fn empty(org: CrnPattern) -> Self {
-        Authorizer { org: Arc::new(org), grants: Arc::default(), clusters: Arc::default() }
+        Authorizer {
+            org: Arc::new(org),
+            grants: Arc::default(),
+            clusters: Arc::default(),
+        }
     }
 
     /// The organization CRN every pattern lives under.
@@ -113,10 +123,15 @@ impl Authorizer {
     /// Replace every role binding. Cluster indexes are not touched: resource-level
     /// bindings of a cluster are compiled into its index by [`ClusterIndex::compile`]
     /// (callers recompile the clusters whose resource-level bindings changed).
-    pub fn with_bindings<'a>(&self, bindings: impl IntoIterator<Item = (&'a Principal, Role, &'a CrnPattern)>) -> Self {
+    pub fn with_bindings<'a>(
+        &self,
+        bindings: impl IntoIterator<Item = (&'a Principal, Role, &'a CrnPattern)>,
+    ) -> Self {
         let mut grants: FastMap<Principal, PrincipalGrants> = FastMap::default();
         for (principal, role, pattern) in bindings {
-            let Some(scope) = Scope::of(pattern) else { continue };
+            let Some(scope) = Scope::of(pattern) else {
+                continue;
+            };
             let g = grants.entry(principal.clone()).or_default();
             match (role, scope) {
                 (Role::OrganizationAdmin, _) => g.super_user = true,
@@ -133,16 +148,28 @@ impl Authorizer {
                 }
                 _ => {}
             }
-            g.all.push(Grant { role, pattern: pattern.clone(), scope });
+            g.all.push(Grant {
+                role,
+                pattern: pattern.clone(),
+                scope,
+            });
         }
-        Authorizer { org: self.org.clone(), grants: Arc::new(grants), clusters: self.clusters.clone() }
+        Authorizer {
+            org: self.org.clone(),
+            grants: Arc::new(grants),
+            clusters: self.clusters.clone(),
+        }
     }
 
     /// This authorizer with one cluster's index replaced (or added).
     pub fn with_cluster(&self, index: ClusterIndex) -> Self {
         let mut clusters = (*self.clusters).clone();
         clusters.insert(index.cluster_id().to_owned(), Arc::new(index));
-        Authorizer { org: self.org.clone(), grants: self.grants.clone(), clusters: Arc::new(clusters) }
+        Authorizer {
+            org: self.org.clone(),
+            grants: self.grants.clone(),
+            clusters: Arc::new(clusters),
+        }
     }
 
     /// This authorizer with many cluster indexes replaced at once (one map copy).
@@ -151,14 +178,22 @@ impl Authorizer {
         for index in indexes {
             clusters.insert(index.cluster_id().to_owned(), Arc::new(index));
         }
-        Authorizer { org: self.org.clone(), grants: self.grants.clone(), clusters: Arc::new(clusters) }
+        Authorizer {
+            org: self.org.clone(),
+            grants: self.grants.clone(),
+            clusters: Arc::new(clusters),
+        }
     }
 
     /// This authorizer without a cluster.
     pub fn without_cluster(&self, cluster_id: &str) -> Self {
         let mut clusters = (*self.clusters).clone();
         clusters.remove(cluster_id);
-        Authorizer { org: self.org.clone(), grants: self.grants.clone(), clusters: Arc::new(clusters) }
+        Authorizer {
+            org: self.org.clone(),
+            grants: self.grants.clone(),
+            clusters: Arc::new(clusters),
+        }
     }
 
     /// A cluster's compiled index.
@@ -168,7 +203,10 @@ impl Authorizer {
 
     /// The role bindings a principal holds (directly).
     pub fn grants_of(&self, principal: &Principal) -> &[Grant] {
-        self.grants.get(principal).map(|g| g.all.as_slice()).unwrap_or(&[])
+        self.grants
+            .get(principal)
+            .map(|g| g.all.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Whether `principal` is an OrganizationAdmin.
@@ -221,12 +259,27 @@ impl Authorizer {
 
 /// A role bound at the organization, the cluster's environment or the cluster that
 /// grants `bit` on resources of type `rt`.
-fn scope_role(g: &PrincipalGrants, index: &ClusterIndex, rt: ResourceType, bit: u16) -> Option<Role> {
+fn scope_role(
+    g: &PrincipalGrants,
+    index: &ClusterIndex,
+    rt: ResourceType,
+    bit: u16,
+) -> Option<Role> {
     let grants = |r: &Role| r.kafka_mask(rt) & bit != 0;
     g.org_roles
         .iter()
         .find(|r| grants(r))
-        .or_else(|| g.env_roles.iter().find(|(e, r)| e == index.environment_id() && grants(r)).map(|(_, r)| r))
-        .or_else(|| g.cluster_roles.iter().find(|(c, r)| c == index.cluster_id() && grants(r)).map(|(_, r)| r))
+        .or_else(|| {
+            g.env_roles
+                .iter()
+                .find(|(e, r)| e == index.environment_id() && grants(r))
+                .map(|(_, r)| r)
+        })
+        .or_else(|| {
+            g.cluster_roles
+                .iter()
+                .find(|(c, r)| c == index.cluster_id() && grants(r))
+                .map(|(_, r)| r)
+        })
         .copied()
 }

@@ -9,7 +9,13 @@ use proptest::prelude::*;
 
 /// Kafka's StandardAuthorizer, literally: filter the matching ACLs, DENY wins, then any
 /// ALLOW whose operation implies the requested one.
-fn reference(acls: &[AclBinding], principal: &Principal, rt: ResourceType, name: &str, op: Operation) -> bool {
+fn reference(
+    acls: &[AclBinding],
+    principal: &Principal,
+    rt: ResourceType,
+    name: &str,
+    op: Operation,
+) -> bool {
     let matching: Vec<&AclBinding> = acls
         .iter()
         .filter(|a| a.resource_type == rt)
@@ -19,9 +25,9 @@ fn reference(acls: &[AclBinding], principal: &Principal, rt: ResourceType, name:
             PatternType::Prefixed => name.starts_with(&a.resource_name),
         })
         .collect();
-    let denied = matching
-        .iter()
-        .any(|a| a.permission == Permission::Deny && (a.operation == op || a.operation == Operation::All));
+    let denied = matching.iter().any(|a| {
+        a.permission == Permission::Deny && (a.operation == op || a.operation == Operation::All)
+    });
     if denied {
         return false;
     }
@@ -30,7 +36,10 @@ fn reference(acls: &[AclBinding], principal: &Principal, rt: ResourceType, name:
             && (a.operation == Operation::All
                 || a.operation == op
                 || (op == Operation::Describe
-                    && matches!(a.operation, Operation::Read | Operation::Write | Operation::Delete | Operation::Alter))
+                    && matches!(
+                        a.operation,
+                        Operation::Read | Operation::Write | Operation::Delete | Operation::Alter
+                    ))
                 || (op == Operation::DescribeConfigs && a.operation == Operation::AlterConfigs))
     })
 }
@@ -44,7 +53,8 @@ fn principal() -> impl Strategy<Value = Principal> {
 }
 
 fn name() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "ab", "abc", "abd", "b", "ba", "x-y", "*"]).prop_map(str::to_owned)
+    prop::sample::select(vec!["a", "ab", "abc", "abd", "b", "ba", "x-y", "*"])
+        .prop_map(str::to_owned)
 }
 
 fn acl() -> impl Strategy<Value = AclBinding> {
@@ -125,20 +135,71 @@ fn roles_grant_and_deny_acls_still_win() {
         operation: Operation::All,
         permission: Permission::Deny,
     };
-    let index = ClusterIndex::compile("lkc-1", "env-1", [&deny], bindings.iter().map(|(p, r, c)| (p, *r, c)));
+    let index = ClusterIndex::compile(
+        "lkc-1",
+        "env-1",
+        [&deny],
+        bindings.iter().map(|(p, r, c)| (p, *r, c)),
+    );
     let authz = Authorizer::empty(org)
         .with_bindings(bindings.iter().map(|(p, r, c)| (p, *r, c)))
         .with_cluster(index);
     let topic = ResourceType::Topic;
-    assert!(authz.authorize("lkc-1", &app, topic, "orders-eu", Operation::Write).allowed);
-    assert!(authz.authorize("lkc-1", &app, topic, "orders-eu", Operation::Describe).allowed);
-    assert!(!authz.authorize("lkc-1", &app, topic, "orders-eu", Operation::Read).allowed);
-    assert!(!authz.authorize("lkc-1", &app, topic, "payments", Operation::Write).allowed);
-    assert!(authz.authorize("lkc-1", &app, ResourceType::Cluster, CLUSTER_RESOURCE_NAME, Operation::IdempotentWrite).allowed);
+    assert!(
+        authz
+            .authorize("lkc-1", &app, topic, "orders-eu", Operation::Write)
+            .allowed
+    );
+    assert!(
+        authz
+            .authorize("lkc-1", &app, topic, "orders-eu", Operation::Describe)
+            .allowed
+    );
+    assert!(
+        !authz
+            .authorize("lkc-1", &app, topic, "orders-eu", Operation::Read)
+            .allowed
+    );
+    assert!(
+        !authz
+            .authorize("lkc-1", &app, topic, "payments", Operation::Write)
+            .allowed
+    );
+    assert!(
+        authz
+            .authorize(
+                "lkc-1",
+                &app,
+                ResourceType::Cluster,
+                CLUSTER_RESOURCE_NAME,
+                Operation::IdempotentWrite
+            )
+            .allowed
+    );
     // DENY wins over a role binding, but not over the super user.
-    assert!(!authz.authorize("lkc-1", &app, topic, "orders-secret", Operation::Write).allowed);
-    assert!(!authz.authorize("lkc-1", &ops_user, topic, "orders-secret", Operation::Read).allowed);
-    assert!(authz.authorize("lkc-1", &ops_user, topic, "anything", Operation::Delete).allowed);
-    assert!(authz.authorize("lkc-1", &admin, topic, "orders-secret", Operation::Read).allowed);
-    assert!(!authz.authorize("lkc-2", &ops_user, topic, "anything", Operation::Read).allowed);
+    assert!(
+        !authz
+            .authorize("lkc-1", &app, topic, "orders-secret", Operation::Write)
+            .allowed
+    );
+    assert!(
+        !authz
+            .authorize("lkc-1", &ops_user, topic, "orders-secret", Operation::Read)
+            .allowed
+    );
+    assert!(
+        authz
+            .authorize("lkc-1", &ops_user, topic, "anything", Operation::Delete)
+            .allowed
+    );
+    assert!(
+        authz
+            .authorize("lkc-1", &admin, topic, "orders-secret", Operation::Read)
+            .allowed
+    );
+    assert!(
+        !authz
+            .authorize("lkc-2", &ops_user, topic, "anything", Operation::Read)
+            .allowed
+    );
 }

@@ -22,8 +22,12 @@ pub const CLUSTER_RESOURCE_NAME: &str = "kafka-cluster";
 
 impl ResourceType {
     /// Every resource type.
-    pub const ALL: [ResourceType; 4] =
-        [ResourceType::Topic, ResourceType::Group, ResourceType::Cluster, ResourceType::TransactionalId];
+    pub const ALL: [ResourceType; 4] = [
+        ResourceType::Topic,
+        ResourceType::Group,
+        ResourceType::Cluster,
+        ResourceType::TransactionalId,
+    ];
 
     /// Upper-case REST name (`TOPIC`, `GROUP`, `CLUSTER`, `TRANSACTIONAL_ID`).
     pub const fn as_str(self) -> &'static str {
@@ -55,13 +59,28 @@ impl ResourceType {
     pub fn valid_operations(self) -> &'static [Operation] {
         use Operation::*;
         match self {
-            ResourceType::Topic => {
-                &[All, Read, Write, Create, Delete, Alter, Describe, DescribeConfigs, AlterConfigs]
-            }
+            ResourceType::Topic => &[
+                All,
+                Read,
+                Write,
+                Create,
+                Delete,
+                Alter,
+                Describe,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
             ResourceType::Group => &[All, Read, Delete, Describe],
-            ResourceType::Cluster => {
-                &[All, Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe]
-            }
+            ResourceType::Cluster => &[
+                All,
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
             ResourceType::TransactionalId => &[All, Describe, Write],
         }
     }
@@ -308,7 +327,11 @@ pub enum AclError {
 impl AclBinding {
     /// Check the binding the way Kafka's CreateAcls does.
     pub fn validate(&self) -> Result<(), AclError> {
-        if !self.resource_type.valid_operations().contains(&self.operation) {
+        if !self
+            .resource_type
+            .valid_operations()
+            .contains(&self.operation)
+        {
             let valid = self
                 .resource_type
                 .valid_operations()
@@ -316,13 +339,18 @@ impl AclBinding {
                 .map(|o| o.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(AclError::InvalidOperation { op: self.operation, rt: self.resource_type, valid });
+            return Err(AclError::InvalidOperation {
+                op: self.operation,
+                rt: self.resource_type,
+                valid,
+            });
         }
         if matches!(self.principal, Principal::Group(_)) {
             return Err(AclError::Principal);
         }
         if self.resource_type == ResourceType::Cluster
-            && (self.resource_name != CLUSTER_RESOURCE_NAME || self.pattern_type != PatternType::Literal)
+            && (self.resource_name != CLUSTER_RESOURCE_NAME
+                || self.pattern_type != PatternType::Literal)
         {
             return Err(AclError::ClusterName);
         }
@@ -362,7 +390,10 @@ mod tests {
             operation: Operation::Write,
             permission: Permission::Allow,
         };
-        assert!(matches!(acl.validate(), Err(AclError::InvalidOperation { .. })));
+        assert!(matches!(
+            acl.validate(),
+            Err(AclError::InvalidOperation { .. })
+        ));
         acl.resource_type = ResourceType::Cluster;
         acl.operation = Operation::Alter;
         assert_eq!(acl.validate(), Err(AclError::ClusterName));

@@ -67,7 +67,8 @@ pub type Crn = CrnPattern;
 
 fn valid_value(v: &str) -> bool {
     !v.is_empty()
-        && v.chars().all(|c| !c.is_control() && !c.is_whitespace() && c != '/' && c != '=')
+        && v.chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && c != '/' && c != '=')
 }
 
 impl CrnPattern {
@@ -78,7 +79,10 @@ impl CrnPattern {
             return Err(CrnError::Shape);
         }
         let mut parts = rest.split('/');
-        let authority = parts.next().filter(|a| valid_value(a)).ok_or(CrnError::Shape)?;
+        let authority = parts
+            .next()
+            .filter(|a| valid_value(a))
+            .ok_or(CrnError::Shape)?;
         let mut segments = Vec::new();
         for part in parts {
             let (k, v) = part
@@ -104,7 +108,10 @@ impl CrnPattern {
                 return Err(CrnError::Wildcard);
             }
         }
-        Ok(CrnPattern { authority: authority.to_owned(), segments })
+        Ok(CrnPattern {
+            authority: authority.to_owned(),
+            segments,
+        })
     }
 
     /// Parse a CRN that must name one thing (no `*`).
@@ -144,12 +151,19 @@ impl CrnPattern {
 
     /// The value of the first segment with this key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.segments.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.segments
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The keys, in order, joined with `/` (the pattern's *shape*).
     pub fn shape(&self) -> String {
-        self.segments.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("/")
+        self.segments
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// Whether the last value ends with `*`.
@@ -169,13 +183,17 @@ impl CrnPattern {
             return false;
         }
         let last = self.segments.len() - 1;
-        self.segments.iter().zip(&crn.segments).enumerate().all(|(i, ((pk, pv), (ck, cv)))| {
-            pk == ck
-                && match pv.strip_suffix('*') {
-                    Some(prefix) if i == last => cv.starts_with(prefix),
-                    _ => pv == cv,
-                }
-        })
+        self.segments
+            .iter()
+            .zip(&crn.segments)
+            .enumerate()
+            .all(|(i, ((pk, pv), (ck, cv)))| {
+                pk == ck
+                    && match pv.strip_suffix('*') {
+                        Some(prefix) if i == last => cv.starts_with(prefix),
+                        _ => pv == cv,
+                    }
+            })
     }
 }
 
@@ -215,7 +233,8 @@ mod tests {
         assert!(!p("crn://keygate/organization=o/environment=env-a/cloud-cluster=lkc-1/kafka=lkc-1/group=orders*").covers(&topic));
         assert!(!p("crn://other/organization=o").covers(&topic));
         // A prefix star only applies to the last segment of the pattern.
-        assert!(!p("crn://keygate/organization=o/environment=env*").covers(&p("crn://keygate/organization=o")));
+        assert!(!p("crn://keygate/organization=o/environment=env*")
+            .covers(&p("crn://keygate/organization=o")));
         assert!(p("crn://keygate/organization=o/environment=env*").covers(&topic));
     }
 
@@ -225,15 +244,30 @@ mod tests {
             ("http://x/organization=o", CrnError::Scheme),
             ("crn://", CrnError::Shape),
             ("crn://keygate", CrnError::Shape),
-            ("crn://keygate/organization", CrnError::Segment("organization".into())),
-            ("crn://keygate/planet=earth", CrnError::UnknownKey("planet".into())),
-            ("crn://keygate/organization=o*/environment=e", CrnError::Wildcard),
+            (
+                "crn://keygate/organization",
+                CrnError::Segment("organization".into()),
+            ),
+            (
+                "crn://keygate/planet=earth",
+                CrnError::UnknownKey("planet".into()),
+            ),
+            (
+                "crn://keygate/organization=o*/environment=e",
+                CrnError::Wildcard,
+            ),
             ("crn://keygate/organization=o/topic=a*b", CrnError::Wildcard),
-            ("crn://keygate/organization=o/topic=a b", CrnError::Value("a b".into())),
+            (
+                "crn://keygate/organization=o/topic=a b",
+                CrnError::Value("a b".into()),
+            ),
         ] {
             assert_eq!(CrnPattern::parse(s), Err(e), "{s}");
         }
-        assert_eq!(CrnPattern::parse_exact("crn://k/organization=o/topic=x*"), Err(CrnError::Wildcard));
+        assert_eq!(
+            CrnPattern::parse_exact("crn://k/organization=o/topic=x*"),
+            Err(CrnError::Wildcard)
+        );
     }
 
     fn value() -> impl Strategy<Value = String> {

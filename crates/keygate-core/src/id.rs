@@ -72,7 +72,9 @@ impl IdKind {
         s.strip_prefix(self.prefix()).is_some_and(|rest| {
             !rest.is_empty()
                 && rest.len() <= 32
-                && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
     }
 
@@ -169,7 +171,8 @@ pub fn is_flink_region(s: &str) -> bool {
     let ok = |p: &str| {
         !p.is_empty()
             && p.len() <= 32
-            && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
     ok(cloud) && ok(region)
 }
@@ -181,7 +184,12 @@ mod tests {
     #[test]
     fn generated_ids_match_their_kind_only() {
         let mut rng = rand::thread_rng();
-        for kind in [IdKind::KafkaCluster, IdKind::KsqlCluster, IdKind::SchemaRegistry, IdKind::User] {
+        for kind in [
+            IdKind::KafkaCluster,
+            IdKind::KsqlCluster,
+            IdKind::SchemaRegistry,
+            IdKind::User,
+        ] {
             let id = kind.generate(&mut rng);
             assert!(kind.matches(&id), "{id}");
             assert_eq!(IdKind::of(&id), Some(kind), "{id}");

@@ -70,7 +70,9 @@ impl Resource {
     /// qualified by the environment (Flink regions and Tableflow repeat per environment).
     pub fn key(kind: ResourceKind, environment_id: &str, id: &str) -> String {
         match kind {
-            ResourceKind::Kafka | ResourceKind::SchemaRegistry | ResourceKind::Ksql => id.to_owned(),
+            ResourceKind::Kafka | ResourceKind::SchemaRegistry | ResourceKind::Ksql => {
+                id.to_owned()
+            }
             ResourceKind::Flink | ResourceKind::Tableflow => {
                 format!("{}:{environment_id}:{id}", kind.as_str())
             }
@@ -178,7 +180,11 @@ impl KeyScope {
     pub fn storage_key(&self) -> String {
         match self {
             KeyScope::Cloud => "CLOUD".to_owned(),
-            KeyScope::Resource { kind, id, environment_id } => Resource::key(*kind, environment_id, id),
+            KeyScope::Resource {
+                kind,
+                id,
+                environment_id,
+            } => Resource::key(*kind, environment_id, id),
         }
     }
 }

@@ -25,7 +25,10 @@ impl Principal {
     pub fn parse(s: &str) -> Result<Self, PrincipalError> {
         let bad = || PrincipalError(s.chars().take(80).collect());
         let (kind, name) = s.split_once(':').ok_or_else(bad)?;
-        if name.is_empty() || name.len() > 255 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if name.is_empty()
+            || name.len() > 255
+            || name.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(bad());
         }
         match (kind, name) {

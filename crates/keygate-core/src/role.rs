@@ -75,7 +75,9 @@ impl Scope {
             "organization/environment/cloud-cluster" => Scope::KafkaCluster,
             "organization/environment/cloud-cluster/kafka/topic" => Scope::Topic,
             "organization/environment/cloud-cluster/kafka/group" => Scope::Group,
-            "organization/environment/cloud-cluster/kafka/transactional-id" => Scope::TransactionalId,
+            "organization/environment/cloud-cluster/kafka/transactional-id" => {
+                Scope::TransactionalId
+            }
             "organization/environment/schema-registry/subject" => Scope::Subject,
             "organization/environment/ksql" => Scope::Ksql,
             "organization/environment/flink-region" => Scope::FlinkRegion,
@@ -172,7 +174,9 @@ impl Role {
     pub fn scopes(self) -> &'static [Scope] {
         use Scope::*;
         match self {
-            Role::OrganizationAdmin | Role::AccountAdmin | Role::ResourceKeyAdmin => &[Organization],
+            Role::OrganizationAdmin | Role::AccountAdmin | Role::ResourceKeyAdmin => {
+                &[Organization]
+            }
             Role::EnvironmentAdmin | Role::DataSteward => &[Environment],
             Role::CloudClusterAdmin => &[KafkaCluster],
             Role::Operator => &[Environment, KafkaCluster],
@@ -190,7 +194,10 @@ impl Role {
     pub const fn allows_prefix(self) -> bool {
         matches!(
             self,
-            Role::ResourceOwner | Role::DeveloperRead | Role::DeveloperWrite | Role::DeveloperManage
+            Role::ResourceOwner
+                | Role::DeveloperRead
+                | Role::DeveloperWrite
+                | Role::DeveloperManage
         )
     }
 
@@ -200,7 +207,12 @@ impl Role {
         let Some(scope) = scope else {
             return Err(RoleScopeError::WrongDepth {
                 role: self,
-                allowed: self.scopes().iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+                allowed: self
+                    .scopes()
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 pattern: pattern.to_string(),
             });
         };
@@ -283,14 +295,31 @@ mod tests {
     fn scopes() {
         let org = p("crn://k/organization=o");
         let env = p("crn://k/organization=o/environment=env-1");
-        let topic = p("crn://k/organization=o/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-1/topic=t*");
-        assert_eq!(Role::OrganizationAdmin.check_scope(&org), Ok(Scope::Organization));
-        assert!(matches!(Role::OrganizationAdmin.check_scope(&env), Err(RoleScopeError::WrongDepth { .. })));
+        let topic =
+            p("crn://k/organization=o/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-1/topic=t*");
+        assert_eq!(
+            Role::OrganizationAdmin.check_scope(&org),
+            Ok(Scope::Organization)
+        );
+        assert!(matches!(
+            Role::OrganizationAdmin.check_scope(&env),
+            Err(RoleScopeError::WrongDepth { .. })
+        ));
         assert_eq!(Role::DeveloperRead.check_scope(&topic), Ok(Scope::Topic));
-        assert!(matches!(Role::EnvironmentAdmin.check_scope(&topic), Err(RoleScopeError::WrongDepth { .. })));
-        let bad = p("crn://k/organization=o/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-2/topic=t");
-        assert_eq!(Role::DeveloperRead.check_scope(&bad), Err(RoleScopeError::ClusterMismatch));
-        assert_eq!(Role::EnvironmentAdmin.check_scope(&p("crn://k/organization=o/environment=env*")), Err(RoleScopeError::NoPrefix(Role::EnvironmentAdmin)));
+        assert!(matches!(
+            Role::EnvironmentAdmin.check_scope(&topic),
+            Err(RoleScopeError::WrongDepth { .. })
+        ));
+        let bad =
+            p("crn://k/organization=o/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-2/topic=t");
+        assert_eq!(
+            Role::DeveloperRead.check_scope(&bad),
+            Err(RoleScopeError::ClusterMismatch)
+        );
+        assert_eq!(
+            Role::EnvironmentAdmin.check_scope(&p("crn://k/organization=o/environment=env*")),
+            Err(RoleScopeError::NoPrefix(Role::EnvironmentAdmin))
+        );
         assert_eq!(Role::parse("DeveloperRead"), Some(Role::DeveloperRead));
         assert_eq!(Role::parse("developerread"), None);
     }

@@ -21,39 +21,53 @@ pub const SECRET_LEN: usize = SECRET_PREFIX.len() + RANDOM_LEN + CHECK_LEN;
 pub const KEY_ID_LEN: usize = 16;
 
 /// An API key id: 16 upper-case alphanumerics, e.g. `4U5U9B0BIMPSXIXX`. Not secret.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(String);
+///
+/// Stored inline (no heap string): key ids are looked up on every authentication, and
+/// an inline key keeps that lookup to one cache miss fewer.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KeyId([u8; KEY_ID_LEN]);
 
 impl KeyId {
     /// A fresh random key id.
     pub fn generate(rng: &mut impl RngCore) -> Self {
-        let s = (0..KEY_ID_LEN)
-            .map(|_| KEY_ALPHABET[(rng.next_u32() % 36) as usize] as char)
-            .collect();
-        KeyId(s)
+        let mut b = [0u8; KEY_ID_LEN];
+        for slot in &mut b {
+            *slot = KEY_ALPHABET[(rng.next_u32() % 36) as usize];
+        }
+        KeyId(b)
     }
 
     /// Parse a key id; `None` if it is not 16 upper-case alphanumerics.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == KEY_ID_LEN && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
-            .then(|| KeyId(s.to_owned()))
+        let b: [u8; KEY_ID_LEN] = s.as_bytes().try_into().ok()?;
+        b.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            .then_some(KeyId(b))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII is ever stored (see `generate` and `parse`).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::hash::Hash for KeyId {
+    // Hash like `str`, so maps keyed by `KeyId` can be queried with `&str`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({})", self.0)
+        write!(f, "KeyId({})", self.as_str())
     }
 }
 
@@ -158,6 +172,6 @@ mod tests {
 
 impl std::borrow::Borrow<str> for KeyId {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }

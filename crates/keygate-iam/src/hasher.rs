@@ -30,7 +30,8 @@ impl SecretHasher {
     /// A hasher keyed with `pepper`.
     pub fn new(pepper: &[u8; PEPPER_LEN]) -> Self {
         // HMAC accepts keys of any length; this cannot fail.
-        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(pepper).unwrap_or_else(|_| unreachable!());
+        let keyed =
+            <Hmac<Sha256> as Mac>::new_from_slice(pepper).unwrap_or_else(|_| unreachable!());
         SecretHasher { keyed }
     }
 

@@ -15,7 +15,7 @@ pub mod usage;
 
 pub use hasher::{SecretHasher, PEPPER_LEN};
 pub use service::{Caller, Iam, IamConfig, NewApiKey, NewResource};
-pub use snapshot::{Follower, KeyEntry, KeyRejection, ScopeCheck, Snapshot};
+pub use snapshot::{Follower, KeyEntry, KeyMap, KeyRejection, ScopeCheck, Snapshot};
 pub use usage::UsageRecorder;
 
 use keygate_store::StoreError;
@@ -58,7 +58,10 @@ pub enum IamError {
 impl IamError {
     /// An invalid-field error.
     pub fn invalid(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        IamError::Invalid { pointer: pointer.into(), detail: detail.into() }
+        IamError::Invalid {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
     }
 }
 

@@ -9,10 +9,13 @@ use keygate_core::acl::CLUSTER_RESOURCE_NAME;
 use keygate_core::crn::CrnPattern;
 use keygate_core::id::is_flink_region;
 use keygate_core::model::{
-    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding, Timestamp,
+    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding,
+    Timestamp,
 };
 use keygate_core::role::Scope;
-use keygate_core::{AclBinding, IdKind, KeyId, Operation, Principal, ResourceKind, ResourceType, Role, Secret};
+use keygate_core::{
+    AclBinding, IdKind, KeyId, Operation, Principal, ResourceKind, ResourceType, Role, Secret,
+};
 use keygate_store::{AclFilter, BindingFilter, Bootstrap, KeyFilter, Patch, Store, StoreError};
 use rand::rngs::OsRng;
 use std::sync::Arc;
@@ -26,7 +29,9 @@ pub struct IamConfig {
 
 impl Default for IamConfig {
     fn default() -> Self {
-        IamConfig { max_keys_per_owner: 10 }
+        IamConfig {
+            max_keys_per_owner: 10,
+        }
     }
 }
 
@@ -82,7 +87,9 @@ pub struct Iam {
 
 impl std::fmt::Debug for Iam {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Iam").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Iam")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,17 +102,26 @@ fn check_name(pointer: &str, s: &str) -> Result<String> {
         return Err(IamError::invalid(pointer, "must not be empty"));
     }
     if t.chars().count() > MAX_NAME {
-        return Err(IamError::invalid(pointer, format!("must be at most {MAX_NAME} characters")));
+        return Err(IamError::invalid(
+            pointer,
+            format!("must be at most {MAX_NAME} characters"),
+        ));
     }
     if t.chars().any(char::is_control) {
-        return Err(IamError::invalid(pointer, "must not contain control characters"));
+        return Err(IamError::invalid(
+            pointer,
+            "must not contain control characters",
+        ));
     }
     Ok(t.to_owned())
 }
 
 fn check_description(pointer: &str, s: &str) -> Result<String> {
     if s.chars().count() > MAX_DESCRIPTION {
-        return Err(IamError::invalid(pointer, format!("must be at most {MAX_DESCRIPTION} characters")));
+        return Err(IamError::invalid(
+            pointer,
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        ));
     }
     Ok(s.to_owned())
 }
@@ -116,23 +132,36 @@ fn check_upstream(kind: ResourceKind, s: &str) -> Result<String> {
     match kind {
         ResourceKind::Kafka => {
             if s.is_empty() {
-                return Err(IamError::invalid(pointer, "must list at least one broker as host:port"));
+                return Err(IamError::invalid(
+                    pointer,
+                    "must list at least one broker as host:port",
+                ));
             }
             for part in s.split(',') {
                 let part = part.trim();
-                let ok = part
-                    .rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && !h.contains(char::is_whitespace) && p.parse::<u16>().is_ok_and(|p| p > 0));
+                let ok = part.rsplit_once(':').is_some_and(|(h, p)| {
+                    !h.is_empty()
+                        && !h.contains(char::is_whitespace)
+                        && p.parse::<u16>().is_ok_and(|p| p > 0)
+                });
                 if !ok {
-                    return Err(IamError::invalid(pointer, format!("`{part}` is not host:port")));
+                    return Err(IamError::invalid(
+                        pointer,
+                        format!("`{part}` is not host:port"),
+                    ));
                 }
             }
             Ok(s.split(',').map(str::trim).collect::<Vec<_>>().join(","))
         }
         _ => {
-            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+            let rest = s
+                .strip_prefix("http://")
+                .or_else(|| s.strip_prefix("https://"));
             if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
-                return Err(IamError::invalid(pointer, "must be an http:// or https:// URL"));
+                return Err(IamError::invalid(
+                    pointer,
+                    "must be an http:// or https:// URL",
+                ));
             }
             Ok(s.to_owned())
         }
@@ -208,21 +237,31 @@ impl Iam {
             created_at: now,
             updated_at: now,
         };
-        let key_id = key.id.clone();
-        let created = store.bootstrap(Bootstrap { organization: org, admin: admin.clone(), binding, key }).await?;
+        let key_id = key.id;
+        let created = store
+            .bootstrap(Bootstrap {
+                organization: org,
+                admin: admin.clone(),
+                binding,
+                key,
+            })
+            .await?;
         Ok(created.then_some((key_id, secret, admin)))
     }
 
     /// Load the state and build the snapshot. The organization must exist.
     pub async fn open(store: Arc<dyn Store>, hasher: SecretHasher, cfg: IamConfig) -> Result<Self> {
         let state = store.load_all().await?;
-        let org = state
-            .organization
-            .clone()
-            .ok_or_else(|| IamError::Internal("the organization has not been bootstrapped".into()))?;
+        let org = state.organization.clone().ok_or_else(|| {
+            IamError::Internal("the organization has not been bootstrapped".into())
+        })?;
         let (snapshot, fs) = Snapshot::build(&state, org, hasher);
         let follower = Arc::new(Follower::new(store.clone(), Arc::new(snapshot), fs));
-        Ok(Iam { store, follower, cfg })
+        Ok(Iam {
+            store,
+            follower,
+            cfg,
+        })
     }
 
     /// The snapshot.
@@ -261,12 +300,18 @@ impl Iam {
     }
 
     /// Authenticate a CLOUD key for the REST API.
-    pub fn authenticate_cloud(&self, key_id: &str, secret: &Secret) -> std::result::Result<Caller, KeyRejection> {
-        let entry = self.snapshot().verify(key_id, secret, ScopeCheck::Cloud, Utc::now())?;
+    pub fn authenticate_cloud(
+        &self,
+        key_id: &str,
+        secret: &Secret,
+    ) -> std::result::Result<Caller, KeyRejection> {
+        let entry = self
+            .snapshot()
+            .verify(key_id, secret, ScopeCheck::Cloud, Utc::now())?;
         Ok(Caller {
-            principal: Principal::user(entry.owner_id.clone()),
-            account_id: entry.owner_id.clone(),
-            key_id: Some(entry.id.clone()),
+            principal: Principal::user(entry.owner_id.to_string()),
+            account_id: entry.owner_id.to_string(),
+            key_id: Some(entry.id),
         })
     }
 
@@ -283,10 +328,20 @@ impl Iam {
     /// Create an environment (OrganizationAdmin).
     pub async fn create_environment(&self, c: &Caller, display_name: &str) -> Result<Environment> {
         let name = check_name("/display_name", display_name)?;
-        self.require(c, Capability::ManageEnvironment, &self.org_crn(), "create environments")?;
+        self.require(
+            c,
+            Capability::ManageEnvironment,
+            &self.org_crn(),
+            "create environments",
+        )?;
         let now = Utc::now();
         let env = with_fresh_id(|| {
-            let e = Environment { id: IdKind::Environment.generate(&mut OsRng), display_name: name.clone(), created_at: now, updated_at: now };
+            let e = Environment {
+                id: IdKind::Environment.generate(&mut OsRng),
+                display_name: name.clone(),
+                created_at: now,
+                updated_at: now,
+            };
             let store = self.store.clone();
             async move { store.create_environment(e.clone()).await.map(|_| e) }
         })
@@ -306,11 +361,33 @@ impl Iam {
     }
 
     /// Rename (OrganizationAdmin or EnvironmentAdmin of it).
-    pub async fn update_environment(&self, c: &Caller, id: &str, display_name: Option<&str>) -> Result<Environment> {
-        let name = display_name.map(|n| check_name("/display_name", n)).transpose()?;
+    pub async fn update_environment(
+        &self,
+        c: &Caller,
+        id: &str,
+        display_name: Option<&str>,
+    ) -> Result<Environment> {
+        let name = display_name
+            .map(|n| check_name("/display_name", n))
+            .transpose()?;
         self.store.get_environment(id).await?;
-        self.require(c, Capability::ManageEnvironment, &self.org_crn().child("environment", id), "update this environment")?;
-        let e = self.store.update_environment(id, Patch { display_name: name, ..Patch::default() }, Utc::now()).await?;
+        self.require(
+            c,
+            Capability::ManageEnvironment,
+            &self.org_crn().child("environment", id),
+            "update this environment",
+        )?;
+        let e = self
+            .store
+            .update_environment(
+                id,
+                Patch {
+                    display_name: name,
+                    ..Patch::default()
+                },
+                Utc::now(),
+            )
+            .await?;
         self.settle().await;
         Ok(e)
     }
@@ -318,8 +395,15 @@ impl Iam {
     /// Delete an empty environment (OrganizationAdmin).
     pub async fn delete_environment(&self, c: &Caller, id: &str) -> Result<()> {
         self.store.get_environment(id).await?;
-        self.require(c, Capability::ManageEnvironment, &self.org_crn(), "delete environments")?;
-        self.store.delete_environment(id, &self.org_crn().child("environment", id).to_string()).await?;
+        self.require(
+            c,
+            Capability::ManageEnvironment,
+            &self.org_crn(),
+            "delete environments",
+        )?;
+        self.store
+            .delete_environment(id, &self.org_crn().child("environment", id).to_string())
+            .await?;
         self.settle().await;
         Ok(())
     }
@@ -335,17 +419,28 @@ impl Iam {
         }
         match self.store.get_environment(&n.environment_id).await {
             Err(StoreError::NotFound(..)) => {
-                return Err(IamError::invalid("/spec/environment/id", format!("environment `{}` does not exist", n.environment_id)))
+                return Err(IamError::invalid(
+                    "/spec/environment/id",
+                    format!("environment `{}` does not exist", n.environment_id),
+                ))
             }
             r => r?,
         };
         let env_crn = self.org_crn().child("environment", &n.environment_id);
-        self.require(c, Capability::ManageResource, &env_crn, "create resources in this environment")?;
+        self.require(
+            c,
+            Capability::ManageResource,
+            &env_crn,
+            "create resources in this environment",
+        )?;
         let fixed_id = match n.kind {
             ResourceKind::Flink => {
                 let region = n.region.clone().unwrap_or_default();
                 if !is_flink_region(&region) {
-                    return Err(IamError::invalid("/spec/region", "must be <cloud>.<region>, e.g. aws.us-east-1"));
+                    return Err(IamError::invalid(
+                        "/spec/region",
+                        "must be <cloud>.<region>, e.g. aws.us-east-1",
+                    ));
                 }
                 Some(region)
             }
@@ -377,12 +472,23 @@ impl Iam {
     }
 
     /// Resources of a kind (optionally in one environment).
-    pub async fn list_resources(&self, _c: &Caller, kind: ResourceKind, env: Option<&str>) -> Result<Vec<Resource>> {
+    pub async fn list_resources(
+        &self,
+        _c: &Caller,
+        kind: ResourceKind,
+        env: Option<&str>,
+    ) -> Result<Vec<Resource>> {
         Ok(self.store.list_resources(Some(kind), env).await?)
     }
 
     /// One resource. `env` is required for Flink regions and Tableflow.
-    pub async fn get_resource(&self, _c: &Caller, kind: ResourceKind, env: Option<&str>, id: &str) -> Result<Resource> {
+    pub async fn get_resource(
+        &self,
+        _c: &Caller,
+        kind: ResourceKind,
+        env: Option<&str>,
+        id: &str,
+    ) -> Result<Resource> {
         let key = self.resource_key(kind, env, id)?;
         let r = self.store.get_resource(&key).await?;
         if r.kind != kind || env.is_some_and(|e| e != r.environment_id) {
@@ -394,7 +500,9 @@ impl Iam {
     fn resource_key(&self, kind: ResourceKind, env: Option<&str>, id: &str) -> Result<String> {
         match kind {
             ResourceKind::Flink | ResourceKind::Tableflow => {
-                let env = env.ok_or_else(|| IamError::invalid("environment", "is required for this resource kind"))?;
+                let env = env.ok_or_else(|| {
+                    IamError::invalid("environment", "is required for this resource kind")
+                })?;
                 Ok(Resource::key(kind, env, &id.to_ascii_lowercase()))
             }
             _ => Ok(id.to_owned()),
@@ -412,25 +520,51 @@ impl Iam {
         upstream: Option<&str>,
     ) -> Result<Resource> {
         let r = self.get_resource(c, kind, env, id).await?;
-        let display_name = display_name.map(|n| check_name("/spec/display_name", n)).transpose()?;
+        let display_name = display_name
+            .map(|n| check_name("/spec/display_name", n))
+            .transpose()?;
         let upstream = upstream.map(|u| check_upstream(kind, u)).transpose()?;
-        self.require(c, Capability::ManageResource, &r.crn(&self.org_crn()), "update this resource")?;
+        self.require(
+            c,
+            Capability::ManageResource,
+            &r.crn(&self.org_crn()),
+            "update this resource",
+        )?;
         let r = self
             .store
-            .update_resource(&r.storage_key(), Patch { display_name, upstream, ..Patch::default() }, Utc::now())
+            .update_resource(
+                &r.storage_key(),
+                Patch {
+                    display_name,
+                    upstream,
+                    ..Patch::default()
+                },
+                Utc::now(),
+            )
             .await?;
         self.settle().await;
         Ok(r)
     }
 
     /// Delete a resource, its keys, ACLs and role bindings (EnvironmentAdmin or above).
-    pub async fn delete_resource(&self, c: &Caller, kind: ResourceKind, env: Option<&str>, id: &str) -> Result<()> {
+    pub async fn delete_resource(
+        &self,
+        c: &Caller,
+        kind: ResourceKind,
+        env: Option<&str>,
+        id: &str,
+    ) -> Result<()> {
         let r = self.get_resource(c, kind, env, id).await?;
         let env_crn = self.org_crn().child("environment", &r.environment_id);
-        if !self.authz().can(&c.principal, Capability::ManageEnvironment, &env_crn) {
+        if !self
+            .authz()
+            .can(&c.principal, Capability::ManageEnvironment, &env_crn)
+        {
             return Err(forbidden("delete resources in this environment"));
         }
-        self.store.delete_resource(&r.storage_key(), &r.crn(&self.org_crn()).to_string()).await?;
+        self.store
+            .delete_resource(&r.storage_key(), &r.crn(&self.org_crn()).to_string())
+            .await?;
         self.settle().await;
         Ok(())
     }
@@ -445,10 +579,20 @@ impl Iam {
     }
 
     /// Create a service account (AccountAdmin or OrganizationAdmin).
-    pub async fn create_service_account(&self, c: &Caller, display_name: &str, description: &str) -> Result<Account> {
+    pub async fn create_service_account(
+        &self,
+        c: &Caller,
+        display_name: &str,
+        description: &str,
+    ) -> Result<Account> {
         let name = check_name("/display_name", display_name)?;
         let description = check_description("/description", description)?;
-        self.require(c, Capability::ManageAccounts, &self.org_crn(), "create service accounts")?;
+        self.require(
+            c,
+            Capability::ManageAccounts,
+            &self.org_crn(),
+            "create service accounts",
+        )?;
         let now = Utc::now();
         let a = with_fresh_id(|| {
             let a = Account {
@@ -470,17 +614,36 @@ impl Iam {
     }
 
     /// Create a user directly (AccountAdmin or OrganizationAdmin).
-    pub async fn create_user(&self, c: &Caller, email: &str, full_name: &str, auth_type: Option<&str>) -> Result<Account> {
+    pub async fn create_user(
+        &self,
+        c: &Caller,
+        email: &str,
+        full_name: &str,
+        auth_type: Option<&str>,
+    ) -> Result<Account> {
         let email = email.trim();
-        if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') || email.contains(char::is_whitespace) {
+        if email.len() > 254
+            || !email.contains('@')
+            || email.starts_with('@')
+            || email.ends_with('@')
+            || email.contains(char::is_whitespace)
+        {
             return Err(IamError::invalid("/email", "must be an e-mail address"));
         }
         let full_name = check_name("/full_name", full_name)?;
         let auth_type = auth_type.unwrap_or("AUTH_TYPE_LOCAL");
         if !matches!(auth_type, "AUTH_TYPE_LOCAL" | "AUTH_TYPE_SSO") {
-            return Err(IamError::invalid("/auth_type", "must be AUTH_TYPE_LOCAL or AUTH_TYPE_SSO"));
+            return Err(IamError::invalid(
+                "/auth_type",
+                "must be AUTH_TYPE_LOCAL or AUTH_TYPE_SSO",
+            ));
         }
-        self.require(c, Capability::ManageAccounts, &self.org_crn(), "create users")?;
+        self.require(
+            c,
+            Capability::ManageAccounts,
+            &self.org_crn(),
+            "create users",
+        )?;
         let now = Utc::now();
         let a = with_fresh_id(|| {
             let a = Account {
@@ -529,13 +692,35 @@ impl Iam {
         description: Option<&str>,
     ) -> Result<Account> {
         self.get_account(c, kind, id).await?;
-        let pointer = if kind == AccountKind::User { "/full_name" } else { "/display_name" };
+        let pointer = if kind == AccountKind::User {
+            "/full_name"
+        } else {
+            "/display_name"
+        };
         let display_name = display_name.map(|n| check_name(pointer, n)).transpose()?;
-        let description = description.map(|d| check_description("/description", d)).transpose()?;
+        let description = description
+            .map(|d| check_description("/description", d))
+            .transpose()?;
         if c.account_id != id {
-            self.require(c, Capability::ManageAccounts, &self.account_crn(id), "update this account")?;
+            self.require(
+                c,
+                Capability::ManageAccounts,
+                &self.account_crn(id),
+                "update this account",
+            )?;
         }
-        let a = self.store.update_account(id, Patch { display_name, description, ..Patch::default() }, Utc::now()).await?;
+        let a = self
+            .store
+            .update_account(
+                id,
+                Patch {
+                    display_name,
+                    description,
+                    ..Patch::default()
+                },
+                Utc::now(),
+            )
+            .await?;
         self.settle().await;
         Ok(a)
     }
@@ -543,7 +728,12 @@ impl Iam {
     /// Delete an account with its keys, role bindings and ACLs.
     pub async fn delete_account(&self, c: &Caller, kind: AccountKind, id: &str) -> Result<()> {
         self.get_account(c, kind, id).await?;
-        self.require(c, Capability::ManageAccounts, &self.account_crn(id), "delete this account")?;
+        self.require(
+            c,
+            Capability::ManageAccounts,
+            &self.account_crn(id),
+            "delete this account",
+        )?;
         self.store.delete_account(id).await?;
         self.settle().await;
         Ok(())
@@ -554,7 +744,11 @@ impl Iam {
     fn key_target_crn(&self, scope: &KeyScope) -> Option<CrnPattern> {
         match scope {
             KeyScope::Cloud => None,
-            KeyScope::Resource { kind, id, environment_id } => {
+            KeyScope::Resource {
+                kind,
+                id,
+                environment_id,
+            } => {
                 let r = Resource {
                     id: id.clone(),
                     kind: *kind,
@@ -570,7 +764,13 @@ impl Iam {
     }
 
     /// Whether `c` may manage keys of `owner` scoped to `scope` (reference/roles.md).
-    fn can_manage_key(&self, c: &Caller, owner_id: &str, owner_kind: AccountKind, scope: &KeyScope) -> bool {
+    fn can_manage_key(
+        &self,
+        c: &Caller,
+        owner_id: &str,
+        owner_kind: AccountKind,
+        scope: &KeyScope,
+    ) -> bool {
         if owner_id == c.account_id {
             return true;
         }
@@ -581,7 +781,11 @@ impl Iam {
         if owner_kind == AccountKind::User {
             return false;
         }
-        if authz.can(&c.principal, Capability::ManageAccountKeys, &self.account_crn(owner_id)) {
+        if authz.can(
+            &c.principal,
+            Capability::ManageAccountKeys,
+            &self.account_crn(owner_id),
+        ) {
             return true;
         }
         match self.key_target_crn(scope) {
@@ -598,7 +802,10 @@ impl Iam {
             return Ok(KeyScope::Cloud);
         }
         if upper == "GLOBAL" {
-            return Err(IamError::invalid(pointer, "GLOBAL keys are not supported by keygate; use CLOUD or a resource"));
+            return Err(IamError::invalid(
+                pointer,
+                "GLOBAL keys are not supported by keygate; use CLOUD or a resource",
+            ));
         }
         let (kind, id) = if upper == "TABLEFLOW" {
             (ResourceKind::Tableflow, "tableflow".to_owned())
@@ -618,20 +825,33 @@ impl Iam {
             }
         };
         if matches!(kind, ResourceKind::Flink | ResourceKind::Tableflow) && env.is_none() {
-            return Err(IamError::invalid("/spec/resource/environment", "is required for Flink and Tableflow keys"));
+            return Err(IamError::invalid(
+                "/spec/resource/environment",
+                "is required for Flink and Tableflow keys",
+            ));
         }
         let key = Resource::key(kind, env.unwrap_or_default(), &id);
         let r = match self.store.get_resource(&key).await {
             Ok(r) => r,
             Err(StoreError::NotFound(..)) => {
-                return Err(IamError::invalid(pointer, format!("resource `{resource_id}` does not exist")))
+                return Err(IamError::invalid(
+                    pointer,
+                    format!("resource `{resource_id}` does not exist"),
+                ))
             }
             Err(e) => return Err(e.into()),
         };
         if env.is_some_and(|e| e != r.environment_id) {
-            return Err(IamError::invalid("/spec/resource/environment", format!("`{resource_id}` is not in that environment")));
+            return Err(IamError::invalid(
+                "/spec/resource/environment",
+                format!("`{resource_id}` is not in that environment"),
+            ));
         }
-        Ok(KeyScope::Resource { kind, id: r.id, environment_id: r.environment_id })
+        Ok(KeyScope::Resource {
+            kind,
+            id: r.id,
+            environment_id: r.environment_id,
+        })
     }
 
     /// Create a key; returns it with its secret (shown once).
@@ -644,19 +864,39 @@ impl Iam {
         let description = check_description("/spec/description", &n.description)?;
         let now = Utc::now();
         if n.expires_at.is_some_and(|e| e <= now) {
-            return Err(IamError::invalid("/spec/expires_at", "must be in the future"));
+            return Err(IamError::invalid(
+                "/spec/expires_at",
+                "must be in the future",
+            ));
         }
-        let owner_id = n.owner_id.clone().filter(|o| !o.is_empty()).unwrap_or_else(|| c.account_id.clone());
+        let owner_id = n
+            .owner_id
+            .clone()
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| c.account_id.clone());
         let owner = match self.store.get_account(&owner_id).await {
             Ok(a) => a,
             Err(StoreError::NotFound(..)) => {
-                return Err(IamError::invalid("/spec/owner/id", format!("owner `{owner_id}` does not exist")))
+                return Err(IamError::invalid(
+                    "/spec/owner/id",
+                    format!("owner `{owner_id}` does not exist"),
+                ))
             }
             Err(e) => return Err(e.into()),
         };
-        let scope = self.resolve_scope(&n.resource_id, n.environment_id.as_deref()).await?;
+        let scope = self
+            .resolve_scope(&n.resource_id, n.environment_id.as_deref())
+            .await?;
         if !self.can_manage_key(c, &owner.id, owner.kind, &scope) {
-            return Err(forbidden(format!("create {} keys for {}", if scope == KeyScope::Cloud { "CLOUD" } else { "resource" }, owner.id)));
+            return Err(forbidden(format!(
+                "create {} keys for {}",
+                if scope == KeyScope::Cloud {
+                    "CLOUD"
+                } else {
+                    "resource"
+                },
+                owner.id
+            )));
         }
         let hasher = self.snapshot().hasher().clone();
         let max = self.cfg.max_keys_per_owner;
@@ -677,7 +917,12 @@ impl Iam {
                 updated_at: now,
             };
             let store = self.store.clone();
-            async move { store.create_api_key(key.clone(), max).await.map(|_| (key, secret)) }
+            async move {
+                store
+                    .create_api_key(key.clone(), max)
+                    .await
+                    .map(|_| (key, secret))
+            }
         })
         .await?;
         self.settle().await;
@@ -685,7 +930,12 @@ impl Iam {
     }
 
     /// Keys the caller may manage, filtered by owner and resource.
-    pub async fn list_api_keys(&self, c: &Caller, owner: Option<&str>, resource: Option<(&str, Option<&str>)>) -> Result<Vec<ApiKey>> {
+    pub async fn list_api_keys(
+        &self,
+        c: &Caller,
+        owner: Option<&str>,
+        resource: Option<(&str, Option<&str>)>,
+    ) -> Result<Vec<ApiKey>> {
         let resource_key = match resource {
             None => None,
             Some((id, env)) => Some(match self.resolve_scope(id, env).await {
@@ -697,9 +947,15 @@ impl Iam {
         };
         let keys = self
             .store
-            .list_api_keys(&KeyFilter { owner_id: owner.map(str::to_owned), resource_key })
+            .list_api_keys(&KeyFilter {
+                owner_id: owner.map(str::to_owned),
+                resource_key,
+            })
             .await?;
-        Ok(keys.into_iter().filter(|k| self.can_manage_key(c, &k.owner_id, k.owner_kind, &k.scope)).collect())
+        Ok(keys
+            .into_iter()
+            .filter(|k| self.can_manage_key(c, &k.owner_id, k.owner_kind, &k.scope))
+            .collect())
     }
 
     async fn managed_key(&self, c: &Caller, id: &str) -> Result<ApiKey> {
@@ -722,19 +978,48 @@ impl Iam {
     }
 
     /// Change a key's name or description.
-    pub async fn update_api_key(&self, c: &Caller, id: &str, display_name: Option<&str>, description: Option<&str>) -> Result<ApiKey> {
+    pub async fn update_api_key(
+        &self,
+        c: &Caller,
+        id: &str,
+        display_name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<ApiKey> {
         let k = self.managed_key(c, id).await?;
-        let display_name = display_name.map(|n| check_name("/spec/display_name", n)).transpose()?;
-        let description = description.map(|d| check_description("/spec/description", d)).transpose()?;
-        let k = self.store.update_api_key(&k.id, Patch { display_name, description, ..Patch::default() }, Utc::now()).await?;
+        let display_name = display_name
+            .map(|n| check_name("/spec/display_name", n))
+            .transpose()?;
+        let description = description
+            .map(|d| check_description("/spec/description", d))
+            .transpose()?;
+        let k = self
+            .store
+            .update_api_key(
+                &k.id,
+                Patch {
+                    display_name,
+                    description,
+                    ..Patch::default()
+                },
+                Utc::now(),
+            )
+            .await?;
         self.settle().await;
         Ok(k)
     }
 
     /// Disable or enable a key.
-    pub async fn set_api_key_disabled(&self, c: &Caller, id: &str, disabled: bool) -> Result<ApiKey> {
+    pub async fn set_api_key_disabled(
+        &self,
+        c: &Caller,
+        id: &str,
+        disabled: bool,
+    ) -> Result<ApiKey> {
         let k = self.managed_key(c, id).await?;
-        let k = self.store.set_api_key_disabled(&k.id, disabled, Utc::now()).await?;
+        let k = self
+            .store
+            .set_api_key_disabled(&k.id, disabled, Utc::now())
+            .await?;
         self.settle().await;
         Ok(k)
     }
@@ -752,18 +1037,32 @@ impl Iam {
     async fn check_pattern_targets(&self, pattern: &CrnPattern) -> Result<()> {
         let pointer = "/crn_pattern";
         let org = self.org();
-        if pattern.authority() != org.crn_authority || pattern.get("organization") != Some(org.id.as_str()) {
-            return Err(IamError::invalid(pointer, format!("must start with {}", org.crn())));
+        if pattern.authority() != org.crn_authority
+            || pattern.get("organization") != Some(org.id.as_str())
+        {
+            return Err(IamError::invalid(
+                pointer,
+                format!("must start with {}", org.crn()),
+            ));
         }
         let exact = |v: &str| !v.ends_with('*');
         if let Some(env) = pattern.get("environment").filter(|v| exact(v)) {
-            if matches!(self.store.get_environment(env).await, Err(StoreError::NotFound(..))) {
-                return Err(IamError::invalid(pointer, format!("environment `{env}` does not exist")));
+            if matches!(
+                self.store.get_environment(env).await,
+                Err(StoreError::NotFound(..))
+            ) {
+                return Err(IamError::invalid(
+                    pointer,
+                    format!("environment `{env}` does not exist"),
+                ));
             }
         }
         for seg in ["cloud-cluster", "schema-registry", "ksql"] {
             if let Some(id) = pattern.get(seg).filter(|v| exact(v)) {
-                if matches!(self.store.get_resource(id).await, Err(StoreError::NotFound(..))) {
+                if matches!(
+                    self.store.get_resource(id).await,
+                    Err(StoreError::NotFound(..))
+                ) {
                     return Err(IamError::invalid(pointer, format!("`{id}` does not exist")));
                 }
             }
@@ -772,23 +1071,51 @@ impl Iam {
     }
 
     /// Bind a role.
-    pub async fn create_role_binding(&self, c: &Caller, principal: &str, role: &str, crn_pattern: &str) -> Result<RoleBinding> {
-        let principal = Principal::parse(principal).map_err(|e| IamError::invalid("/principal", e.to_string()))?;
+    pub async fn create_role_binding(
+        &self,
+        c: &Caller,
+        principal: &str,
+        role: &str,
+        crn_pattern: &str,
+    ) -> Result<RoleBinding> {
+        let principal = Principal::parse(principal)
+            .map_err(|e| IamError::invalid("/principal", e.to_string()))?;
         if principal == Principal::AnyUser {
-            return Err(IamError::invalid("/principal", "roles cannot be bound to User:*"));
+            return Err(IamError::invalid(
+                "/principal",
+                "roles cannot be bound to User:*",
+            ));
         }
         let role = Role::parse(role).ok_or_else(|| {
-            let all = Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
-            IamError::invalid("/role_name", format!("unknown role `{}`; roles: {all}", role.chars().take(64).collect::<String>()))
+            let all = Role::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            IamError::invalid(
+                "/role_name",
+                format!(
+                    "unknown role `{}`; roles: {all}",
+                    role.chars().take(64).collect::<String>()
+                ),
+            )
         })?;
-        let pattern = CrnPattern::parse(crn_pattern).map_err(|e| IamError::invalid("/crn_pattern", e.to_string()))?;
-        role.check_scope(&pattern).map_err(|e| IamError::invalid("/crn_pattern", e.to_string()))?;
+        let pattern = CrnPattern::parse(crn_pattern)
+            .map_err(|e| IamError::invalid("/crn_pattern", e.to_string()))?;
+        role.check_scope(&pattern)
+            .map_err(|e| IamError::invalid("/crn_pattern", e.to_string()))?;
         self.check_pattern_targets(&pattern).await?;
         if let Principal::User(id) = &principal {
             if IdKind::of(id).is_some_and(|k| matches!(k, IdKind::User | IdKind::ServiceAccount))
-                && matches!(self.store.get_account(id).await, Err(StoreError::NotFound(..)))
+                && matches!(
+                    self.store.get_account(id).await,
+                    Err(StoreError::NotFound(..))
+                )
             {
-                return Err(IamError::invalid("/principal", format!("account `{id}` does not exist")));
+                return Err(IamError::invalid(
+                    "/principal",
+                    format!("account `{id}` does not exist"),
+                ));
             }
         }
         if !self.authz().can_grant(&c.principal, role, &pattern) {
@@ -806,7 +1133,12 @@ impl Iam {
             };
             let store = self.store.clone();
             let cluster = cluster.clone();
-            async move { store.create_role_binding(rb.clone(), cluster.as_deref()).await.map(|_| rb) }
+            async move {
+                store
+                    .create_role_binding(rb.clone(), cluster.as_deref())
+                    .await
+                    .map(|_| rb)
+            }
         })
         .await?;
         self.settle().await;
@@ -814,19 +1146,43 @@ impl Iam {
     }
 
     fn can_see_binding(&self, c: &Caller, rb: &RoleBinding) -> bool {
-        rb.principal == c.principal || self.authz().can_grant(&c.principal, rb.role, &rb.crn_pattern)
+        rb.principal == c.principal
+            || self
+                .authz()
+                .can_grant(&c.principal, rb.role, &rb.crn_pattern)
     }
 
     /// Bindings at or below `crn_pattern` that the caller may see.
-    pub async fn list_role_bindings(&self, c: &Caller, crn_pattern: &str, principal: Option<&str>, role: Option<&str>) -> Result<Vec<RoleBinding>> {
-        let pattern = CrnPattern::parse(crn_pattern).map_err(|e| IamError::invalid("crn_pattern", e.to_string()))?;
-        let principal = principal.map(|p| Principal::parse(p).map_err(|e| IamError::invalid("principal", e.to_string()))).transpose()?;
-        let role = role.map(|r| Role::parse(r).ok_or_else(|| IamError::invalid("role_name", format!("unknown role `{r}`")))).transpose()?;
+    pub async fn list_role_bindings(
+        &self,
+        c: &Caller,
+        crn_pattern: &str,
+        principal: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<Vec<RoleBinding>> {
+        let pattern = CrnPattern::parse(crn_pattern)
+            .map_err(|e| IamError::invalid("crn_pattern", e.to_string()))?;
+        let principal = principal
+            .map(|p| Principal::parse(p).map_err(|e| IamError::invalid("principal", e.to_string())))
+            .transpose()?;
+        let role = role
+            .map(|r| {
+                Role::parse(r)
+                    .ok_or_else(|| IamError::invalid("role_name", format!("unknown role `{r}`")))
+            })
+            .transpose()?;
         let all = self
             .store
-            .list_role_bindings(&BindingFilter { principal, role, crn_prefix: Some(pattern.to_string()) })
+            .list_role_bindings(&BindingFilter {
+                principal,
+                role,
+                crn_prefix: Some(pattern.to_string()),
+            })
             .await?;
-        Ok(all.into_iter().filter(|rb| self.can_see_binding(c, rb)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|rb| self.can_see_binding(c, rb))
+            .collect())
     }
 
     /// One binding.
@@ -841,10 +1197,18 @@ impl Iam {
     /// Revoke a binding.
     pub async fn delete_role_binding(&self, c: &Caller, id: &str) -> Result<()> {
         let rb = self.get_role_binding(c, id).await?;
-        if !self.authz().can_grant(&c.principal, rb.role, &rb.crn_pattern) {
-            return Err(forbidden(format!("revoke {} on {}", rb.role, rb.crn_pattern)));
+        if !self
+            .authz()
+            .can_grant(&c.principal, rb.role, &rb.crn_pattern)
+        {
+            return Err(forbidden(format!(
+                "revoke {} on {}",
+                rb.role, rb.crn_pattern
+            )));
         }
-        self.store.delete_role_binding(id, rb.crn_pattern.get("cloud-cluster")).await?;
+        self.store
+            .delete_role_binding(id, rb.crn_pattern.get("cloud-cluster"))
+            .await?;
         self.settle().await;
         Ok(())
     }
@@ -854,13 +1218,27 @@ impl Iam {
     async fn kafka_cluster(&self, cluster_id: &str) -> Result<Resource> {
         match self.store.get_resource(cluster_id).await {
             Ok(r) if r.kind == ResourceKind::Kafka => Ok(r),
-            Ok(_) | Err(StoreError::NotFound(..)) => Err(IamError::NotFound("Kafka cluster", cluster_id.to_owned())),
+            Ok(_) | Err(StoreError::NotFound(..)) => {
+                Err(IamError::NotFound("Kafka cluster", cluster_id.to_owned()))
+            }
             Err(e) => Err(e.into()),
         }
     }
 
-    fn require_cluster_op(&self, c: &Caller, cluster_id: &str, op: Operation, what: &str) -> Result<()> {
-        let d = self.authz().authorize(cluster_id, &c.principal, ResourceType::Cluster, CLUSTER_RESOURCE_NAME, op);
+    fn require_cluster_op(
+        &self,
+        c: &Caller,
+        cluster_id: &str,
+        op: Operation,
+        what: &str,
+    ) -> Result<()> {
+        let d = self.authz().authorize(
+            cluster_id,
+            &c.principal,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+            op,
+        );
         if d.allowed {
             Ok(())
         } else {
@@ -870,16 +1248,40 @@ impl Iam {
 
     /// Add ACLs (ALTER on the cluster, as in Kafka). All are validated first; none is
     /// written if one is invalid.
-    pub async fn create_acls(&self, c: &Caller, cluster_id: &str, acls: Vec<AclBinding>) -> Result<Vec<Acl>> {
+    pub async fn create_acls(
+        &self,
+        c: &Caller,
+        cluster_id: &str,
+        acls: Vec<AclBinding>,
+    ) -> Result<Vec<Acl>> {
         self.kafka_cluster(cluster_id).await?;
         for (i, a) in acls.iter().enumerate() {
-            a.validate().map_err(|e| IamError::invalid(if acls.len() == 1 { String::new() } else { format!("/data/{i}") }, e.to_string()))?;
+            a.validate().map_err(|e| {
+                IamError::invalid(
+                    if acls.len() == 1 {
+                        String::new()
+                    } else {
+                        format!("/data/{i}")
+                    },
+                    e.to_string(),
+                )
+            })?;
         }
-        self.require_cluster_op(c, cluster_id, Operation::Alter, "alter ACLs of this cluster")?;
+        self.require_cluster_op(
+            c,
+            cluster_id,
+            Operation::Alter,
+            "alter ACLs of this cluster",
+        )?;
         let now = Utc::now();
         let rows: Vec<Acl> = acls
             .into_iter()
-            .map(|binding| Acl { id: IdKind::Acl.generate(&mut OsRng), cluster_id: cluster_id.to_owned(), binding, created_at: now })
+            .map(|binding| Acl {
+                id: IdKind::Acl.generate(&mut OsRng),
+                cluster_id: cluster_id.to_owned(),
+                binding,
+                created_at: now,
+            })
             .collect();
         with_fresh_id(|| {
             let store = self.store.clone();
@@ -894,14 +1296,29 @@ impl Iam {
     /// ACLs matching a filter (DESCRIBE on the cluster).
     pub async fn list_acls(&self, c: &Caller, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
         self.kafka_cluster(cluster_id).await?;
-        self.require_cluster_op(c, cluster_id, Operation::Describe, "describe ACLs of this cluster")?;
+        self.require_cluster_op(
+            c,
+            cluster_id,
+            Operation::Describe,
+            "describe ACLs of this cluster",
+        )?;
         Ok(self.store.list_acls(cluster_id, f).await?)
     }
 
     /// Delete ACLs matching a filter (ALTER on the cluster); returns them.
-    pub async fn delete_acls(&self, c: &Caller, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
+    pub async fn delete_acls(
+        &self,
+        c: &Caller,
+        cluster_id: &str,
+        f: &AclFilter,
+    ) -> Result<Vec<Acl>> {
         self.kafka_cluster(cluster_id).await?;
-        self.require_cluster_op(c, cluster_id, Operation::Alter, "alter ACLs of this cluster")?;
+        self.require_cluster_op(
+            c,
+            cluster_id,
+            Operation::Alter,
+            "alter ACLs of this cluster",
+        )?;
         let deleted = self.store.delete_acls(cluster_id, f).await?;
         self.settle().await;
         Ok(deleted)

@@ -18,8 +18,12 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use keygate_core::model::{Account, AccountKind, Acl, ApiKey, Environment, Organization, Resource, RoleBinding, Timestamp};
-use keygate_core::{KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role};
+use keygate_core::model::{
+    Account, AccountKind, Acl, ApiKey, Environment, Organization, Resource, RoleBinding, Timestamp,
+};
+use keygate_core::{
+    KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role,
+};
 use tokio::sync::watch;
 
 /// What went wrong in the store.
@@ -221,7 +225,12 @@ pub trait Store: Send + Sync + 'static {
     /// All environments, oldest first.
     async fn list_environments(&self) -> Result<Vec<Environment>>;
     /// Rename an environment.
-    async fn update_environment(&self, id: &str, patch: Patch, now: Timestamp) -> Result<Environment>;
+    async fn update_environment(
+        &self,
+        id: &str,
+        patch: Patch,
+        now: Timestamp,
+    ) -> Result<Environment>;
     /// Delete an (empty) environment and the role bindings inside it.
     async fn delete_environment(&self, id: &str, crn: &str) -> Result<()>;
 
@@ -230,7 +239,11 @@ pub trait Store: Send + Sync + 'static {
     /// One resource by storage key.
     async fn get_resource(&self, key: &str) -> Result<Resource>;
     /// Resources of a kind, optionally in one environment.
-    async fn list_resources(&self, kind: Option<ResourceKind>, environment_id: Option<&str>) -> Result<Vec<Resource>>;
+    async fn list_resources(
+        &self,
+        kind: Option<ResourceKind>,
+        environment_id: Option<&str>,
+    ) -> Result<Vec<Resource>>;
     /// Change a resource's name or upstream.
     async fn update_resource(&self, key: &str, patch: Patch, now: Timestamp) -> Result<Resource>;
     /// Delete a resource with its keys, ACLs and the role bindings below `crn`.
@@ -256,7 +269,12 @@ pub trait Store: Send + Sync + 'static {
     /// Change a key's name or description.
     async fn update_api_key(&self, id: &KeyId, patch: Patch, now: Timestamp) -> Result<ApiKey>;
     /// Disable or enable a key.
-    async fn set_api_key_disabled(&self, id: &KeyId, disabled: bool, now: Timestamp) -> Result<ApiKey>;
+    async fn set_api_key_disabled(
+        &self,
+        id: &KeyId,
+        disabled: bool,
+        now: Timestamp,
+    ) -> Result<ApiKey>;
     /// Delete a key.
     async fn delete_api_key(&self, id: &KeyId) -> Result<()>;
     /// Record last use of keys, in one batch (no change-log rows: usage is not state

@@ -7,17 +7,24 @@
 //! the binary is refused rather than misread.
 
 use crate::{
-    AclFilter, BindingFilter, Bootstrap, Change, Entity, FullState, KeyFilter, Patch, Result, Store, StoreError,
+    AclFilter, BindingFilter, Bootstrap, Change, Entity, FullState, KeyFilter, Patch, Result,
+    Store, StoreError,
 };
 use async_trait::async_trait;
 use chrono::DateTime;
 use keygate_core::crn::CrnPattern;
 use keygate_core::model::{
-    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding, Timestamp,
+    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding,
+    Timestamp,
 };
-use keygate_core::{AclBinding, KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role};
+use keygate_core::{
+    AclBinding, KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType,
+    Role,
+};
 use rusqlite::types::Type;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,8 +56,12 @@ fn corrupt(msg: impl Into<String>) -> rusqlite::Error {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
-            rusqlite::Error::FromSqlConversionFailure(_, _, inner) => StoreError::Corrupt(inner.to_string()),
-            rusqlite::Error::SqliteFailure(f, _) if f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY => {
+            rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
+                StoreError::Corrupt(inner.to_string())
+            }
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
                 StoreError::IdCollision
             }
             other => StoreError::Database(other.to_string()),
@@ -96,9 +107,14 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        let seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?;
+        let seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+            r.get(0)
+        })?;
         let (notify, _) = watch::channel(seq);
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), notify })
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            notify,
+        })
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T>
@@ -108,7 +124,9 @@ impl SqliteStore {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut c = conn.lock().map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+            let mut c = conn
+                .lock()
+                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
             f(&mut c)
         })
         .await
@@ -125,7 +143,10 @@ impl SqliteStore {
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let value = f(&tx)?;
-                let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?;
+                let seq: i64 =
+                    tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                        r.get(0)
+                    })?;
                 tx.commit()?;
                 Ok((value, seq))
             })
@@ -145,7 +166,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let supported = MIGRATIONS.len() as i64;
     if version > supported {
-        return Err(StoreError::SchemaTooNew { found: version, supported });
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
@@ -157,7 +181,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn log(tx: &Transaction<'_>, entity: Entity, id: &str, cluster: Option<&str>) -> rusqlite::Result<()> {
+fn log(
+    tx: &Transaction<'_>,
+    entity: Entity,
+    id: &str,
+    cluster: Option<&str>,
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO changes (at, entity, entity_id, cluster_id) VALUES (?1, ?2, ?3, ?4)",
         params![now(), entity.as_str(), id, cluster],
@@ -167,7 +196,10 @@ fn log(tx: &Transaction<'_>, entity: Entity, id: &str, cluster: Option<&str>) ->
 
 /// The Kafka cluster a role-binding pattern points into, if any.
 fn cluster_of(pattern: &str) -> Option<String> {
-    CrnPattern::parse(pattern).ok()?.get("cloud-cluster").map(str::to_owned)
+    CrnPattern::parse(pattern)
+        .ok()?
+        .get("cloud-cluster")
+        .map(str::to_owned)
 }
 
 // ---- row mapping ----------------------------------------------------------------
@@ -203,7 +235,8 @@ fn resource_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
         updated_at: from_ts(r.get(6)?)?,
     })
 }
-const RESOURCE_COLS: &str = "id, kind, environment_id, display_name, upstream, created_at, updated_at";
+const RESOURCE_COLS: &str =
+    "id, kind, environment_id, display_name, upstream, created_at, updated_at";
 
 fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let kind: String = r.get(1)?;
@@ -218,7 +251,8 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         updated_at: from_ts(r.get(7)?)?,
     })
 }
-const ACCOUNT_COLS: &str = "id, kind, display_name, description, email, auth_type, created_at, updated_at";
+const ACCOUNT_COLS: &str =
+    "id, kind, display_name, description, email, auth_type, created_at, updated_at";
 
 fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     let id: String = r.get(0)?;
@@ -229,7 +263,8 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     } else {
         let kind: String = r.get(6)?;
         KeyScope::Resource {
-            kind: ResourceKind::parse(&kind).ok_or_else(|| corrupt(format!("resource kind {kind}")))?,
+            kind: ResourceKind::parse(&kind)
+                .ok_or_else(|| corrupt(format!("resource kind {kind}")))?,
             id: r.get(7)?,
             environment_id: r.get(8)?,
         }
@@ -321,9 +356,15 @@ fn insert_account(tx: &Transaction<'_>, a: &Account) -> Result<()> {
 fn insert_key(tx: &Transaction<'_>, k: &ApiKey) -> Result<()> {
     let (kind, rid, env) = match &k.scope {
         KeyScope::Cloud => (None, None, None),
-        KeyScope::Resource { kind, id, environment_id } => {
-            (Some(kind.as_str()), Some(id.as_str()), Some(environment_id.as_str()))
-        }
+        KeyScope::Resource {
+            kind,
+            id,
+            environment_id,
+        } => (
+            Some(kind.as_str()),
+            Some(id.as_str()),
+            Some(environment_id.as_str()),
+        ),
     };
     tx.execute(
         &format!("INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
@@ -352,7 +393,13 @@ fn insert_key(tx: &Transaction<'_>, k: &ApiKey) -> Result<()> {
 fn insert_binding(tx: &Transaction<'_>, rb: &RoleBinding, cluster: Option<&str>) -> Result<()> {
     let res = tx.execute(
         &format!("INSERT INTO role_bindings ({BINDING_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-        params![rb.id, rb.principal.to_string(), rb.role.as_str(), rb.crn_pattern.to_string(), ts(rb.created_at)],
+        params![
+            rb.id,
+            rb.principal.to_string(),
+            rb.role.as_str(),
+            rb.crn_pattern.to_string(),
+            ts(rb.created_at)
+        ],
     );
     match res {
         Err(e) if is_unique_violation(&e) => {
@@ -368,7 +415,11 @@ fn insert_binding(tx: &Transaction<'_>, rb: &RoleBinding, cluster: Option<&str>)
 }
 
 /// Other OrganizationAdmin bindings than those of `principal` / binding `except_id`.
-fn other_org_admins(tx: &Transaction<'_>, principal: Option<&str>, except_id: Option<&str>) -> Result<i64> {
+fn other_org_admins(
+    tx: &Transaction<'_>,
+    principal: Option<&str>,
+    except_id: Option<&str>,
+) -> Result<i64> {
     Ok(tx.query_row(
         "SELECT COUNT(*) FROM role_bindings WHERE role = 'OrganizationAdmin' \
          AND (?1 IS NULL OR principal <> ?1) AND (?2 IS NULL OR id <> ?2)",
@@ -377,7 +428,11 @@ fn other_org_admins(tx: &Transaction<'_>, principal: Option<&str>, except_id: Op
     )?)
 }
 
-fn delete_bindings_where(tx: &Transaction<'_>, sql_where: &str, p: impl rusqlite::Params) -> Result<()> {
+fn delete_bindings_where(
+    tx: &Transaction<'_>,
+    sql_where: &str,
+    p: impl rusqlite::Params,
+) -> Result<()> {
     let ids: Vec<(String, String)> = query_all(
         tx,
         &format!("SELECT id, crn_pattern FROM role_bindings WHERE {sql_where}"),
@@ -386,14 +441,27 @@ fn delete_bindings_where(tx: &Transaction<'_>, sql_where: &str, p: impl rusqlite
     )?;
     for (id, pattern) in ids {
         tx.execute("DELETE FROM role_bindings WHERE id = ?1", [&id])?;
-        log(tx, Entity::RoleBinding, &id, cluster_of(&pattern).as_deref())?;
+        log(
+            tx,
+            Entity::RoleBinding,
+            &id,
+            cluster_of(&pattern).as_deref(),
+        )?;
     }
     Ok(())
 }
 
-fn delete_keys_where(tx: &Transaction<'_>, sql_where: &str, p: impl rusqlite::Params) -> Result<()> {
-    let ids: Vec<String> =
-        query_all(tx, &format!("SELECT id FROM api_keys WHERE {sql_where}"), p, |r| r.get(0))?;
+fn delete_keys_where(
+    tx: &Transaction<'_>,
+    sql_where: &str,
+    p: impl rusqlite::Params,
+) -> Result<()> {
+    let ids: Vec<String> = query_all(
+        tx,
+        &format!("SELECT id FROM api_keys WHERE {sql_where}"),
+        p,
+        |r| r.get(0),
+    )?;
     for id in ids {
         tx.execute("DELETE FROM api_keys WHERE id = ?1", [&id])?;
         log(tx, Entity::ApiKey, &id, None)?;
@@ -413,9 +481,15 @@ fn acl_where(f: &AclFilter) -> (String, Vec<String>) {
         }
     };
     add("principal", f.principal.as_ref().map(|p| p.to_string()));
-    add("resource_type", f.resource_type.map(|t| t.as_str().to_owned()));
+    add(
+        "resource_type",
+        f.resource_type.map(|t| t.as_str().to_owned()),
+    );
     add("resource_name", f.resource_name.clone());
-    add("pattern_type", f.pattern_type.map(|t| t.as_str().to_owned()));
+    add(
+        "pattern_type",
+        f.pattern_type.map(|t| t.as_str().to_owned()),
+    );
     add("operation", f.operation.map(|t| t.as_str().to_owned()));
     add("permission", f.permission.map(|t| t.as_str().to_owned()));
     (clauses.join(" AND "), values)
@@ -425,31 +499,63 @@ fn select_acls(c: &Connection, cluster_id: &str, f: &AclFilter) -> Result<Vec<Ac
     let (w, values) = acl_where(f);
     let mut all: Vec<&dyn rusqlite::ToSql> = vec![&cluster_id];
     all.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
-    query_all(c, &format!("SELECT {ACL_COLS} FROM acls WHERE {w} ORDER BY created_at, id"), &all[..], acl_row)
+    query_all(
+        c,
+        &format!("SELECT {ACL_COLS} FROM acls WHERE {w} ORDER BY created_at, id"),
+        &all[..],
+        acl_row,
+    )
 }
 
 fn get_key(c: &Connection, id: &str) -> Result<ApiKey> {
-    c.query_row(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"), [id], key_row)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound("API key", id.to_owned()))
+    c.query_row(
+        &format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"),
+        [id],
+        key_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound("API key", id.to_owned()))
 }
 
 fn get_account(c: &Connection, id: &str) -> Result<Account> {
-    c.query_row(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"), [id], account_row)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(if id.starts_with("sa-") { "service account" } else { "user" }, id.to_owned()))
+    c.query_row(
+        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
+        [id],
+        account_row,
+    )
+    .optional()?
+    .ok_or_else(|| {
+        StoreError::NotFound(
+            if id.starts_with("sa-") {
+                "service account"
+            } else {
+                "user"
+            },
+            id.to_owned(),
+        )
+    })
 }
 
 fn get_env(c: &Connection, id: &str) -> Result<Environment> {
-    c.query_row(&format!("SELECT {ENV_COLS} FROM environments WHERE id = ?1"), [id], env_row)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound("environment", id.to_owned()))
+    c.query_row(
+        &format!("SELECT {ENV_COLS} FROM environments WHERE id = ?1"),
+        [id],
+        env_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound("environment", id.to_owned()))
 }
 
 fn get_resource(c: &Connection, key: &str) -> Result<Resource> {
-    c.query_row(&format!("SELECT {RESOURCE_COLS} FROM resources WHERE key = ?1"), [key], resource_row)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound("resource", key.rsplit(':').next().unwrap_or(key).to_owned()))
+    c.query_row(
+        &format!("SELECT {RESOURCE_COLS} FROM resources WHERE key = ?1"),
+        [key],
+        resource_row,
+    )
+    .optional()?
+    .ok_or_else(|| {
+        StoreError::NotFound("resource", key.rsplit(':').next().unwrap_or(key).to_owned())
+    })
 }
 
 fn check_account_names(tx: &Transaction<'_>, a: &Account) -> Result<()> {
@@ -500,17 +606,48 @@ impl Store for SqliteStore {
         self.run(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Deferred)?;
             let organization = tx
-                .query_row("SELECT id, display_name, crn_authority, created_at FROM organization", [], org_row)
+                .query_row(
+                    "SELECT id, display_name, crn_authority, created_at FROM organization",
+                    [],
+                    org_row,
+                )
                 .optional()?;
             let state = FullState {
                 organization,
-                environments: query_all(&tx, &format!("SELECT {ENV_COLS} FROM environments ORDER BY created_at"), [], env_row)?,
-                resources: query_all(&tx, &format!("SELECT {RESOURCE_COLS} FROM resources ORDER BY created_at"), [], resource_row)?,
-                accounts: query_all(&tx, &format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at"), [], account_row)?,
-                api_keys: query_all(&tx, &format!("SELECT {KEY_COLS} FROM api_keys"), [], key_row)?,
-                role_bindings: query_all(&tx, &format!("SELECT {BINDING_COLS} FROM role_bindings"), [], binding_row)?,
+                environments: query_all(
+                    &tx,
+                    &format!("SELECT {ENV_COLS} FROM environments ORDER BY created_at"),
+                    [],
+                    env_row,
+                )?,
+                resources: query_all(
+                    &tx,
+                    &format!("SELECT {RESOURCE_COLS} FROM resources ORDER BY created_at"),
+                    [],
+                    resource_row,
+                )?,
+                accounts: query_all(
+                    &tx,
+                    &format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at"),
+                    [],
+                    account_row,
+                )?,
+                api_keys: query_all(
+                    &tx,
+                    &format!("SELECT {KEY_COLS} FROM api_keys"),
+                    [],
+                    key_row,
+                )?,
+                role_bindings: query_all(
+                    &tx,
+                    &format!("SELECT {BINDING_COLS} FROM role_bindings"),
+                    [],
+                    binding_row,
+                )?,
                 acls: query_all(&tx, &format!("SELECT {ACL_COLS} FROM acls"), [], acl_row)?,
-                seq: tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?,
+                seq: tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                    r.get(0)
+                })?,
             };
             tx.commit()?;
             Ok(state)
@@ -550,7 +687,10 @@ impl Store for SqliteStore {
             );
             match res {
                 Err(err) if is_unique_violation(&err) => {
-                    return Err(StoreError::Conflict(format!("environment name `{}` is already in use", e.display_name)))
+                    return Err(StoreError::Conflict(format!(
+                        "environment name `{}` is already in use",
+                        e.display_name
+                    )))
                 }
                 r => r?,
             };
@@ -566,11 +706,23 @@ impl Store for SqliteStore {
     }
 
     async fn list_environments(&self) -> Result<Vec<Environment>> {
-        self.run(|c| query_all(c, &format!("SELECT {ENV_COLS} FROM environments ORDER BY created_at, id"), [], env_row))
-            .await
+        self.run(|c| {
+            query_all(
+                c,
+                &format!("SELECT {ENV_COLS} FROM environments ORDER BY created_at, id"),
+                [],
+                env_row,
+            )
+        })
+        .await
     }
 
-    async fn update_environment(&self, id: &str, patch: Patch, at: Timestamp) -> Result<Environment> {
+    async fn update_environment(
+        &self,
+        id: &str,
+        patch: Patch,
+        at: Timestamp,
+    ) -> Result<Environment> {
         let id = id.to_owned();
         self.write(move |tx| {
             let mut e = get_env(tx, &id)?;
@@ -584,7 +736,10 @@ impl Store for SqliteStore {
             );
             match res {
                 Err(err) if is_unique_violation(&err) => {
-                    return Err(StoreError::Conflict(format!("environment name `{}` is already in use", e.display_name)))
+                    return Err(StoreError::Conflict(format!(
+                        "environment name `{}` is already in use",
+                        e.display_name
+                    )))
                 }
                 r => r?,
             };
@@ -654,7 +809,11 @@ impl Store for SqliteStore {
         self.run(move |c| get_resource(c, &key)).await
     }
 
-    async fn list_resources(&self, kind: Option<ResourceKind>, env: Option<&str>) -> Result<Vec<Resource>> {
+    async fn list_resources(
+        &self,
+        kind: Option<ResourceKind>,
+        env: Option<&str>,
+    ) -> Result<Vec<Resource>> {
         let env = env.map(str::to_owned);
         self.run(move |c| {
             query_all(
@@ -728,7 +887,9 @@ impl Store for SqliteStore {
         self.run(move |c| {
             query_all(
                 c,
-                &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE kind = ?1 ORDER BY created_at, id"),
+                &format!(
+                    "SELECT {ACCOUNT_COLS} FROM accounts WHERE kind = ?1 ORDER BY created_at, id"
+                ),
                 [kind.as_str()],
                 account_row,
             )
@@ -789,7 +950,11 @@ impl Store for SqliteStore {
     async fn create_api_key(&self, k: ApiKey, max_per_owner: u32) -> Result<()> {
         self.write(move |tx| {
             get_account(tx, &k.owner_id)?;
-            let n: i64 = tx.query_row("SELECT COUNT(*) FROM api_keys WHERE owner_id = ?1", [&k.owner_id], |r| r.get(0))?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM api_keys WHERE owner_id = ?1",
+                [&k.owner_id],
+                |r| r.get(0),
+            )?;
             if n >= i64::from(max_per_owner) {
                 return Err(StoreError::QuotaExceeded(max_per_owner));
             }
@@ -840,7 +1005,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_api_key_disabled(&self, id: &KeyId, disabled: bool, at: Timestamp) -> Result<ApiKey> {
+    async fn set_api_key_disabled(
+        &self,
+        id: &KeyId,
+        disabled: bool,
+        at: Timestamp,
+    ) -> Result<ApiKey> {
         let id = id.as_str().to_owned();
         self.write(move |tx| {
             let mut k = get_key(tx, &id)?;
@@ -869,7 +1039,10 @@ impl Store for SqliteStore {
     }
 
     async fn record_key_usage(&self, uses: &[(KeyId, Timestamp)]) -> Result<()> {
-        let uses: Vec<(String, i64)> = uses.iter().map(|(k, t)| (k.as_str().to_owned(), ts(*t))).collect();
+        let uses: Vec<(String, i64)> = uses
+            .iter()
+            .map(|(k, t)| (k.as_str().to_owned(), ts(*t)))
+            .collect();
         self.run(move |c| {
             let tx = c.transaction()?;
             {
@@ -888,15 +1061,20 @@ impl Store for SqliteStore {
 
     async fn create_role_binding(&self, rb: RoleBinding, cluster_id: Option<&str>) -> Result<()> {
         let cluster = cluster_id.map(str::to_owned);
-        self.write(move |tx| insert_binding(tx, &rb, cluster.as_deref())).await
+        self.write(move |tx| insert_binding(tx, &rb, cluster.as_deref()))
+            .await
     }
 
     async fn get_role_binding(&self, id: &str) -> Result<RoleBinding> {
         let id = id.to_owned();
         self.run(move |c| {
-            c.query_row(&format!("SELECT {BINDING_COLS} FROM role_bindings WHERE id = ?1"), [&id], binding_row)
-                .optional()?
-                .ok_or(StoreError::NotFound("role binding", id))
+            c.query_row(
+                &format!("SELECT {BINDING_COLS} FROM role_bindings WHERE id = ?1"),
+                [&id],
+                binding_row,
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound("role binding", id))
         })
         .await
     }
@@ -920,10 +1098,15 @@ impl Store for SqliteStore {
     async fn delete_role_binding(&self, id: &str, cluster_id: Option<&str>) -> Result<()> {
         let (id, cluster) = (id.to_owned(), cluster_id.map(str::to_owned));
         self.write(move |tx| {
-            let role: Option<String> =
-                tx.query_row("SELECT role FROM role_bindings WHERE id = ?1", [&id], |r| r.get(0)).optional()?;
+            let role: Option<String> = tx
+                .query_row("SELECT role FROM role_bindings WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
             let role = role.ok_or_else(|| StoreError::NotFound("role binding", id.clone()))?;
-            if role == Role::OrganizationAdmin.as_str() && other_org_admins(tx, None, Some(&id))? == 0 {
+            if role == Role::OrganizationAdmin.as_str()
+                && other_org_admins(tx, None, Some(&id))? == 0
+            {
                 return Err(StoreError::LastOrgAdmin);
             }
             tx.execute("DELETE FROM role_bindings WHERE id = ?1", [&id])?;

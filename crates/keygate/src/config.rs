@@ -111,8 +111,15 @@ impl ServerArgs {
             None if Path::new("keygate.toml").exists() => read_file(Path::new("keygate.toml"))?,
             None => FileConfig::default(),
         };
-        let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let data_dir = self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("keygate-data"));
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("keygate-data"));
         let database = match self.database.clone().or(file.database) {
             None => Database::Sqlite(data_dir.join("keygate.db")),
             Some(url) => parse_database(&url)?,
@@ -122,11 +129,16 @@ impl ServerArgs {
             data_dir,
             database,
             public_url: self.public_url.clone().or(file.public_url),
-            max_keys_per_owner: self.max_keys_per_owner.or(file.max_keys_per_owner).unwrap_or(10),
+            max_keys_per_owner: self
+                .max_keys_per_owner
+                .or(file.max_keys_per_owner)
+                .unwrap_or(10),
             auth_failure_delay: Duration::from_millis(file.auth_failure_delay_ms.unwrap_or(100)),
             key_usage_flush: Duration::from_millis(file.key_usage_flush_ms.unwrap_or(5000).max(10)),
             organization_name: file.organization_name.unwrap_or_else(|| "keygate".into()),
-            admin_email: file.admin_email.unwrap_or_else(|| "admin@keygate.local".into()),
+            admin_email: file
+                .admin_email
+                .unwrap_or_else(|| "admin@keygate.local".into()),
             crn_authority: file.crn_authority.unwrap_or_else(|| "keygate".into()),
         })
     }
@@ -140,7 +152,9 @@ fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
 fn parse_database(url: &str) -> anyhow::Result<Database> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
-            bail!("database URL `sqlite://` needs a path, e.g. sqlite:///var/lib/keygate/keygate.db");
+            bail!(
+                "database URL `sqlite://` needs a path, e.g. sqlite:///var/lib/keygate/keygate.db"
+            );
         }
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
@@ -163,7 +177,9 @@ mod tests {
 
     #[test]
     fn database_urls() {
-        assert!(matches!(parse_database("sqlite:///tmp/x.db"), Ok(Database::Sqlite(p)) if p == Path::new("/tmp/x.db")));
+        assert!(
+            matches!(parse_database("sqlite:///tmp/x.db"), Ok(Database::Sqlite(p)) if p == Path::new("/tmp/x.db"))
+        );
         assert!(parse_database("postgres://x").is_err());
         assert!(parse_database("mysql://x").is_err());
     }

@@ -10,8 +10,13 @@ use cli::{Cli, Cmd};
 use std::process::ExitCode;
 
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -26,7 +31,9 @@ fn main() -> ExitCode {
             (|| {
                 let cfg = args.resolve()?;
                 server::check_data_dir(&cfg.data_dir)?;
-                let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?;
                 rt.block_on(server::run(cfg))
             })()
         }

@@ -21,7 +21,9 @@ fn load_pepper(dir: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
             if mode & 0o077 != 0 {
                 tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "pepper file is readable by others; chmod 600 it");
             }
-            bytes.try_into().map_err(|_| anyhow::anyhow!("{} is not a {PEPPER_LEN}-byte pepper file", path.display()))
+            bytes.try_into().map_err(|_| {
+                anyhow::anyhow!("{} is not a {PEPPER_LEN}-byte pepper file", path.display())
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut pepper = [0u8; PEPPER_LEN];
@@ -43,7 +45,11 @@ fn load_pepper(dir: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
 }
@@ -57,28 +63,66 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 create_data_dir(parent)?;
             }
-            Arc::new(SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?)
+            Arc::new(
+                SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?,
+            )
         }
     };
 
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
 
-    let created = Iam::bootstrap(store.as_ref(), &hasher, &cfg.organization_name, &cfg.admin_email, &cfg.crn_authority).await?;
-    let iam = Arc::new(Iam::open(store.clone(), hasher, IamConfig { max_keys_per_owner: cfg.max_keys_per_owner }).await?);
+    let created = Iam::bootstrap(
+        store.as_ref(),
+        &hasher,
+        &cfg.organization_name,
+        &cfg.admin_email,
+        &cfg.crn_authority,
+    )
+    .await?;
+    let iam = Arc::new(
+        Iam::open(
+            store.clone(),
+            hasher,
+            IamConfig {
+                max_keys_per_owner: cfg.max_keys_per_owner,
+            },
+        )
+        .await?,
+    );
 
     let mut out = std::io::stdout().lock();
     if let Some((key, secret, admin)) = created {
-        writeln!(out, "keygate initialised a new organization ({}) in {}", iam.org().id, cfg.data_dir.display())?;
-        writeln!(out, "First administrator: {} ({}), role OrganizationAdmin", admin.email, admin.id)?;
+        writeln!(
+            out,
+            "keygate initialised a new organization ({}) in {}",
+            iam.org().id,
+            cfg.data_dir.display()
+        )?;
+        writeln!(
+            out,
+            "First administrator: {} ({}), role OrganizationAdmin",
+            admin.email, admin.id
+        )?;
         writeln!(out)?;
         writeln!(out, "  API key:    {key}")?;
         writeln!(out, "  API secret: {}", secret.expose())?;
         writeln!(out)?;
         writeln!(out, "!! The secret is shown only now. keygate stores only a keyed hash of it and cannot show it again.")?;
-        writeln!(out, "!! Save it in your password manager, or log in right away:")?;
-        writeln!(out, "     keygate login --url {public_url} --api-key {key} --api-secret <secret>")?;
+        writeln!(
+            out,
+            "!! Save it in your password manager, or log in right away:"
+        )?;
+        writeln!(
+            out,
+            "     keygate login --url {public_url} --api-key {key} --api-secret <secret>"
+        )?;
         writeln!(out)?;
     }
     writeln!(out, "keygate is listening on {public_url}")?;
@@ -93,10 +137,16 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let state = AppState {
         iam: iam.clone(),
         usage: usage.clone(),
-        cfg: Arc::new(ApiConfig { public_url, auth_failure_delay: cfg.auth_failure_delay }),
+        cfg: Arc::new(ApiConfig {
+            public_url,
+            auth_failure_delay: cfg.auth_failure_delay,
+        }),
     };
     let app = keygate_api::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving the REST API")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the REST API")?;
     usage.flush(store.as_ref()).await;
     tracing::info!("keygate stopped");
     Ok(())

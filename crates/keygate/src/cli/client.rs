@@ -14,13 +14,25 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(url: &str, key: &str, secret: &str) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}")));
-        Client { agent, base: url.trim_end_matches('/').to_owned(), auth }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+        );
+        Client {
+            agent,
+            base: url.trim_end_matches('/').to_owned(),
+            auth,
+        }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
-        let req = self.agent.request(method, &format!("{}{path}", self.base)).set("Authorization", &self.auth);
+        let req = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &self.auth);
         let res = match body {
             Some(b) => req.send_json(b),
             None => req.call(),
@@ -39,7 +51,11 @@ impl Client {
                 let text = r.into_string().unwrap_or_default();
                 let detail = serde_json::from_str::<Value>(&text)
                     .ok()
-                    .and_then(|v| v.pointer("/errors/0/detail").and_then(Value::as_str).map(str::to_owned))
+                    .and_then(|v| {
+                        v.pointer("/errors/0/detail")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
                     .unwrap_or(text);
                 bail!("{detail} (HTTP {code})")
             }
@@ -73,7 +89,11 @@ impl Client {
             next = page
                 .pointer("/metadata/next")
                 .and_then(Value::as_str)
-                .map(|u| u.strip_prefix(&self.base).map(str::to_owned).unwrap_or_else(|| u.to_owned()))
+                .map(|u| {
+                    u.strip_prefix(&self.base)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| u.to_owned())
+                })
                 .filter(|u| u.starts_with('/'));
         }
         Ok(out)

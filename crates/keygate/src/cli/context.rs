@@ -38,7 +38,8 @@ pub(crate) fn path() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("KEYGATE_CLI_CONFIG") {
         return Ok(PathBuf::from(p));
     }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set; set KEYGATE_CLI_CONFIG"))?;
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| anyhow!("HOME is not set; set KEYGATE_CLI_CONFIG"))?;
     Ok(PathBuf::from(home).join(".config/keygate/cli.json"))
 }
 
@@ -62,7 +63,11 @@ impl CliConfig {
         }
         let tmp = p.with_extension("tmp");
         let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
@@ -70,12 +75,21 @@ impl CliConfig {
     }
 
     pub(crate) fn current(&self) -> anyhow::Result<&Context> {
-        let name = self.current.as_ref().ok_or_else(|| anyhow!("not logged in: run `keygate login --url … --api-key … --api-secret …`"))?;
-        self.contexts.get(name).ok_or_else(|| anyhow!("context `{name}` is missing; log in again"))
+        let name = self.current.as_ref().ok_or_else(|| {
+            anyhow!("not logged in: run `keygate login --url … --api-key … --api-secret …`")
+        })?;
+        self.contexts
+            .get(name)
+            .ok_or_else(|| anyhow!("context `{name}` is missing; log in again"))
     }
 
     pub(crate) fn current_mut(&mut self) -> anyhow::Result<&mut Context> {
-        let name = self.current.clone().ok_or_else(|| anyhow!("not logged in"))?;
-        self.contexts.get_mut(&name).ok_or_else(|| anyhow!("context `{name}` is missing; log in again"))
+        let name = self
+            .current
+            .clone()
+            .ok_or_else(|| anyhow!("not logged in"))?;
+        self.contexts
+            .get_mut(&name)
+            .ok_or_else(|| anyhow!("context `{name}` is missing; log in again"))
     }
 }

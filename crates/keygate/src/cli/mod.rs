@@ -15,7 +15,11 @@ use output::{print_done, print_list, print_object, Col, Format};
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
-#[command(name = "keygate", version, about = "Self-hosted identity and access control for Kafka platforms")]
+#[command(
+    name = "keygate",
+    version,
+    about = "Self-hosted identity and access control for Kafka platforms"
+)]
 pub(crate) struct Cli {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Human)]
@@ -410,8 +414,17 @@ const RES_COLS: &[Col] = &[
     ("Upstream", "/spec/upstream"),
     ("Phase", "/status/phase"),
 ];
-const USER_COLS: &[Col] = &[("ID", "/id"), ("Email", "/email"), ("Full Name", "/full_name"), ("Auth Type", "/auth_type")];
-const SA_COLS: &[Col] = &[("ID", "/id"), ("Name", "/display_name"), ("Description", "/description")];
+const USER_COLS: &[Col] = &[
+    ("ID", "/id"),
+    ("Email", "/email"),
+    ("Full Name", "/full_name"),
+    ("Auth Type", "/auth_type"),
+];
+const SA_COLS: &[Col] = &[
+    ("ID", "/id"),
+    ("Name", "/display_name"),
+    ("Description", "/description"),
+];
 const KEY_COLS: &[Col] = &[
     ("Key", "/id"),
     ("Description", "/spec/description"),
@@ -422,7 +435,12 @@ const KEY_COLS: &[Col] = &[
     ("Expires", "/spec/expires_at"),
     ("Last Used", "/status/last_used_at"),
 ];
-const RB_COLS: &[Col] = &[("ID", "/id"), ("Principal", "/principal"), ("Role", "/role_name"), ("CRN Pattern", "/crn_pattern")];
+const RB_COLS: &[Col] = &[
+    ("ID", "/id"),
+    ("Principal", "/principal"),
+    ("Role", "/role_name"),
+    ("CRN Pattern", "/crn_pattern"),
+];
 const ACL_COLS: &[Col] = &[
     ("Principal", "/principal"),
     ("Permission", "/permission"),
@@ -459,7 +477,9 @@ pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
 
 fn login(a: LoginArgs, fmt: Format) -> anyhow::Result<()> {
     let c = Client::new(&a.url, &a.api_key, &a.api_secret);
-    let me = c.get(&format!("/iam/v2/api-keys/{}", enc(&a.api_key))).context("checking the credentials")?;
+    let me = c
+        .get(&format!("/iam/v2/api-keys/{}", enc(&a.api_key)))
+        .context("checking the credentials")?;
     let mut cfg = CliConfig::load()?;
     let ctx = cfg.contexts.entry(a.context.clone()).or_default();
     ctx.url = a.url.trim_end_matches('/').to_owned();
@@ -467,22 +487,51 @@ fn login(a: LoginArgs, fmt: Format) -> anyhow::Result<()> {
     ctx.api_secret = a.api_secret;
     cfg.current = Some(a.context.clone());
     cfg.save()?;
-    let owner = me.pointer("/spec/owner/id").and_then(Value::as_str).unwrap_or("?");
-    print_done(fmt, &format!("Logged in to {} as {owner} (context `{}`, saved in {}).", a.url, a.context, context::path()?.display()), &me)
+    let owner = me
+        .pointer("/spec/owner/id")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    print_done(
+        fmt,
+        &format!(
+            "Logged in to {} as {owner} (context `{}`, saved in {}).",
+            a.url,
+            a.context,
+            context::path()?.display()
+        ),
+        &me,
+    )
 }
 
 fn environment(c: EnvCmd, fmt: Format) -> anyhow::Result<()> {
     let cl = client()?;
     match c {
-        EnvCmd::Create { name } => print_object(fmt, &cl.post("/org/v2/environments", &json!({ "display_name": name }))?, ENV_COLS),
+        EnvCmd::Create { name } => print_object(
+            fmt,
+            &cl.post("/org/v2/environments", &json!({ "display_name": name }))?,
+            ENV_COLS,
+        ),
         EnvCmd::List => print_list(fmt, &cl.get_all("/org/v2/environments")?, ENV_COLS),
-        EnvCmd::Describe { id } => print_object(fmt, &cl.get(&format!("/org/v2/environments/{}", enc(&id)))?, ENV_COLS),
-        EnvCmd::Update { id, name } => {
-            print_object(fmt, &cl.patch(&format!("/org/v2/environments/{}", enc(&id)), &json!({ "display_name": name }))?, ENV_COLS)
-        }
+        EnvCmd::Describe { id } => print_object(
+            fmt,
+            &cl.get(&format!("/org/v2/environments/{}", enc(&id)))?,
+            ENV_COLS,
+        ),
+        EnvCmd::Update { id, name } => print_object(
+            fmt,
+            &cl.patch(
+                &format!("/org/v2/environments/{}", enc(&id)),
+                &json!({ "display_name": name }),
+            )?,
+            ENV_COLS,
+        ),
         EnvCmd::Delete { id } => {
             cl.delete(&format!("/org/v2/environments/{}", enc(&id)))?;
-            print_done(fmt, &format!("Deleted environment \"{id}\"."), &json!({ "id": id, "deleted": true }))
+            print_done(
+                fmt,
+                &format!("Deleted environment \"{id}\"."),
+                &json!({ "id": id, "deleted": true }),
+            )
         }
     }
 }
@@ -505,7 +554,12 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
         Ok(p)
     };
     match c {
-        ResourceCmd::Create { name, environment, upstream, region } => {
+        ResourceCmd::Create {
+            name,
+            environment,
+            upstream,
+            region,
+        } => {
             let mut spec = json!({ "display_name": name, "environment": { "id": environment }, "upstream": upstream });
             if let Some(r) = region {
                 spec["region"] = json!(r);
@@ -519,8 +573,15 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
             };
             print_list(fmt, &cl.get_all(&path)?, RES_COLS)
         }
-        ResourceCmd::Describe { id, environment } => print_object(fmt, &cl.get(&one(id, &environment)?)?, RES_COLS),
-        ResourceCmd::Update { id, environment, name, upstream } => {
+        ResourceCmd::Describe { id, environment } => {
+            print_object(fmt, &cl.get(&one(id, &environment)?)?, RES_COLS)
+        }
+        ResourceCmd::Update {
+            id,
+            environment,
+            name,
+            upstream,
+        } => {
             let mut spec = json!({});
             if let Some(n) = name {
                 spec["display_name"] = json!(n);
@@ -528,7 +589,11 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
             if let Some(u) = upstream {
                 spec["upstream"] = json!(u);
             }
-            print_object(fmt, &cl.patch(&one(id, &environment)?, &json!({ "spec": spec }))?, RES_COLS)
+            print_object(
+                fmt,
+                &cl.patch(&one(id, &environment)?, &json!({ "spec": spec }))?,
+                RES_COLS,
+            )
         }
         ResourceCmd::Delete { id, environment } => {
             let path = one(id, &environment)?;
@@ -541,7 +606,11 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
 fn user(c: UserCmd, fmt: Format) -> anyhow::Result<()> {
     let cl = client()?;
     match c {
-        UserCmd::Create { email, full_name, auth_type } => {
+        UserCmd::Create {
+            email,
+            full_name,
+            auth_type,
+        } => {
             let mut body = json!({ "email": email, "full_name": full_name });
             if let Some(a) = auth_type {
                 body["auth_type"] = json!(a);
@@ -549,13 +618,26 @@ fn user(c: UserCmd, fmt: Format) -> anyhow::Result<()> {
             print_object(fmt, &cl.post("/iam/v2/users", &body)?, USER_COLS)
         }
         UserCmd::List => print_list(fmt, &cl.get_all("/iam/v2/users")?, USER_COLS),
-        UserCmd::Describe { id } => print_object(fmt, &cl.get(&format!("/iam/v2/users/{}", enc(&id)))?, USER_COLS),
-        UserCmd::Update { id, full_name } => {
-            print_object(fmt, &cl.patch(&format!("/iam/v2/users/{}", enc(&id)), &json!({ "full_name": full_name }))?, USER_COLS)
-        }
+        UserCmd::Describe { id } => print_object(
+            fmt,
+            &cl.get(&format!("/iam/v2/users/{}", enc(&id)))?,
+            USER_COLS,
+        ),
+        UserCmd::Update { id, full_name } => print_object(
+            fmt,
+            &cl.patch(
+                &format!("/iam/v2/users/{}", enc(&id)),
+                &json!({ "full_name": full_name }),
+            )?,
+            USER_COLS,
+        ),
         UserCmd::Delete { id } => {
             cl.delete(&format!("/iam/v2/users/{}", enc(&id)))?;
-            print_done(fmt, &format!("Deleted user \"{id}\"."), &json!({ "id": id, "deleted": true }))
+            print_done(
+                fmt,
+                &format!("Deleted user \"{id}\"."),
+                &json!({ "id": id, "deleted": true }),
+            )
         }
     }
 }
@@ -565,12 +647,23 @@ fn service_account(c: SaCmd, fmt: Format) -> anyhow::Result<()> {
     match c {
         SaCmd::Create { name, description } => print_object(
             fmt,
-            &cl.post("/iam/v2/service-accounts", &json!({ "display_name": name, "description": description }))?,
+            &cl.post(
+                "/iam/v2/service-accounts",
+                &json!({ "display_name": name, "description": description }),
+            )?,
             SA_COLS,
         ),
         SaCmd::List => print_list(fmt, &cl.get_all("/iam/v2/service-accounts")?, SA_COLS),
-        SaCmd::Describe { id } => print_object(fmt, &cl.get(&format!("/iam/v2/service-accounts/{}", enc(&id)))?, SA_COLS),
-        SaCmd::Update { id, name, description } => {
+        SaCmd::Describe { id } => print_object(
+            fmt,
+            &cl.get(&format!("/iam/v2/service-accounts/{}", enc(&id)))?,
+            SA_COLS,
+        ),
+        SaCmd::Update {
+            id,
+            name,
+            description,
+        } => {
             let mut body = json!({});
             if let Some(n) = name {
                 body["display_name"] = json!(n);
@@ -578,11 +671,19 @@ fn service_account(c: SaCmd, fmt: Format) -> anyhow::Result<()> {
             if let Some(d) = description {
                 body["description"] = json!(d);
             }
-            print_object(fmt, &cl.patch(&format!("/iam/v2/service-accounts/{}", enc(&id)), &body)?, SA_COLS)
+            print_object(
+                fmt,
+                &cl.patch(&format!("/iam/v2/service-accounts/{}", enc(&id)), &body)?,
+                SA_COLS,
+            )
         }
         SaCmd::Delete { id } => {
             cl.delete(&format!("/iam/v2/service-accounts/{}", enc(&id)))?;
-            print_done(fmt, &format!("Deleted service account \"{id}\"."), &json!({ "id": id, "deleted": true }))
+            print_done(
+                fmt,
+                &format!("Deleted service account \"{id}\"."),
+                &json!({ "id": id, "deleted": true }),
+            )
         }
     }
 }
@@ -605,12 +706,18 @@ pub(crate) fn build_crn(org: &str, s: &ScopeArgs) -> anyhow::Result<String> {
     let resource = s
         .resource
         .as_deref()
-        .map(|r| r.split_once(':').ok_or_else(|| anyhow!("--resource must be Type:name, e.g. Topic:orders")))
+        .map(|r| {
+            r.split_once(':')
+                .ok_or_else(|| anyhow!("--resource must be Type:name, e.g. Topic:orders"))
+        })
         .transpose()?;
     if let Some(("ServiceAccount" | "serviceaccount" | "service-account", sa)) = resource {
         return Ok(format!("{crn}/service-account={sa}"));
     }
-    let needs_env = s.kafka_cluster.is_some() || s.schema_registry_cluster.is_some() || s.ksql_cluster.is_some() || s.flink_region.is_some();
+    let needs_env = s.kafka_cluster.is_some()
+        || s.schema_registry_cluster.is_some()
+        || s.ksql_cluster.is_some()
+        || s.flink_region.is_some();
     match &s.environment {
         Some(e) => crn.push_str(&format!("/environment={e}")),
         None if needs_env => bail!("--environment is required with a cluster or region"),
@@ -623,7 +730,9 @@ pub(crate) fn build_crn(org: &str, s: &ScopeArgs) -> anyhow::Result<String> {
                 "topic" => "topic",
                 "group" | "consumergroup" | "consumer-group" => "group",
                 "transactionalid" | "transactional-id" => "transactional-id",
-                other => bail!("a Kafka resource is Topic, Group or TransactionalId, not `{other}`"),
+                other => {
+                    bail!("a Kafka resource is Topic, Group or TransactionalId, not `{other}`")
+                }
             };
             crn.push_str(&format!("/kafka={c}/{key}={name}{star}"));
         }
@@ -644,7 +753,10 @@ pub(crate) fn build_crn(org: &str, s: &ScopeArgs) -> anyhow::Result<String> {
 
 fn role_binding(c: RbCmd, fmt: Format) -> anyhow::Result<()> {
     let cl = client()?;
-    let list = |principal: &Option<String>, role: &Option<String>, scope: &ScopeArgs| -> anyhow::Result<Vec<Value>> {
+    let list = |principal: &Option<String>,
+                role: &Option<String>,
+                scope: &ScopeArgs|
+     -> anyhow::Result<Vec<Value>> {
         let crn = build_crn(&org_crn(&cl)?, scope)?;
         let mut path = format!("/iam/v2/role-bindings?crn_pattern={}", enc(&crn));
         if let Some(p) = principal {
@@ -656,20 +768,41 @@ fn role_binding(c: RbCmd, fmt: Format) -> anyhow::Result<()> {
         cl.get_all(&path)
     };
     match c {
-        RbCmd::Create { principal, role, scope } => {
+        RbCmd::Create {
+            principal,
+            role,
+            scope,
+        } => {
             let crn = build_crn(&org_crn(&cl)?, &scope)?;
-            let rb = cl.post("/iam/v2/role-bindings", &json!({ "principal": principal, "role_name": role, "crn_pattern": crn }))?;
+            let rb = cl.post(
+                "/iam/v2/role-bindings",
+                &json!({ "principal": principal, "role_name": role, "crn_pattern": crn }),
+            )?;
             print_object(fmt, &rb, RB_COLS)
         }
-        RbCmd::List { principal, role, scope } => print_list(fmt, &list(&principal, &role, &scope)?, RB_COLS),
-        RbCmd::Delete { id, principal, role, scope } => {
+        RbCmd::List {
+            principal,
+            role,
+            scope,
+        } => print_list(fmt, &list(&principal, &role, &scope)?, RB_COLS),
+        RbCmd::Delete {
+            id,
+            principal,
+            role,
+            scope,
+        } => {
             let id = match id {
                 Some(id) => id,
                 None => {
-                    let (Some(_), Some(_)) = (&principal, &role) else { bail!("give a role-binding id, or --principal, --role and the scope") };
+                    let (Some(_), Some(_)) = (&principal, &role) else {
+                        bail!("give a role-binding id, or --principal, --role and the scope")
+                    };
                     let crn = build_crn(&org_crn(&cl)?, &scope)?;
                     let found = list(&principal, &role, &scope)?;
-                    let exact: Vec<&Value> = found.iter().filter(|b| b["crn_pattern"] == json!(crn)).collect();
+                    let exact: Vec<&Value> = found
+                        .iter()
+                        .filter(|b| b["crn_pattern"] == json!(crn))
+                        .collect();
                     match exact.as_slice() {
                         [one] => one["id"].as_str().unwrap_or_default().to_owned(),
                         [] => bail!("no such role binding"),
@@ -678,7 +811,11 @@ fn role_binding(c: RbCmd, fmt: Format) -> anyhow::Result<()> {
                 }
             };
             cl.delete(&format!("/iam/v2/role-bindings/{}", enc(&id)))?;
-            print_done(fmt, &format!("Deleted role binding \"{id}\"."), &json!({ "id": id, "deleted": true }))
+            print_done(
+                fmt,
+                &format!("Deleted role binding \"{id}\"."),
+                &json!({ "id": id, "deleted": true }),
+            )
         }
     }
 }
@@ -698,7 +835,10 @@ fn acl_target(a: &AclArgs) -> Option<(&'static str, String)> {
 }
 
 fn acl_principal(a: &AclArgs) -> Option<String> {
-    a.service_account.as_ref().map(|sa| format!("User:{sa}")).or_else(|| a.principal.clone())
+    a.service_account
+        .as_ref()
+        .map(|sa| format!("User:{sa}"))
+        .or_else(|| a.principal.clone())
 }
 
 fn acl_query(a: &AclArgs, op: Option<&str>) -> String {
@@ -709,7 +849,10 @@ fn acl_query(a: &AclArgs, op: Option<&str>) -> String {
     if let Some((t, n)) = acl_target(a) {
         q.push(format!("resource_type={t}"));
         q.push(format!("resource_name={}", enc(&n)));
-        q.push(format!("pattern_type={}", if a.prefix { "PREFIXED" } else { "LITERAL" }));
+        q.push(format!(
+            "pattern_type={}",
+            if a.prefix { "PREFIXED" } else { "LITERAL" }
+        ));
     }
     if a.allow {
         q.push("permission=ALLOW".into());
@@ -727,8 +870,11 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
     let cl = client()?;
     match c {
         AclCmd::Create(a) => {
-            let principal = acl_principal(&a).ok_or_else(|| anyhow!("give --service-account or --principal"))?;
-            let (rt, name) = acl_target(&a).ok_or_else(|| anyhow!("give --topic, --consumer-group, --transactional-id or --cluster-scope"))?;
+            let principal = acl_principal(&a)
+                .ok_or_else(|| anyhow!("give --service-account or --principal"))?;
+            let (rt, name) = acl_target(&a).ok_or_else(|| {
+                anyhow!("give --topic, --consumer-group, --transactional-id or --cluster-scope")
+            })?;
             if !a.allow && !a.deny {
                 bail!("give --allow or --deny");
             }
@@ -748,22 +894,40 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
                     })
                 })
                 .collect();
-            cl.post(&format!("/kafka/v3/clusters/{}/acls:batch", enc(&a.cluster)), &json!({ "data": data }))?;
+            cl.post(
+                &format!("/kafka/v3/clusters/{}/acls:batch", enc(&a.cluster)),
+                &json!({ "data": data }),
+            )?;
             print_list(fmt, &data, ACL_COLS)
         }
         AclCmd::List(a) => {
-            let list = cl.get(&format!("/kafka/v3/clusters/{}/acls?{}", enc(&a.cluster), acl_query(&a, None)))?;
-            print_list(fmt, list["data"].as_array().map(Vec::as_slice).unwrap_or(&[]), ACL_COLS)
+            let list = cl.get(&format!(
+                "/kafka/v3/clusters/{}/acls?{}",
+                enc(&a.cluster),
+                acl_query(&a, None)
+            ))?;
+            print_list(
+                fmt,
+                list["data"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+                ACL_COLS,
+            )
         }
         AclCmd::Delete(a) => {
             let ops: Vec<Option<String>> = if a.operations.is_empty() {
                 vec![None]
             } else {
-                a.operations.iter().map(|o| Some(o.trim().to_ascii_uppercase().replace('-', "_"))).collect()
+                a.operations
+                    .iter()
+                    .map(|o| Some(o.trim().to_ascii_uppercase().replace('-', "_")))
+                    .collect()
             };
             let mut deleted = Vec::new();
             for op in ops {
-                let r = cl.delete(&format!("/kafka/v3/clusters/{}/acls?{}", enc(&a.cluster), acl_query(&a, op.as_deref())))?;
+                let r = cl.delete(&format!(
+                    "/kafka/v3/clusters/{}/acls?{}",
+                    enc(&a.cluster),
+                    acl_query(&a, op.as_deref())
+                ))?;
                 deleted.extend(r["data"].as_array().cloned().unwrap_or_default());
             }
             if matches!(fmt, Format::Human) {
@@ -777,8 +941,13 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
 /// Parse `90d`, `12h`, `30m`, `2w`, `45s`.
 pub(crate) fn parse_duration(s: &str) -> anyhow::Result<chrono::Duration> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| anyhow!("`{s}` needs a unit: s, m, h, d or w"))?);
-    let n: i64 = num.parse().map_err(|_| anyhow!("`{s}` is not a duration like 90d"))?;
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| anyhow!("`{s}` needs a unit: s, m, h, d or w"))?,
+    );
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow!("`{s}` is not a duration like 90d"))?;
     let d = match unit {
         "s" => chrono::Duration::try_seconds(n),
         "m" => chrono::Duration::try_minutes(n),
@@ -787,10 +956,16 @@ pub(crate) fn parse_duration(s: &str) -> anyhow::Result<chrono::Duration> {
         "w" => chrono::Duration::try_weeks(n),
         _ => bail!("`{s}`: unknown unit `{unit}` (s, m, h, d, w)"),
     };
-    d.filter(|d| *d > chrono::Duration::zero()).ok_or_else(|| anyhow!("`{s}` is out of range"))
+    d.filter(|d| *d > chrono::Duration::zero())
+        .ok_or_else(|| anyhow!("`{s}` is out of range"))
 }
 
-fn client_config(kind: ClientConfig, key_obj: &Value, secret: &str, cl: &Client) -> anyhow::Result<String> {
+fn client_config(
+    kind: ClientConfig,
+    key_obj: &Value,
+    secret: &str,
+    cl: &Client,
+) -> anyhow::Result<String> {
     let key = key_obj["id"].as_str().unwrap_or_default();
     let res = &key_obj["spec"]["resource"];
     let rid = res["id"].as_str().unwrap_or_default();
@@ -820,7 +995,9 @@ fn client_config(kind: ClientConfig, key_obj: &Value, secret: &str, cl: &Client)
     if rid == "CLOUD" {
         return Ok(match kind {
             ClientConfig::Env => format!("KEYGATE_API_KEY={key}\nKEYGATE_API_SECRET={secret}\n"),
-            ClientConfig::Python => format!("config = {{\"api_key\": \"{key}\", \"api_secret\": \"{secret}\"}}\n"),
+            ClientConfig::Python => {
+                format!("config = {{\"api_key\": \"{key}\", \"api_secret\": \"{secret}\"}}\n")
+            }
             _ => format!("api.key={key}\napi.secret={secret}\n"),
         });
     }
@@ -830,7 +1007,9 @@ fn client_config(kind: ClientConfig, key_obj: &Value, secret: &str, cl: &Client)
         ClientConfig::Python => {
             format!("config = {{\"basic.auth.credentials.source\": \"USER_INFO\", \"basic.auth.user.info\": \"{key}:{secret}\"}}\n")
         }
-        _ => format!("basic.auth.credentials.source=USER_INFO\nbasic.auth.user.info={key}:{secret}\n"),
+        _ => format!(
+            "basic.auth.credentials.source=USER_INFO\nbasic.auth.user.info={key}:{secret}\n"
+        ),
     })
 }
 
@@ -850,14 +1029,30 @@ fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 
 fn my_account(cl: &Client) -> anyhow::Result<String> {
     let cfg = CliConfig::load()?;
-    let me = cl.get(&format!("/iam/v2/api-keys/{}", enc(&cfg.current()?.api_key)))?;
-    me.pointer("/spec/owner/id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| anyhow!("cannot tell who you are"))
+    let me = cl.get(&format!(
+        "/iam/v2/api-keys/{}",
+        enc(&cfg.current()?.api_key)
+    ))?;
+    me.pointer("/spec/owner/id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("cannot tell who you are"))
 }
 
 fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
     let cl = client()?;
     match c {
-        KeyCmd::Create { resource, environment, service_account, description, name, expires_in, expires_at, client_config: cc, output_file } => {
+        KeyCmd::Create {
+            resource,
+            environment,
+            service_account,
+            description,
+            name,
+            expires_in,
+            expires_at,
+            client_config: cc,
+            output_file,
+        } => {
             let expires_at = match (expires_in, expires_at) {
                 (Some(d), _) => Some((chrono::Utc::now() + parse_duration(&d)?).to_rfc3339()),
                 (None, Some(t)) => Some(t),
@@ -875,17 +1070,34 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             }
             let k = cl.post("/iam/v2/api-keys", &json!({ "spec": spec }))?;
             let key = k["id"].as_str().unwrap_or_default().to_owned();
-            let secret = k.pointer("/spec/secret").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let rid = k.pointer("/spec/resource/id").and_then(Value::as_str).map(str::to_owned);
+            let secret = k
+                .pointer("/spec/secret")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let rid = k
+                .pointer("/spec/resource/id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             let mut cfg = CliConfig::load()?;
-            cfg.current_mut()?.stored_keys.insert(key.clone(), StoredKey { secret: secret.clone(), resource: rid });
+            cfg.current_mut()?.stored_keys.insert(
+                key.clone(),
+                StoredKey {
+                    secret: secret.clone(),
+                    resource: rid,
+                },
+            );
             cfg.save()?;
             match fmt {
                 Format::Human => {
                     println!("The API key works immediately.");
                     println!("Save the API key and secret now: the secret is shown only once and cannot be retrieved later.");
                     println!("(It was also saved in your local CLI context.)");
-                    print_object(fmt, &json!({ "key": key, "secret": secret }), &[("API Key", "/key"), ("API Secret", "/secret")])?;
+                    print_object(
+                        fmt,
+                        &json!({ "key": key, "secret": secret }),
+                        &[("API Key", "/key"), ("API Secret", "/secret")],
+                    )?;
                 }
                 _ => print_object(fmt, &k, &[])?,
             }
@@ -895,7 +1107,10 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
                     Some(p) => {
                         write_secret_file(&p, &text)?;
                         if matches!(fmt, Format::Human) {
-                            println!("Client configuration written to {} (mode 0600).", p.display());
+                            println!(
+                                "Client configuration written to {} (mode 0600).",
+                                p.display()
+                            );
                         }
                     }
                     None => print!("{text}"),
@@ -903,9 +1118,18 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        KeyCmd::List { resource, environment, service_account, current_user } => {
+        KeyCmd::List {
+            resource,
+            environment,
+            service_account,
+            current_user,
+        } => {
             let mut q = Vec::new();
-            let owner = if current_user { Some(my_account(&cl)?) } else { service_account };
+            let owner = if current_user {
+                Some(my_account(&cl)?)
+            } else {
+                service_account
+            };
             if let Some(o) = owner {
                 q.push(format!("spec.owner={}", enc(&o)));
             }
@@ -915,11 +1139,23 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             if let Some(e) = environment {
                 q.push(format!("spec.resource.environment={}", enc(&e)));
             }
-            let path = if q.is_empty() { "/iam/v2/api-keys".to_owned() } else { format!("/iam/v2/api-keys?{}", q.join("&")) };
+            let path = if q.is_empty() {
+                "/iam/v2/api-keys".to_owned()
+            } else {
+                format!("/iam/v2/api-keys?{}", q.join("&"))
+            };
             print_list(fmt, &cl.get_all(&path)?, KEY_COLS)
         }
-        KeyCmd::Describe { key } => print_object(fmt, &cl.get(&format!("/iam/v2/api-keys/{}", enc(&key)))?, KEY_COLS),
-        KeyCmd::Update { key, description, name } => {
+        KeyCmd::Describe { key } => print_object(
+            fmt,
+            &cl.get(&format!("/iam/v2/api-keys/{}", enc(&key)))?,
+            KEY_COLS,
+        ),
+        KeyCmd::Update {
+            key,
+            description,
+            name,
+        } => {
             let mut spec = json!({});
             if let Some(d) = description {
                 spec["description"] = json!(d);
@@ -927,10 +1163,31 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             if let Some(n) = name {
                 spec["display_name"] = json!(n);
             }
-            print_object(fmt, &cl.patch(&format!("/iam/v2/api-keys/{}", enc(&key)), &json!({ "spec": spec }))?, KEY_COLS)
+            print_object(
+                fmt,
+                &cl.patch(
+                    &format!("/iam/v2/api-keys/{}", enc(&key)),
+                    &json!({ "spec": spec }),
+                )?,
+                KEY_COLS,
+            )
         }
-        KeyCmd::Disable { key } => print_object(fmt, &cl.post(&format!("/iam/v2/api-keys/{}/disable", enc(&key)), &json!({}))?, KEY_COLS),
-        KeyCmd::Enable { key } => print_object(fmt, &cl.post(&format!("/iam/v2/api-keys/{}/enable", enc(&key)), &json!({}))?, KEY_COLS),
+        KeyCmd::Disable { key } => print_object(
+            fmt,
+            &cl.post(
+                &format!("/iam/v2/api-keys/{}/disable", enc(&key)),
+                &json!({}),
+            )?,
+            KEY_COLS,
+        ),
+        KeyCmd::Enable { key } => print_object(
+            fmt,
+            &cl.post(
+                &format!("/iam/v2/api-keys/{}/enable", enc(&key)),
+                &json!({}),
+            )?,
+            KEY_COLS,
+        ),
         KeyCmd::Delete { key } => {
             cl.delete(&format!("/iam/v2/api-keys/{}", enc(&key)))?;
             let mut cfg = CliConfig::load()?;
@@ -938,25 +1195,51 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             ctx.stored_keys.remove(&key);
             ctx.active_keys.retain(|_, k| k != &key);
             cfg.save()?;
-            print_done(fmt, &format!("Deleted API key \"{key}\"."), &json!({ "id": key, "deleted": true }))
+            print_done(
+                fmt,
+                &format!("Deleted API key \"{key}\"."),
+                &json!({ "id": key, "deleted": true }),
+            )
         }
-        KeyCmd::Store { key, secret, resource } => {
+        KeyCmd::Store {
+            key,
+            secret,
+            resource,
+        } => {
             let resource = resource.or_else(|| {
-                cl.get(&format!("/iam/v2/api-keys/{}", enc(&key))).ok().and_then(|k| k.pointer("/spec/resource/id").and_then(Value::as_str).map(str::to_owned))
+                cl.get(&format!("/iam/v2/api-keys/{}", enc(&key)))
+                    .ok()
+                    .and_then(|k| {
+                        k.pointer("/spec/resource/id")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
             });
             let mut cfg = CliConfig::load()?;
-            cfg.current_mut()?.stored_keys.insert(key.clone(), StoredKey { secret, resource });
+            cfg.current_mut()?
+                .stored_keys
+                .insert(key.clone(), StoredKey { secret, resource });
             cfg.save()?;
-            print_done(fmt, &format!("Stored the secret of API key \"{key}\"."), &json!({ "id": key, "stored": true }))
+            print_done(
+                fmt,
+                &format!("Stored the secret of API key \"{key}\"."),
+                &json!({ "id": key, "stored": true }),
+            )
         }
         KeyCmd::Use { key, resource } => {
             let mut cfg = CliConfig::load()?;
             let ctx = cfg.current_mut()?;
             let stored = ctx.stored_keys.get(&key).ok_or_else(|| anyhow!("the secret of \"{key}\" is not stored; run `keygate api-key store {key} SECRET` first"))?;
-            let resource = resource.or_else(|| stored.resource.clone()).ok_or_else(|| anyhow!("give --resource"))?;
+            let resource = resource
+                .or_else(|| stored.resource.clone())
+                .ok_or_else(|| anyhow!("give --resource"))?;
             ctx.active_keys.insert(resource.clone(), key.clone());
             cfg.save()?;
-            print_done(fmt, &format!("Using API key \"{key}\" for resource \"{resource}\"."), &json!({ "id": key, "resource": resource }))
+            print_done(
+                fmt,
+                &format!("Using API key \"{key}\" for resource \"{resource}\"."),
+                &json!({ "id": key, "resource": resource }),
+            )
         }
     }
 }
@@ -976,10 +1259,26 @@ mod tests {
             ..ScopeArgs::default()
         };
         assert_eq!(build_crn(org, &s).ok().as_deref(), Some("crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-1/topic=orders*"));
-        assert_eq!(build_crn(org, &ScopeArgs::default()).ok().as_deref(), Some(org));
-        let sa = ScopeArgs { resource: Some("ServiceAccount:sa-1".into()), ..ScopeArgs::default() };
-        assert_eq!(build_crn(org, &sa).ok().as_deref(), Some("crn://keygate/organization=org-1/service-account=sa-1"));
-        assert!(build_crn(org, &ScopeArgs { kafka_cluster: Some("lkc-1".into()), ..ScopeArgs::default() }).is_err());
+        assert_eq!(
+            build_crn(org, &ScopeArgs::default()).ok().as_deref(),
+            Some(org)
+        );
+        let sa = ScopeArgs {
+            resource: Some("ServiceAccount:sa-1".into()),
+            ..ScopeArgs::default()
+        };
+        assert_eq!(
+            build_crn(org, &sa).ok().as_deref(),
+            Some("crn://keygate/organization=org-1/service-account=sa-1")
+        );
+        assert!(build_crn(
+            org,
+            &ScopeArgs {
+                kafka_cluster: Some("lkc-1".into()),
+                ..ScopeArgs::default()
+            }
+        )
+        .is_err());
     }
 
     #[test]

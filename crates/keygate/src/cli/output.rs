@@ -28,18 +28,38 @@ pub(crate) fn print_list(fmt: Format, items: &[Value], cols: &[Col]) -> anyhow::
         Format::Json => println!("{}", serde_json::to_string_pretty(&items)?),
         Format::Yaml => print!("{}", serde_yaml_ng::to_string(&items)?),
         Format::Human => {
-            let rows: Vec<Vec<String>> = items.iter().map(|i| cols.iter().map(|(_, p)| cell(i, p)).collect()).collect();
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|i| cols.iter().map(|(_, p)| cell(i, p)).collect())
+                .collect();
             let widths: Vec<usize> = cols
                 .iter()
                 .enumerate()
-                .map(|(c, (h, _))| rows.iter().map(|r| r[c].chars().count()).chain([h.len()]).max().unwrap_or(0))
+                .map(|(c, (h, _))| {
+                    rows.iter()
+                        .map(|r| r[c].chars().count())
+                        .chain([h.len()])
+                        .max()
+                        .unwrap_or(0)
+                })
                 .collect();
             let line = |vals: Vec<String>| {
-                let s: Vec<String> = vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+                let s: Vec<String> = vals
+                    .iter()
+                    .zip(&widths)
+                    .map(|(v, w)| format!("{v:<w$}"))
+                    .collect();
                 println!("  {}", s.join(" | ").trim_end());
             };
             line(cols.iter().map(|(h, _)| h.to_string()).collect());
-            println!("  {}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"));
+            println!(
+                "  {}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("-+-")
+            );
             for r in rows {
                 line(r);
             }

@@ -7,12 +7,28 @@ use serde_json::{json, Value};
 fn state(api: &crate::harness::Api) -> Vec<Value> {
     let org = api.org_crn();
     let mut v = Vec::new();
-    for p in ["/org/v2/environments", "/cmk/v2/clusters", "/iam/v2/service-accounts", "/iam/v2/users", "/iam/v2/api-keys"] {
+    for p in [
+        "/org/v2/environments",
+        "/cmk/v2/clusters",
+        "/iam/v2/service-accounts",
+        "/iam/v2/users",
+        "/iam/v2/api-keys",
+    ] {
         v.extend(api.all(p));
     }
     v.extend(api.all(&format!("/iam/v2/role-bindings?crn_pattern={org}")));
     v
 }
+
+/// (method, path, body, expected status, expected pointer or parameter, text in detail)
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<String>,
+    u16,
+    Option<&'a str>,
+    &'a str,
+);
 
 #[test]
 fn bad_input_gets_a_specific_error_and_changes_nothing() {
@@ -27,7 +43,7 @@ fn bad_input_gets_a_specific_error_and_changes_nothing() {
     let past = "2001-01-01T00:00:00Z";
     let big = format!("{{\"display_name\":\"{}\"}}", "a".repeat(1024 * 1024 + 10));
     // (method, path, body, expected status, expected pointer or parameter, text in detail)
-    let cases: Vec<(&str, String, Option<String>, u16, Option<&str>, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("POST", "/iam/v2/service-accounts".into(), Some("{\"display_name\": ".into()), 400, None, "not valid JSON"),
         ("POST", "/iam/v2/service-accounts".into(), Some(r#"{"display_name":"a","colour":"red"}"#.into()), 422, Some("/colour"), "unknown field"),
         ("POST", "/iam/v2/service-accounts".into(), Some(r#"{"description":"no name"}"#.into()), 422, Some("/display_name"), "required"),
@@ -69,10 +85,19 @@ fn bad_input_gets_a_specific_error_and_changes_nothing() {
             let got = src["pointer"].as_str().or(src["parameter"].as_str());
             assert_eq!(got, Some(p), "{method} {path}: {b}");
         }
-        assert!(detail(&b).contains(text), "{method} {path}: `{}` lacks `{text}`", detail(&b));
+        assert!(
+            detail(&b).contains(text),
+            "{method} {path}: `{}` lacks `{text}`",
+            detail(&b)
+        );
     }
     // A content type other than JSON.
-    let (code, _) = api.raw("POST", "/iam/v2/service-accounts", Some("display_name=x"), Some("application/x-www-form-urlencoded"));
+    let (code, _) = api.raw(
+        "POST",
+        "/iam/v2/service-accounts",
+        Some("display_name=x"),
+        Some("application/x-www-form-urlencoded"),
+    );
     assert_eq!(code, 415);
     assert_eq!(state(&api), before, "a rejected request changed state");
 
@@ -80,7 +105,10 @@ fn bad_input_gets_a_specific_error_and_changes_nothing() {
     for _ in 0..3 {
         api.key(&sa, &lkc);
     }
-    let (code, b) = api.post("/iam/v2/api-keys", json!({"spec":{"owner":{"id":sa},"resource":{"id":lkc}}}));
+    let (code, b) = api.post(
+        "/iam/v2/api-keys",
+        json!({"spec":{"owner":{"id":sa},"resource":{"id":lkc}}}),
+    );
     assert_eq!(code, 402, "{b}");
     assert_eq!(b["errors"][0]["code"], "quota_exceeded");
     assert!(detail(&b).contains("limited to 3"));
@@ -96,13 +124,33 @@ fn authentication_failures_are_indistinguishable() {
     let (cloud_key, cloud_secret) = admin.key(&sa, "CLOUD");
     let (res_key, res_secret) = admin.key(&sa, &lkc);
     let (dis_key, dis_secret) = admin.key(&sa, "CLOUD");
-    admin.ok(admin.post(&format!("/iam/v2/api-keys/{dis_key}/disable"), json!({})), 200);
+    admin.ok(
+        admin.post(&format!("/iam/v2/api-keys/{dis_key}/disable"), json!({})),
+        200,
+    );
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
-    let b = admin.ok(admin.post("/iam/v2/api-keys", json!({"spec":{"owner":{"id":sa},"resource":{"id":"CLOUD"},"expires_at":soon}})), 202);
-    let (exp_key, exp_secret) = (b["id"].as_str().unwrap_or_default().to_owned(), b["spec"]["secret"].as_str().unwrap_or_default().to_owned());
+    let b = admin.ok(
+        admin.post(
+            "/iam/v2/api-keys",
+            json!({"spec":{"owner":{"id":sa},"resource":{"id":"CLOUD"},"expires_at":soon}}),
+        ),
+        202,
+    );
+    let (exp_key, exp_secret) = (
+        b["id"].as_str().unwrap_or_default().to_owned(),
+        b["spec"]["secret"].as_str().unwrap_or_default().to_owned(),
+    );
     // The expiring key works now…
-    assert_eq!(srv.api(&exp_key, &exp_secret).get("/org/v2/environments").0, 200);
-    assert_eq!(srv.api(&cloud_key, &cloud_secret).get("/org/v2/environments").0, 200);
+    assert_eq!(
+        srv.api(&exp_key, &exp_secret).get("/org/v2/environments").0,
+        200
+    );
+    assert_eq!(
+        srv.api(&cloud_key, &cloud_secret)
+            .get("/org/v2/environments")
+            .0,
+        200
+    );
     std::thread::sleep(std::time::Duration::from_millis(1700));
     let attempts = [
         ("wrong secret", srv.api(&cloud_key, &res_secret)),
@@ -118,19 +166,39 @@ fn authentication_failures_are_indistinguishable() {
         let (code, body) = api.get("/org/v2/environments");
         let took = start.elapsed();
         assert_eq!(code, 401, "{what}: {body}");
-        assert!(took >= std::time::Duration::from_millis(90), "{what}: answered in {took:?}, before the uniform delay");
+        assert!(
+            took >= std::time::Duration::from_millis(90),
+            "{what}: answered in {took:?}, before the uniform delay"
+        );
         bodies.push(body.to_string());
     }
     // No header at all.
-    let (code, body) = crate::harness::Api { url: srv.url.clone(), key: String::new(), secret: String::new() }.raw("GET", "/iam/v2/users", None, None);
+    let (code, body) = crate::harness::Api {
+        url: srv.url.clone(),
+        key: String::new(),
+        secret: String::new(),
+    }
+    .raw("GET", "/iam/v2/users", None, None);
     assert_eq!(code, 401);
     bodies.push(body.to_string());
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "401 bodies differ: {bodies:#?}");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "401 bodies differ: {bodies:#?}"
+    );
     // Re-enabling brings the disabled key back.
-    admin.ok(admin.post(&format!("/iam/v2/api-keys/{dis_key}/enable"), json!({})), 200);
-    assert_eq!(srv.api(&dis_key, &dis_secret).get("/org/v2/environments").0, 200);
+    admin.ok(
+        admin.post(&format!("/iam/v2/api-keys/{dis_key}/enable"), json!({})),
+        200,
+    );
+    assert_eq!(
+        srv.api(&dis_key, &dis_secret).get("/org/v2/environments").0,
+        200
+    );
     // Status shows the phase.
-    assert_eq!(admin.get(&format!("/iam/v2/api-keys/{exp_key}")).1["status"]["phase"], "EXPIRED");
+    assert_eq!(
+        admin.get(&format!("/iam/v2/api-keys/{exp_key}")).1["status"]["phase"],
+        "EXPIRED"
+    );
 }
 
 #[test]
@@ -141,17 +209,43 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
     let env = api.env("staging");
     let (code, e) = api.get(&format!("/org/v2/environments/{env}"));
     assert_eq!(code, 200);
-    assert_eq!((e["api_version"].as_str(), e["kind"].as_str()), (Some("org/v2"), Some("Environment")));
-    assert!(e["metadata"]["resource_name"].as_str().is_some_and(|c| c.ends_with(&format!("/environment={env}"))));
-    let e = api.ok(api.patch(&format!("/org/v2/environments/{env}"), json!({"display_name":"stage"})), 200);
+    assert_eq!(
+        (e["api_version"].as_str(), e["kind"].as_str()),
+        (Some("org/v2"), Some("Environment"))
+    );
+    assert!(e["metadata"]["resource_name"]
+        .as_str()
+        .is_some_and(|c| c.ends_with(&format!("/environment={env}"))));
+    let e = api.ok(
+        api.patch(
+            &format!("/org/v2/environments/{env}"),
+            json!({"display_name":"stage"}),
+        ),
+        200,
+    );
     assert_eq!(e["display_name"], "stage");
     // Every resource kind.
     for (base, spec) in [
-        ("/cmk/v2/clusters", json!({"display_name":"k","environment":{"id":env},"upstream":"127.0.0.1:9092,127.0.0.1:9093"})),
-        ("/srcm/v3/clusters", json!({"display_name":"sr","environment":{"id":env},"upstream":"http://127.0.0.1:8081"})),
-        ("/ksqldbcm/v2/clusters", json!({"display_name":"ksql","environment":{"id":env},"upstream":"http://127.0.0.1:8088"})),
-        ("/fcpm/v2/regions", json!({"display_name":"flink","environment":{"id":env},"upstream":"http://127.0.0.1:8083","region":"aws.us-east-1"})),
-        ("/tableflow/v1/endpoints", json!({"display_name":"tf","environment":{"id":env},"upstream":"https://tableflow.internal"})),
+        (
+            "/cmk/v2/clusters",
+            json!({"display_name":"k","environment":{"id":env},"upstream":"127.0.0.1:9092,127.0.0.1:9093"}),
+        ),
+        (
+            "/srcm/v3/clusters",
+            json!({"display_name":"sr","environment":{"id":env},"upstream":"http://127.0.0.1:8081"}),
+        ),
+        (
+            "/ksqldbcm/v2/clusters",
+            json!({"display_name":"ksql","environment":{"id":env},"upstream":"http://127.0.0.1:8088"}),
+        ),
+        (
+            "/fcpm/v2/regions",
+            json!({"display_name":"flink","environment":{"id":env},"upstream":"http://127.0.0.1:8083","region":"aws.us-east-1"}),
+        ),
+        (
+            "/tableflow/v1/endpoints",
+            json!({"display_name":"tf","environment":{"id":env},"upstream":"https://tableflow.internal"}),
+        ),
     ] {
         let r = api.ok(api.post(base, json!({ "spec": spec })), 201);
         let id = r["id"].as_str().expect("id").to_owned();
@@ -159,76 +253,216 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
         assert_eq!(r["status"]["phase"], "PROVISIONED");
         let one = format!("{base}/{id}?environment={env}");
         assert_eq!(api.get(&one).0, 200, "{one}");
-        let r = api.ok(api.patch(&one, json!({"spec":{"display_name":"renamed"}})), 200);
+        let r = api.ok(
+            api.patch(&one, json!({"spec":{"display_name":"renamed"}})),
+            200,
+        );
         assert_eq!(r["spec"]["display_name"], "renamed");
         let list = api.all(&format!("{base}?environment={env}"));
         assert_eq!(list.len(), 1, "{base}");
         // A key for it (Flink and Tableflow need the environment).
-        let key_res = if base.starts_with("/tableflow") { "TABLEFLOW".to_owned() } else { id.clone() };
-        let k = api.ok(api.post("/iam/v2/api-keys", json!({"spec":{"resource":{"id":key_res,"environment":env}}})), 202);
+        let key_res = if base.starts_with("/tableflow") {
+            "TABLEFLOW".to_owned()
+        } else {
+            id.clone()
+        };
+        let k = api.ok(
+            api.post(
+                "/iam/v2/api-keys",
+                json!({"spec":{"resource":{"id":key_res,"environment":env}}}),
+            ),
+            202,
+        );
         assert_eq!(k["spec"]["resource"]["environment"], json!(env), "{k}");
         assert_eq!(api.delete(&one).0, 204);
         assert_eq!(api.get(&one).0, 404);
         // Its keys went with it.
-        assert_eq!(api.get(&format!("/iam/v2/api-keys/{}", k["id"].as_str().unwrap_or_default())).0, 404);
+        assert_eq!(
+            api.get(&format!(
+                "/iam/v2/api-keys/{}",
+                k["id"].as_str().unwrap_or_default()
+            ))
+            .0,
+            404
+        );
     }
     // Users and service accounts.
-    let u = api.ok(api.post("/iam/v2/users", json!({"email":"Dev@Example.com","full_name":"Dev One"})), 201);
-    assert_eq!((u["kind"].as_str(), u["email"].as_str(), u["auth_type"].as_str()), (Some("User"), Some("dev@example.com"), Some("AUTH_TYPE_LOCAL")));
-    assert_eq!(api.post("/iam/v2/users", json!({"email":"dev@example.com","full_name":"Again"})).0, 409);
+    let u = api.ok(
+        api.post(
+            "/iam/v2/users",
+            json!({"email":"Dev@Example.com","full_name":"Dev One"}),
+        ),
+        201,
+    );
+    assert_eq!(
+        (
+            u["kind"].as_str(),
+            u["email"].as_str(),
+            u["auth_type"].as_str()
+        ),
+        (
+            Some("User"),
+            Some("dev@example.com"),
+            Some("AUTH_TYPE_LOCAL")
+        )
+    );
+    assert_eq!(
+        api.post(
+            "/iam/v2/users",
+            json!({"email":"dev@example.com","full_name":"Again"})
+        )
+        .0,
+        409
+    );
     let uid = u["id"].as_str().expect("id");
-    assert_eq!(api.patch(&format!("/iam/v2/users/{uid}"), json!({"full_name":"Dev Two"})).1["full_name"], "Dev Two");
+    assert_eq!(
+        api.patch(
+            &format!("/iam/v2/users/{uid}"),
+            json!({"full_name":"Dev Two"})
+        )
+        .1["full_name"],
+        "Dev Two"
+    );
     let sa = api.sa("billing");
-    let s = api.ok(api.patch(&format!("/iam/v2/service-accounts/{sa}"), json!({"description":"pays"})), 200);
-    assert_eq!((s["display_name"].as_str(), s["description"].as_str()), (Some("billing"), Some("pays")));
+    let s = api.ok(
+        api.patch(
+            &format!("/iam/v2/service-accounts/{sa}"),
+            json!({"description":"pays"}),
+        ),
+        200,
+    );
+    assert_eq!(
+        (s["display_name"].as_str(), s["description"].as_str()),
+        (Some("billing"), Some("pays"))
+    );
     // Keys: the secret is only in the create response.
     let lkc = api.kafka(&env, "main");
     let k = api.ok(api.post("/iam/v2/api-keys", json!({"spec":{"display_name":"ci","description":"CI","owner":{"id":sa},"resource":{"id":lkc,"environment":env}}})), 202);
     let kid = k["id"].as_str().expect("id").to_owned();
     assert_eq!(kid.len(), 16);
-    assert!(k["spec"]["secret"].as_str().is_some_and(|s| s.starts_with("kgs_") && s.len() == 53));
+    assert!(k["spec"]["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("kgs_") && s.len() == 53));
     assert_eq!(k["spec"]["owner"]["kind"], "ServiceAccount");
     assert_eq!(k["spec"]["resource"]["kind"], "Cluster");
     assert_eq!(k["status"]["phase"], "ACTIVE");
     let got = api.get(&format!("/iam/v2/api-keys/{kid}")).1;
-    assert!(got["spec"].get("secret").is_none(), "secret shown again: {got}");
-    assert!(!got.to_string().contains(k["spec"]["secret"].as_str().unwrap_or("-")));
+    assert!(
+        got["spec"].get("secret").is_none(),
+        "secret shown again: {got}"
+    );
+    assert!(!got
+        .to_string()
+        .contains(k["spec"]["secret"].as_str().unwrap_or("-")));
     let listed = api.all(&format!("/iam/v2/api-keys?spec.owner={sa}"));
     assert_eq!(listed.len(), 1);
     assert!(listed.iter().all(|k| k["spec"].get("secret").is_none()));
-    assert_eq!(api.all(&format!("/iam/v2/api-keys?spec.resource={lkc}")).len(), 1);
-    assert_eq!(api.all("/iam/v2/api-keys?spec.resource=CLOUD").len(), 1, "only the bootstrap key is CLOUD");
-    let k = api.ok(api.patch(&format!("/iam/v2/api-keys/{kid}"), json!({"spec":{"description":"changed"}})), 200);
+    assert_eq!(
+        api.all(&format!("/iam/v2/api-keys?spec.resource={lkc}"))
+            .len(),
+        1
+    );
+    assert_eq!(
+        api.all("/iam/v2/api-keys?spec.resource=CLOUD").len(),
+        1,
+        "only the bootstrap key is CLOUD"
+    );
+    let k = api.ok(
+        api.patch(
+            &format!("/iam/v2/api-keys/{kid}"),
+            json!({"spec":{"description":"changed"}}),
+        ),
+        200,
+    );
     assert_eq!(k["spec"]["description"], "changed");
     // PATCH may not change the owner.
-    assert_eq!(api.patch(&format!("/iam/v2/api-keys/{kid}"), json!({"spec":{"owner":{"id":"u-x"}}})).0, 422);
+    assert_eq!(
+        api.patch(
+            &format!("/iam/v2/api-keys/{kid}"),
+            json!({"spec":{"owner":{"id":"u-x"}}})
+        )
+        .0,
+        422
+    );
     // Role bindings.
     let org = api.org_crn();
     let crn = format!("{org}/environment={env}/cloud-cluster={lkc}/kafka={lkc}/topic=orders*");
     let rb = api.bind(&format!("User:{sa}"), "DeveloperWrite", &crn);
     assert!(rb.starts_with("rb-"));
-    assert_eq!(api.post("/iam/v2/role-bindings", json!({"principal":format!("User:{sa}"),"role_name":"DeveloperWrite","crn_pattern":crn})).0, 409);
-    let found = api.all(&format!("/iam/v2/role-bindings?crn_pattern={org}/environment={env}&principal=User:{sa}"));
+    assert_eq!(
+        api.post(
+            "/iam/v2/role-bindings",
+            json!({"principal":format!("User:{sa}"),"role_name":"DeveloperWrite","crn_pattern":crn})
+        )
+        .0,
+        409
+    );
+    let found = api.all(&format!(
+        "/iam/v2/role-bindings?crn_pattern={org}/environment={env}&principal=User:{sa}"
+    ));
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["crn_pattern"], json!(crn));
     // ACLs.
     let acl = |op: &str, rt: &str, name: &str| json!({"resource_type":rt,"resource_name":name,"pattern_type":"LITERAL","principal":format!("User:{sa}"),"host":"*","operation":op,"permission":"ALLOW"});
-    assert_eq!(api.post(&format!("/kafka/v3/clusters/{lkc}/acls"), acl("READ", "TOPIC", "orders")).0, 201);
-    assert_eq!(api.post(&format!("/kafka/v3/clusters/{lkc}/acls:batch"), json!({"data":[acl("READ","GROUP","g1"), acl("DESCRIBE","TOPIC","orders")]})).0, 201);
+    assert_eq!(
+        api.post(
+            &format!("/kafka/v3/clusters/{lkc}/acls"),
+            acl("READ", "TOPIC", "orders")
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        api.post(
+            &format!("/kafka/v3/clusters/{lkc}/acls:batch"),
+            json!({"data":[acl("READ","GROUP","g1"), acl("DESCRIBE","TOPIC","orders")]})
+        )
+        .0,
+        201
+    );
     // Creating an existing ACL again is accepted and does not duplicate it (Kafka).
-    assert_eq!(api.post(&format!("/kafka/v3/clusters/{lkc}/acls"), acl("READ", "TOPIC", "orders")).0, 201);
+    assert_eq!(
+        api.post(
+            &format!("/kafka/v3/clusters/{lkc}/acls"),
+            acl("READ", "TOPIC", "orders")
+        )
+        .0,
+        201
+    );
     let all = api.get(&format!("/kafka/v3/clusters/{lkc}/acls")).1;
     assert_eq!(all["data"].as_array().map(Vec::len), Some(3), "{all}");
-    let topics = api.get(&format!("/kafka/v3/clusters/{lkc}/acls?resource_type=TOPIC")).1;
+    let topics = api
+        .get(&format!(
+            "/kafka/v3/clusters/{lkc}/acls?resource_type=TOPIC"
+        ))
+        .1;
     assert_eq!(topics["data"].as_array().map(Vec::len), Some(2));
-    let deleted = api.delete(&format!("/kafka/v3/clusters/{lkc}/acls?resource_type=TOPIC&operation=READ")).1;
+    let deleted = api
+        .delete(&format!(
+            "/kafka/v3/clusters/{lkc}/acls?resource_type=TOPIC&operation=READ"
+        ))
+        .1;
     assert_eq!(deleted["data"][0]["operation"], "READ", "{deleted}");
-    assert_eq!(api.get(&format!("/kafka/v3/clusters/{lkc}/acls")).1["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        api.get(&format!("/kafka/v3/clusters/{lkc}/acls")).1["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     // Deleting the service account takes its keys, bindings and ACLs with it.
     assert_eq!(api.delete(&format!("/iam/v2/service-accounts/{sa}")).0, 204);
     assert_eq!(api.get(&format!("/iam/v2/api-keys/{kid}")).0, 404);
-    assert!(api.all(&format!("/iam/v2/role-bindings?crn_pattern={org}&principal=User:{sa}")).is_empty());
-    assert_eq!(api.get(&format!("/kafka/v3/clusters/{lkc}/acls")).1["data"].as_array().map(Vec::len), Some(0));
+    assert!(api
+        .all(&format!(
+            "/iam/v2/role-bindings?crn_pattern={org}&principal=User:{sa}"
+        ))
+        .is_empty());
+    assert_eq!(
+        api.get(&format!("/kafka/v3/clusters/{lkc}/acls")).1["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
     // Paging.
     for i in 0..12 {
         api.sa(&format!("page-{i:02}"));
@@ -237,7 +471,10 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
     assert_eq!(p1["data"].as_array().map(Vec::len), Some(5));
     assert_eq!(p1["metadata"]["total_size"], 12);
     assert_eq!(api.all("/iam/v2/service-accounts").len(), 12);
-    assert_eq!(api.get("/iam/v2/service-accounts?page_token=garbage").0, 422);
+    assert_eq!(
+        api.get("/iam/v2/service-accounts?page_token=garbage").0,
+        422
+    );
 }
 
 #[test]
@@ -245,11 +482,16 @@ fn last_organization_admin_cannot_be_removed() {
     let (srv, _dir) = Server::start(&[]);
     let api = srv.admin();
     let org = api.org_crn();
-    let me = api.get(&format!("/iam/v2/api-keys/{}", api.key)).1["spec"]["owner"]["id"].as_str().expect("owner").to_owned();
+    let me = api.get(&format!("/iam/v2/api-keys/{}", api.key)).1["spec"]["owner"]["id"]
+        .as_str()
+        .expect("owner")
+        .to_owned();
     let (code, b) = api.delete(&format!("/iam/v2/users/{me}"));
     assert_eq!(code, 409, "{b}");
     assert!(detail(&b).contains("OrganizationAdmin"));
-    let mine = api.all(&format!("/iam/v2/role-bindings?crn_pattern={org}&principal=User:{me}"));
+    let mine = api.all(&format!(
+        "/iam/v2/role-bindings?crn_pattern={org}&principal=User:{me}"
+    ));
     let rb = mine[0]["id"].as_str().expect("rb").to_owned();
     assert_eq!(api.delete(&format!("/iam/v2/role-bindings/{rb}")).0, 409);
     // With a second admin, the first can go.
@@ -269,7 +511,13 @@ fn openapi_docs_and_health() {
     let (code, doc) = api.get("/openapi.json");
     assert_eq!(code, 200);
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
-    for p in ["/iam/v2/api-keys", "/iam/v2/role-bindings", "/kafka/v3/clusters/{cluster_id}/acls", "/srcm/v3/clusters/{id}", "/fcpm/v2/regions"] {
+    for p in [
+        "/iam/v2/api-keys",
+        "/iam/v2/role-bindings",
+        "/kafka/v3/clusters/{cluster_id}/acls",
+        "/srcm/v3/clusters/{id}",
+        "/fcpm/v2/regions",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "OpenAPI lacks {p}");
     }
     assert!(doc["components"]["schemas"].get("ApiKeyObj").is_some());

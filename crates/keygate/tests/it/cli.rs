@@ -7,32 +7,114 @@ fn cli_workflow_end_to_end() {
     let (srv, _dir) = Server::start(&[]);
     let (key, secret) = srv.creds.clone().expect("creds");
     let cli = CliEnv::new();
-    let (ok, out, err) = cli.run(&["login", "--url", &srv.url, "--api-key", &key, "--api-secret", &secret]);
+    let (ok, out, err) = cli.run(&[
+        "login",
+        "--url",
+        &srv.url,
+        "--api-key",
+        &key,
+        "--api-secret",
+        &secret,
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("Logged in"), "{out}");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&cli.config).expect("config").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&cli.config)
+        .expect("config")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     let env = cli.json(&["environment", "create", "prod"]);
     let env = env["id"].as_str().expect("env").to_owned();
-    assert!(cli.json(&["environment", "list"]).as_array().is_some_and(|a| a.iter().any(|e| e["id"] == env.as_str())));
-    let lkc = cli.json(&["kafka", "cluster", "create", "main", "--environment", &env, "--upstream", "127.0.0.1:9092"]);
+    assert!(cli
+        .json(&["environment", "list"])
+        .as_array()
+        .is_some_and(|a| a.iter().any(|e| e["id"] == env.as_str())));
+    let lkc = cli.json(&[
+        "kafka",
+        "cluster",
+        "create",
+        "main",
+        "--environment",
+        &env,
+        "--upstream",
+        "127.0.0.1:9092",
+    ]);
     let lkc = lkc["id"].as_str().expect("lkc").to_owned();
-    assert_eq!(cli.json(&["kafka", "cluster", "describe", &lkc])["spec"]["upstream"], "127.0.0.1:9092");
-    let sr = cli.json(&["schema-registry", "create", "sr", "--environment", &env, "--upstream", "http://127.0.0.1:8081"]);
+    assert_eq!(
+        cli.json(&["kafka", "cluster", "describe", &lkc])["spec"]["upstream"],
+        "127.0.0.1:9092"
+    );
+    let sr = cli.json(&[
+        "schema-registry",
+        "create",
+        "sr",
+        "--environment",
+        &env,
+        "--upstream",
+        "http://127.0.0.1:8081",
+    ]);
     assert!(sr["id"].as_str().is_some_and(|i| i.starts_with("lsrc-")));
-    let ksql = cli.json(&["ksql", "cluster", "create", "k", "--environment", &env, "--upstream", "http://127.0.0.1:8088"]);
-    assert!(ksql["id"].as_str().is_some_and(|i| i.starts_with("lksqlc-")));
-    let fr = cli.json(&["flink", "region", "create", "f", "--environment", &env, "--upstream", "http://127.0.0.1:8083", "--region", "aws.us-east-1"]);
+    let ksql = cli.json(&[
+        "ksql",
+        "cluster",
+        "create",
+        "k",
+        "--environment",
+        &env,
+        "--upstream",
+        "http://127.0.0.1:8088",
+    ]);
+    assert!(ksql["id"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("lksqlc-")));
+    let fr = cli.json(&[
+        "flink",
+        "region",
+        "create",
+        "f",
+        "--environment",
+        &env,
+        "--upstream",
+        "http://127.0.0.1:8083",
+        "--region",
+        "aws.us-east-1",
+    ]);
     assert_eq!(fr["id"], "aws.us-east-1");
-    let tf = cli.json(&["tableflow", "create", "t", "--environment", &env, "--upstream", "http://127.0.0.1:9000"]);
+    let tf = cli.json(&[
+        "tableflow",
+        "create",
+        "t",
+        "--environment",
+        &env,
+        "--upstream",
+        "http://127.0.0.1:9000",
+    ]);
     assert_eq!(tf["id"], "tableflow");
-    assert_eq!(cli.json(&["tableflow", "describe", "--environment", &env])["spec"]["display_name"], "t");
+    assert_eq!(
+        cli.json(&["tableflow", "describe", "--environment", &env])["spec"]["display_name"],
+        "t"
+    );
 
-    let user = cli.json(&["iam", "user", "create", "dev@example.com", "--full-name", "Dev"]);
+    let user = cli.json(&[
+        "iam",
+        "user",
+        "create",
+        "dev@example.com",
+        "--full-name",
+        "Dev",
+    ]);
     assert_eq!(user["email"], "dev@example.com");
-    let sa = cli.json(&["iam", "service-account", "create", "orders-app", "--description", "writes orders"]);
+    let sa = cli.json(&[
+        "iam",
+        "service-account",
+        "create",
+        "orders-app",
+        "--description",
+        "writes orders",
+    ]);
     let sa = sa["id"].as_str().expect("sa").to_owned();
     // Errors print the server's message and exit non-zero.
     let (ok, _, err) = cli.run(&["iam", "service-account", "create", "orders-app"]);
@@ -43,21 +125,64 @@ fn cli_workflow_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = dir.path().join("client.properties");
     let (ok, out, err) = cli.run(&[
-        "api-key", "create", "--resource", &lkc, "--service-account", &sa, "--description", "orders producer",
-        "--expires-in", "90d", "--client-config", "librdkafka", "--output-file", conf.to_str().expect("path"),
+        "api-key",
+        "create",
+        "--resource",
+        &lkc,
+        "--service-account",
+        &sa,
+        "--description",
+        "orders producer",
+        "--expires-in",
+        "90d",
+        "--client-config",
+        "librdkafka",
+        "--output-file",
+        conf.to_str().expect("path"),
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("shown only once"), "{out}");
-    let api_key = out.lines().find_map(|l| l.trim().strip_prefix("API Key")).map(|s| s.trim().to_owned()).expect("key line");
-    let api_secret = out.lines().find_map(|l| l.trim().strip_prefix("API Secret")).map(|s| s.trim().to_owned()).expect("secret line");
+    let api_key = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("API Key"))
+        .map(|s| s.trim().to_owned())
+        .expect("key line");
+    let api_secret = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("API Secret"))
+        .map(|s| s.trim().to_owned())
+        .expect("secret line");
     let text = std::fs::read_to_string(&conf).expect("client config");
-    assert!(text.contains(&format!("sasl.username={api_key}")) && text.contains(&format!("sasl.password={api_secret}")), "{text}");
-    assert!(text.contains("security.protocol=SASL_PLAINTEXT") && text.contains("sasl.mechanism=PLAIN"));
-    assert_eq!(std::fs::metadata(&conf).expect("conf").permissions().mode() & 0o777, 0o600);
+    assert!(
+        text.contains(&format!("sasl.username={api_key}"))
+            && text.contains(&format!("sasl.password={api_secret}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("security.protocol=SASL_PLAINTEXT") && text.contains("sasl.mechanism=PLAIN")
+    );
+    assert_eq!(
+        std::fs::metadata(&conf).expect("conf").permissions().mode() & 0o777,
+        0o600
+    );
     for kind in ["java", "python", "env"] {
-        let (ok, out, err) = cli.run(&["api-key", "create", "--resource", &lkc, "--service-account", &sa, "--client-config", kind]);
+        let (ok, out, err) = cli.run(&[
+            "api-key",
+            "create",
+            "--resource",
+            &lkc,
+            "--service-account",
+            &sa,
+            "--client-config",
+            kind,
+        ]);
         assert!(ok, "{kind}: {err}");
-        assert!(out.contains("PlainLoginModule") || out.contains("\"sasl.username\"") || out.contains("KAFKA_SASL_USERNAME="), "{kind}: {out}");
+        assert!(
+            out.contains("PlainLoginModule")
+                || out.contains("\"sasl.username\"")
+                || out.contains("KAFKA_SASL_USERNAME="),
+            "{kind}: {out}"
+        );
     }
     let listed = cli.json(&["api-key", "list", "--service-account", &sa]);
     assert_eq!(listed.as_array().map(Vec::len), Some(4));
@@ -68,13 +193,37 @@ fn cli_workflow_end_to_end() {
     let (ok, yaml, _) = cli.run(&["api-key", "describe", &api_key, "-o", "yaml"]);
     assert!(ok && yaml.contains(&format!("id: {api_key}")), "{yaml}");
     let (ok, human, _) = cli.run(&["api-key", "list"]);
-    assert!(ok && human.contains("Last Used") && human.contains(&api_key), "{human}");
-    assert_eq!(cli.json(&["api-key", "disable", &api_key])["status"]["phase"], "DISABLED");
-    assert_eq!(cli.json(&["api-key", "enable", &api_key])["status"]["phase"], "ACTIVE");
-    assert_eq!(cli.json(&["api-key", "update", &api_key, "--description", "renamed"])["spec"]["description"], "renamed");
+    assert!(
+        ok && human.contains("Last Used") && human.contains(&api_key),
+        "{human}"
+    );
+    assert_eq!(
+        cli.json(&["api-key", "disable", &api_key])["status"]["phase"],
+        "DISABLED"
+    );
+    assert_eq!(
+        cli.json(&["api-key", "enable", &api_key])["status"]["phase"],
+        "ACTIVE"
+    );
+    assert_eq!(
+        cli.json(&["api-key", "update", &api_key, "--description", "renamed"])["spec"]
+            ["description"],
+        "renamed"
+    );
     let mine = cli.json(&["api-key", "list", "--current-user"]);
-    assert!(mine.as_array().is_some_and(|a| a.len() == 1 && a[0]["id"] == key.as_str()), "{mine}");
-    let (ok, _, err) = cli.run(&["api-key", "store", "ABCDEFGHIJKLMNOP", "kgs_made_elsewhere", "--resource", &lkc]);
+    assert!(
+        mine.as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["id"] == key.as_str()),
+        "{mine}"
+    );
+    let (ok, _, err) = cli.run(&[
+        "api-key",
+        "store",
+        "ABCDEFGHIJKLMNOP",
+        "kgs_made_elsewhere",
+        "--resource",
+        &lkc,
+    ]);
     assert!(ok, "{err}");
     let (ok, out, err) = cli.run(&["api-key", "use", "ABCDEFGHIJKLMNOP"]);
     assert!(ok && out.contains(&lkc), "{out} {err}");
@@ -83,57 +232,205 @@ fn cli_workflow_end_to_end() {
 
     // Role bindings with the CRN built from flags.
     let rb = cli.json(&[
-        "iam", "rbac", "role-binding", "create", "--principal", &format!("User:{sa}"), "--role", "DeveloperWrite",
-        "--environment", &env, "--kafka-cluster", &lkc, "--resource", "Topic:orders", "--prefix",
+        "iam",
+        "rbac",
+        "role-binding",
+        "create",
+        "--principal",
+        &format!("User:{sa}"),
+        "--role",
+        "DeveloperWrite",
+        "--environment",
+        &env,
+        "--kafka-cluster",
+        &lkc,
+        "--resource",
+        "Topic:orders",
+        "--prefix",
     ]);
     let crn = rb["crn_pattern"].as_str().expect("crn").to_owned();
-    assert!(crn.ends_with(&format!("/environment={env}/cloud-cluster={lkc}/kafka={lkc}/topic=orders*")), "{crn}");
-    let rbs = cli.json(&["iam", "rbac", "role-binding", "list", "--principal", &format!("User:{sa}")]);
+    assert!(
+        crn.ends_with(&format!(
+            "/environment={env}/cloud-cluster={lkc}/kafka={lkc}/topic=orders*"
+        )),
+        "{crn}"
+    );
+    let rbs = cli.json(&[
+        "iam",
+        "rbac",
+        "role-binding",
+        "list",
+        "--principal",
+        &format!("User:{sa}"),
+    ]);
     assert_eq!(rbs.as_array().map(Vec::len), Some(1));
-    let (ok, _, err) = cli.run(&["iam", "rbac", "role-binding", "create", "--principal", &format!("User:{sa}"), "--role", "DeveloperWrite", "--environment", &env]);
+    let (ok, _, err) = cli.run(&[
+        "iam",
+        "rbac",
+        "role-binding",
+        "create",
+        "--principal",
+        &format!("User:{sa}"),
+        "--role",
+        "DeveloperWrite",
+        "--environment",
+        &env,
+    ]);
     assert!(!ok && err.contains("can be bound at"), "{err}");
     let (ok, _, err) = cli.run(&[
-        "iam", "rbac", "role-binding", "delete", "--principal", &format!("User:{sa}"), "--role", "DeveloperWrite",
-        "--environment", &env, "--kafka-cluster", &lkc, "--resource", "Topic:orders", "--prefix",
+        "iam",
+        "rbac",
+        "role-binding",
+        "delete",
+        "--principal",
+        &format!("User:{sa}"),
+        "--role",
+        "DeveloperWrite",
+        "--environment",
+        &env,
+        "--kafka-cluster",
+        &lkc,
+        "--resource",
+        "Topic:orders",
+        "--prefix",
     ]);
     assert!(ok, "{err}");
-    assert_eq!(cli.json(&["iam", "rbac", "role-binding", "list", "--principal", &format!("User:{sa}")]).as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        cli.json(&[
+            "iam",
+            "rbac",
+            "role-binding",
+            "list",
+            "--principal",
+            &format!("User:{sa}")
+        ])
+        .as_array()
+        .map(Vec::len),
+        Some(0)
+    );
 
     // ACLs.
-    let created = cli.json(&["kafka", "acl", "create", "--allow", "--service-account", &sa, "--operations", "write,describe", "--topic", "orders", "--cluster", &lkc]);
+    let created = cli.json(&[
+        "kafka",
+        "acl",
+        "create",
+        "--allow",
+        "--service-account",
+        &sa,
+        "--operations",
+        "write,describe",
+        "--topic",
+        "orders",
+        "--cluster",
+        &lkc,
+    ]);
     assert_eq!(created.as_array().map(Vec::len), Some(2));
-    cli.json(&["kafka", "acl", "create", "--deny", "--principal", "User:*", "--operations", "read", "--consumer-group", "secret", "--prefix", "--cluster", &lkc]);
+    cli.json(&[
+        "kafka",
+        "acl",
+        "create",
+        "--deny",
+        "--principal",
+        "User:*",
+        "--operations",
+        "read",
+        "--consumer-group",
+        "secret",
+        "--prefix",
+        "--cluster",
+        &lkc,
+    ]);
     let acls = cli.json(&["kafka", "acl", "list", "--cluster", &lkc]);
     assert_eq!(acls.as_array().map(Vec::len), Some(3));
-    let mine = cli.json(&["kafka", "acl", "list", "--cluster", &lkc, "--service-account", &sa]);
+    let mine = cli.json(&[
+        "kafka",
+        "acl",
+        "list",
+        "--cluster",
+        &lkc,
+        "--service-account",
+        &sa,
+    ]);
     assert_eq!(mine.as_array().map(Vec::len), Some(2));
-    let (ok, _, err) = cli.run(&["kafka", "acl", "create", "--allow", "--service-account", &sa, "--operations", "write", "--consumer-group", "g", "--cluster", &lkc]);
-    assert!(!ok && err.contains("not valid for resource type GROUP"), "{err}");
-    let deleted = cli.json(&["kafka", "acl", "delete", "--cluster", &lkc, "--service-account", &sa, "--topic", "orders", "--operations", "write"]);
+    let (ok, _, err) = cli.run(&[
+        "kafka",
+        "acl",
+        "create",
+        "--allow",
+        "--service-account",
+        &sa,
+        "--operations",
+        "write",
+        "--consumer-group",
+        "g",
+        "--cluster",
+        &lkc,
+    ]);
+    assert!(
+        !ok && err.contains("not valid for resource type GROUP"),
+        "{err}"
+    );
+    let deleted = cli.json(&[
+        "kafka",
+        "acl",
+        "delete",
+        "--cluster",
+        &lkc,
+        "--service-account",
+        &sa,
+        "--topic",
+        "orders",
+        "--operations",
+        "write",
+    ]);
     assert_eq!(deleted.as_array().map(Vec::len), Some(1));
-    assert_eq!(cli.json(&["kafka", "acl", "list", "--cluster", &lkc]).as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        cli.json(&["kafka", "acl", "list", "--cluster", &lkc])
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
 
     // Deletes.
     let (ok, _, err) = cli.run(&["iam", "service-account", "delete", &sa]);
     assert!(ok, "{err}");
-    assert_eq!(cli.json(&["api-key", "list", "--service-account", &sa]).as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        cli.json(&["api-key", "list", "--service-account", &sa])
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
     let (ok, _, _) = cli.run(&["environment", "delete", &env]);
     assert!(!ok, "an environment with clusters cannot be deleted");
 }
 
 #[test]
 fn print_default_config_and_not_logged_in() {
-    let out = std::process::Command::new(BIN).args(["server", "--print-default-config"]).output().expect("run");
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--print-default-config"])
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(text.contains("listen = \"127.0.0.1:8080\"") && text.contains("data_dir"), "{text}");
+    assert!(
+        text.contains("listen = \"127.0.0.1:8080\"") && text.contains("data_dir"),
+        "{text}"
+    );
     let cli = CliEnv::new();
     let (ok, _, err) = cli.run(&["environment", "list"]);
     assert!(!ok && err.contains("not logged in"), "{err}");
     // Wrong credentials at login are refused and nothing is saved.
     let (srv, _dir) = Server::start(&[]);
     let (key, _) = srv.creds.clone().expect("creds");
-    let (ok, _, err) = cli.run(&["login", "--url", &srv.url, "--api-key", &key, "--api-secret", "kgs_wrong"]);
+    let (ok, _, err) = cli.run(&[
+        "login",
+        "--url",
+        &srv.url,
+        "--api-key",
+        &key,
+        "--api-secret",
+        "kgs_wrong",
+    ]);
     assert!(!ok && err.contains("invalid API key or secret"), "{err}");
     assert!(!cli.config.exists());
 }

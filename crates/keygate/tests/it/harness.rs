@@ -76,7 +76,12 @@ impl Server {
                 break;
             }
         }
-        let url = url.unwrap_or_else(|| panic!("server did not start; stderr:\n{}", stderr.lock().expect("lock")));
+        let url = url.unwrap_or_else(|| {
+            panic!(
+                "server did not start; stderr:\n{}",
+                stderr.lock().expect("lock")
+            )
+        });
         let rest = stdout.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -86,7 +91,13 @@ impl Server {
                 }
             }
         });
-        Server { child, url, creds: key.zip(secret), stdout, stderr }
+        Server {
+            child,
+            url,
+            creds: key.zip(secret),
+            stdout,
+            stderr,
+        }
     }
 
     pub fn admin(&self) -> Api {
@@ -95,11 +106,19 @@ impl Server {
     }
 
     pub fn api(&self, key: &str, secret: &str) -> Api {
-        Api { url: self.url.clone(), key: key.to_owned(), secret: secret.to_owned() }
+        Api {
+            url: self.url.clone(),
+            key: key.to_owned(),
+            secret: secret.to_owned(),
+        }
     }
 
     pub fn logs(&self) -> String {
-        format!("{}{}", self.stdout.lock().expect("lock"), self.stderr.lock().expect("lock"))
+        format!(
+            "{}{}",
+            self.stdout.lock().expect("lock"),
+            self.stderr.lock().expect("lock")
+        )
     }
 }
 
@@ -115,13 +134,23 @@ pub struct Api {
 pub type Resp = (u16, Value);
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build()
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build()
 }
 
 impl Api {
-    pub fn raw(&self, method: &str, path: &str, body: Option<&str>, content_type: Option<&str>) -> Resp {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Resp {
         let auth = base64_basic(&self.key, &self.secret);
-        let mut req = agent().request(method, &format!("{}{path}", self.url)).set("Authorization", &auth);
+        let mut req = agent()
+            .request(method, &format!("{}{path}", self.url))
+            .set("Authorization", &auth);
         if let Some(ct) = content_type {
             req = req.set("Content-Type", ct);
         }
@@ -134,7 +163,11 @@ impl Api {
             Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
             Err(e) => panic!("{method} {path}: {e}"),
         };
-        let v = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (code, v)
     }
     pub fn get(&self, path: &str) -> Resp {
@@ -144,10 +177,20 @@ impl Api {
         self.raw("DELETE", path, None, None)
     }
     pub fn post(&self, path: &str, body: Value) -> Resp {
-        self.raw("POST", path, Some(&body.to_string()), Some("application/json"))
+        self.raw(
+            "POST",
+            path,
+            Some(&body.to_string()),
+            Some("application/json"),
+        )
     }
     pub fn patch(&self, path: &str, body: Value) -> Resp {
-        self.raw("PATCH", path, Some(&body.to_string()), Some("application/json"))
+        self.raw(
+            "PATCH",
+            path,
+            Some(&body.to_string()),
+            Some("application/json"),
+        )
     }
 
     /// POST that must answer `want`; returns the body.
@@ -157,7 +200,10 @@ impl Api {
     }
 
     pub fn env(&self, name: &str) -> String {
-        let b = self.ok(self.post("/org/v2/environments", json!({ "display_name": name })), 201);
+        let b = self.ok(
+            self.post("/org/v2/environments", json!({ "display_name": name })),
+            201,
+        );
         b["id"].as_str().expect("id").to_owned()
     }
 
@@ -170,29 +216,56 @@ impl Api {
     }
 
     pub fn sa(&self, name: &str) -> String {
-        let b = self.ok(self.post("/iam/v2/service-accounts", json!({ "display_name": name })), 201);
+        let b = self.ok(
+            self.post("/iam/v2/service-accounts", json!({ "display_name": name })),
+            201,
+        );
         b["id"].as_str().expect("id").to_owned()
     }
 
     pub fn user(&self, email: &str) -> String {
-        let b = self.ok(self.post("/iam/v2/users", json!({ "email": email, "full_name": "Test User" })), 201);
+        let b = self.ok(
+            self.post(
+                "/iam/v2/users",
+                json!({ "email": email, "full_name": "Test User" }),
+            ),
+            201,
+        );
         b["id"].as_str().expect("id").to_owned()
     }
 
     /// Create a key; returns (key, secret).
     pub fn key(&self, owner: &str, resource: &str) -> (String, String) {
-        let b = self.ok(self.post("/iam/v2/api-keys", json!({ "spec": { "owner": { "id": owner }, "resource": { "id": resource } } })), 202);
-        (b["id"].as_str().expect("id").to_owned(), b["spec"]["secret"].as_str().expect("secret").to_owned())
+        let b = self.ok(
+            self.post(
+                "/iam/v2/api-keys",
+                json!({ "spec": { "owner": { "id": owner }, "resource": { "id": resource } } }),
+            ),
+            202,
+        );
+        (
+            b["id"].as_str().expect("id").to_owned(),
+            b["spec"]["secret"].as_str().expect("secret").to_owned(),
+        )
     }
 
     pub fn bind(&self, principal: &str, role: &str, crn: &str) -> String {
-        let b = self.ok(self.post("/iam/v2/role-bindings", json!({ "principal": principal, "role_name": role, "crn_pattern": crn })), 201);
+        let b = self.ok(
+            self.post(
+                "/iam/v2/role-bindings",
+                json!({ "principal": principal, "role_name": role, "crn_pattern": crn }),
+            ),
+            201,
+        );
         b["id"].as_str().expect("id").to_owned()
     }
 
     pub fn org_crn(&self) -> String {
         let (_, b) = self.get("/org/v2/organizations");
-        b["data"][0]["metadata"]["resource_name"].as_str().expect("org crn").to_owned()
+        b["data"][0]["metadata"]["resource_name"]
+            .as_str()
+            .expect("org crn")
+            .to_owned()
     }
 
     /// Every item of a list endpoint.
@@ -204,7 +277,9 @@ impl Api {
             let (code, page) = self.get(&p);
             assert_eq!(code, 200, "{page}");
             out.extend(page["data"].as_array().cloned().unwrap_or_default());
-            next = page["metadata"]["next"].as_str().map(|u| u.trim_start_matches(&self.url).to_owned());
+            next = page["metadata"]["next"]
+                .as_str()
+                .map(|u| u.trim_start_matches(&self.url).to_owned());
         }
         out
     }
@@ -212,7 +287,10 @@ impl Api {
 
 pub fn base64_basic(key: &str, secret: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+    )
 }
 
 /// Run the CLI with a private config file.
@@ -224,7 +302,10 @@ pub struct CliEnv {
 impl CliEnv {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        CliEnv { config: dir.path().join("cli.json"), _dir: dir }
+        CliEnv {
+            config: dir.path().join("cli.json"),
+            _dir: dir,
+        }
     }
 
     /// Run `keygate ARGS`; returns (success, stdout, stderr).
@@ -237,7 +318,11 @@ impl CliEnv {
             .env_remove("KEYGATE_API_SECRET")
             .output()
             .expect("run keygate");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Run, require success, parse stdout as JSON (`-o json` is added).
@@ -246,11 +331,15 @@ impl CliEnv {
         a.extend(["-o", "json"]);
         let (ok, out, err) = self.run(&a);
         assert!(ok, "keygate {args:?} failed: {err}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("keygate {args:?}: not JSON ({e}): {out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("keygate {args:?}: not JSON ({e}): {out}"))
     }
 }
 
 /// `json!` helper for error assertions: the error detail of a response.
 pub fn detail(v: &Value) -> String {
-    v["errors"][0]["detail"].as_str().unwrap_or_default().to_owned()
+    v["errors"][0]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
