@@ -528,3 +528,36 @@ fn openapi_docs_and_health() {
     assert_eq!(api.get("/readyz").0, 200);
     assert_eq!(api.get("/no/such/thing").0, 404);
 }
+
+#[test]
+fn last_used_at_is_recorded_in_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("keygate.toml"),
+        "key_usage_flush_ms = 100\n",
+    )
+    .expect("write");
+    let srv = Server::start_in(dir.path(), &[]);
+    let api = srv.admin();
+    let sa = api.sa("used");
+    let (k, s) = api.key(&sa, "CLOUD");
+    assert!(api.get(&format!("/iam/v2/api-keys/{k}")).1["status"]["last_used_at"].is_null());
+    let before = chrono::Utc::now();
+    for _ in 0..20 {
+        assert_eq!(srv.api(&k, &s).get("/org/v2/environments").0, 200);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let got = api.get(&format!("/iam/v2/api-keys/{k}")).1;
+    let used = got["status"]["last_used_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    assert!(
+        used.is_some_and(|t| t >= before),
+        "last_used_at not recorded: {got}"
+    );
+    // A failed authentication is not a use.
+    let (k2, _) = api.key(&sa, "CLOUD");
+    let _ = srv.api(&k2, "kgs_wrong").get("/org/v2/environments");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(api.get(&format!("/iam/v2/api-keys/{k2}")).1["status"]["last_used_at"].is_null());
+}

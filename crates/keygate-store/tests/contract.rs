@@ -1,0 +1,542 @@
+//! The store contract: one story that exercises every `Store` method, written once
+//! against `&dyn Store` and run against each back-end (SQLite in memory and on disk;
+//! PostgreSQL joins in the scale-out issue).
+
+use chrono::Utc;
+use keygate_core::crn::CrnPattern;
+use keygate_core::model::{
+    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding,
+};
+use keygate_core::{
+    AclBinding, KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType,
+    Role,
+};
+use keygate_store::{
+    AclFilter, BindingFilter, Bootstrap, Entity, KeyFilter, Patch, SqliteStore, Store, StoreError,
+};
+
+fn account(id: &str, kind: AccountKind, name: &str) -> Account {
+    let now = Utc::now();
+    Account {
+        id: id.into(),
+        kind,
+        display_name: name.into(),
+        description: String::new(),
+        email: if kind == AccountKind::User {
+            format!("{id}@x.io")
+        } else {
+            String::new()
+        },
+        auth_type: String::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn key(id: &str, owner: &str, scope: KeyScope) -> ApiKey {
+    let now = Utc::now();
+    ApiKey {
+        id: KeyId::parse(id).expect("key id"),
+        display_name: String::new(),
+        description: String::new(),
+        owner_id: owner.into(),
+        owner_kind: if owner.starts_with("sa-") {
+            AccountKind::ServiceAccount
+        } else {
+            AccountKind::User
+        },
+        scope,
+        secret_hash: [1; 32],
+        disabled: false,
+        expires_at: None,
+        last_used_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn acl(principal: &str, name: &str, op: Operation) -> AclBinding {
+    AclBinding {
+        principal: Principal::parse(principal).expect("principal"),
+        resource_type: ResourceType::Topic,
+        resource_name: name.into(),
+        pattern_type: PatternType::Literal,
+        operation: op,
+        permission: Permission::Allow,
+    }
+}
+
+async fn story(store: &dyn Store) {
+    let now = Utc::now();
+    let org = Organization {
+        id: "org-1".into(),
+        display_name: "o".into(),
+        crn_authority: "keygate".into(),
+        created_at: now,
+    };
+    let org_crn = org.crn();
+    let admin = account("u-admin", AccountKind::User, "Admin");
+    let admin_binding = RoleBinding {
+        id: "rb-admin".into(),
+        principal: Principal::user("u-admin"),
+        role: Role::OrganizationAdmin,
+        crn_pattern: org_crn.clone(),
+        created_at: now,
+    };
+    let boot = Bootstrap {
+        organization: org.clone(),
+        admin,
+        binding: admin_binding,
+        key: key("AAAAAAAAAAAAAAAA", "u-admin", KeyScope::Cloud),
+    };
+    let mut rx = store.subscribe();
+    assert!(store.bootstrap(boot.clone()).await.expect("bootstrap"));
+    assert!(
+        !store.bootstrap(boot).await.expect("second bootstrap"),
+        "bootstrap is once"
+    );
+    assert!(
+        rx.has_changed().expect("watch"),
+        "a commit notifies subscribers"
+    );
+    let s0 = *rx.borrow_and_update();
+    assert!(s0 >= 4);
+
+    // Environments: unique names, no delete while resources exist.
+    let env = Environment {
+        id: "env-1".into(),
+        display_name: "prod".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_environment(env.clone()).await.expect("env");
+    let same_id = Environment {
+        display_name: "other".into(),
+        ..env.clone()
+    };
+    assert!(matches!(
+        store.create_environment(same_id).await,
+        Err(StoreError::IdCollision)
+    ));
+    let dup = Environment {
+        id: "env-2".into(),
+        ..env.clone()
+    };
+    assert!(matches!(
+        store.create_environment(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let e = store
+        .update_environment(
+            "env-1",
+            Patch {
+                display_name: Some("production".into()),
+                ..Patch::default()
+            },
+            now,
+        )
+        .await
+        .expect("update");
+    assert_eq!(e.display_name, "production");
+    assert_eq!(store.list_environments().await.expect("list").len(), 1);
+
+    // Resources.
+    let lkc = Resource {
+        id: "lkc-1".into(),
+        kind: ResourceKind::Kafka,
+        environment_id: "env-1".into(),
+        display_name: "k".into(),
+        upstream: "127.0.0.1:9092".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_resource(lkc.clone()).await.expect("lkc");
+    let flink = Resource {
+        id: "aws.us-east-1".into(),
+        kind: ResourceKind::Flink,
+        upstream: "http://f".into(),
+        ..lkc.clone()
+    };
+    store.create_resource(flink.clone()).await.expect("flink");
+    assert!(matches!(
+        store.create_resource(flink.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .create_resource(Resource {
+                environment_id: "env-none".into(),
+                id: "lkc-2".into(),
+                ..lkc.clone()
+            })
+            .await,
+        Err(StoreError::NotFound(..))
+    ));
+    assert_eq!(
+        store
+            .get_resource(&flink.storage_key())
+            .await
+            .expect("get")
+            .id,
+        "aws.us-east-1"
+    );
+    assert_eq!(
+        store
+            .list_resources(Some(ResourceKind::Kafka), Some("env-1"))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.list_resources(None, None).await.expect("list").len(),
+        2
+    );
+    let r = store
+        .update_resource(
+            "lkc-1",
+            Patch {
+                upstream: Some("b:9092".into()),
+                ..Patch::default()
+            },
+            now,
+        )
+        .await
+        .expect("update");
+    assert_eq!(r.upstream, "b:9092");
+    assert!(matches!(
+        store
+            .delete_environment("env-1", &org_crn.child("environment", "env-1").to_string())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Accounts.
+    store
+        .create_account(account("sa-1", AccountKind::ServiceAccount, "orders"))
+        .await
+        .expect("sa");
+    assert!(matches!(
+        store
+            .create_account(account("sa-2", AccountKind::ServiceAccount, "orders"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_account(account("sa-2", AccountKind::ServiceAccount, "billing"))
+        .await
+        .expect("sa2");
+    assert!(matches!(
+        store
+            .update_account(
+                "sa-2",
+                Patch {
+                    display_name: Some("orders".into()),
+                    ..Patch::default()
+                },
+                now
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .list_accounts(AccountKind::ServiceAccount)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .list_accounts(AccountKind::User)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // Keys: quota, filters, usage batches, disable.
+    let lkc_scope = KeyScope::Resource {
+        kind: ResourceKind::Kafka,
+        id: "lkc-1".into(),
+        environment_id: "env-1".into(),
+    };
+    store
+        .create_api_key(key("BBBBBBBBBBBBBBBB", "sa-1", lkc_scope.clone()), 2)
+        .await
+        .expect("key");
+    store
+        .create_api_key(key("CCCCCCCCCCCCCCCC", "sa-1", KeyScope::Cloud), 2)
+        .await
+        .expect("key");
+    assert!(matches!(
+        store
+            .create_api_key(key("DDDDDDDDDDDDDDDD", "sa-1", KeyScope::Cloud), 2)
+            .await,
+        Err(StoreError::QuotaExceeded(2))
+    ));
+    assert!(matches!(
+        store
+            .create_api_key(key("EEEEEEEEEEEEEEEE", "sa-none", KeyScope::Cloud), 2)
+            .await,
+        Err(StoreError::NotFound(..))
+    ));
+    let f = KeyFilter {
+        owner_id: Some("sa-1".into()),
+        resource_key: Some("lkc-1".into()),
+    };
+    assert_eq!(store.list_api_keys(&f).await.expect("list").len(), 1);
+    let b = KeyId::parse("BBBBBBBBBBBBBBBB").expect("id");
+    let later = now + chrono::Duration::seconds(5);
+    store
+        .record_key_usage(&[(b, later), (b, now)])
+        .await
+        .expect("usage");
+    assert_eq!(
+        store
+            .get_api_key(&b)
+            .await
+            .expect("get")
+            .last_used_at
+            .map(|t| t.timestamp_micros()),
+        Some(later.timestamp_micros())
+    );
+    assert!(
+        store
+            .set_api_key_disabled(&b, true, now)
+            .await
+            .expect("disable")
+            .disabled
+    );
+    assert_eq!(
+        store
+            .update_api_key(
+                &b,
+                Patch {
+                    description: Some("d".into()),
+                    ..Patch::default()
+                },
+                now
+            )
+            .await
+            .expect("update")
+            .description,
+        "d"
+    );
+
+    // Role bindings and ACLs, with the clusters they touch in the change log.
+    let topic = CrnPattern::parse("crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-1/topic=orders").expect("crn");
+    let rb = RoleBinding {
+        id: "rb-1".into(),
+        principal: Principal::user("sa-1"),
+        role: Role::DeveloperRead,
+        crn_pattern: topic.clone(),
+        created_at: now,
+    };
+    let before = store.changes_since(0, 10_000).await.expect("changes").len();
+    store
+        .create_role_binding(rb.clone(), Some("lkc-1"))
+        .await
+        .expect("rb");
+    assert!(matches!(
+        store
+            .create_role_binding(
+                RoleBinding {
+                    id: "rb-9".into(),
+                    ..rb.clone()
+                },
+                Some("lkc-1")
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let changes = store.changes_since(0, 10_000).await.expect("changes");
+    assert_eq!(
+        changes.len(),
+        before + 1,
+        "one change row per change, none for a refused one"
+    );
+    let last = changes.last().expect("change");
+    assert_eq!(
+        (last.entity, last.cluster_id.as_deref()),
+        (Entity::RoleBinding, Some("lkc-1"))
+    );
+    assert!(
+        changes.windows(2).all(|w| w[0].seq < w[1].seq),
+        "sequence is monotonic"
+    );
+    let under_env = BindingFilter {
+        crn_prefix: Some("crn://keygate/organization=org-1/environment=env-1".into()),
+        ..BindingFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_role_bindings(&under_env)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let under_other = BindingFilter {
+        crn_prefix: Some("crn://keygate/organization=org-1/environment=env-12".into()),
+        ..BindingFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_role_bindings(&under_other)
+            .await
+            .expect("list")
+            .len(),
+        0,
+        "prefix match is by segment"
+    );
+    let acls = vec![
+        Acl {
+            id: "acl-1".into(),
+            cluster_id: "lkc-1".into(),
+            binding: acl("User:sa-1", "orders", Operation::Read),
+            created_at: now,
+        },
+        Acl {
+            id: "acl-2".into(),
+            cluster_id: "lkc-1".into(),
+            binding: acl("User:sa-2", "orders", Operation::Write),
+            created_at: now,
+        },
+    ];
+    store
+        .create_acls("lkc-1", acls.clone())
+        .await
+        .expect("acls");
+    let again = vec![Acl {
+        id: "acl-3".into(),
+        ..acls[0].clone()
+    }];
+    store
+        .create_acls("lkc-1", again)
+        .await
+        .expect("identical ACL is accepted");
+    assert_eq!(
+        store
+            .list_acls("lkc-1", &AclFilter::default())
+            .await
+            .expect("list")
+            .len(),
+        2,
+        "and not duplicated"
+    );
+    let f = AclFilter {
+        operation: Some(Operation::Write),
+        ..AclFilter::default()
+    };
+    let deleted = store.delete_acls("lkc-1", &f).await.expect("delete");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].binding.operation, Operation::Write);
+
+    // Deleting an account cascades; the last OrganizationAdmin stays.
+    store.delete_account("sa-1").await.expect("delete sa");
+    assert!(matches!(
+        store.get_api_key(&b).await,
+        Err(StoreError::NotFound(..))
+    ));
+    assert!(store
+        .list_role_bindings(&under_env)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store
+        .list_acls("lkc-1", &AclFilter::default())
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(matches!(
+        store.delete_account("u-admin").await,
+        Err(StoreError::LastOrgAdmin)
+    ));
+    assert!(matches!(
+        store.delete_role_binding("rb-admin", None).await,
+        Err(StoreError::LastOrgAdmin)
+    ));
+
+    // Deleting a resource takes its keys, ACLs and bindings; then the environment can go.
+    store
+        .create_api_key(key("FFFFFFFFFFFFFFFF", "sa-2", lkc_scope), 5)
+        .await
+        .expect("key");
+    store
+        .delete_resource(
+            "lkc-1",
+            "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1",
+        )
+        .await
+        .expect("delete lkc");
+    assert!(matches!(
+        store
+            .get_api_key(&KeyId::parse("FFFFFFFFFFFFFFFF").expect("id"))
+            .await,
+        Err(StoreError::NotFound(..))
+    ));
+    store
+        .delete_resource(
+            &flink.storage_key(),
+            "crn://keygate/organization=org-1/environment=env-1/flink-region=aws.us-east-1",
+        )
+        .await
+        .expect("delete flink");
+    store
+        .delete_environment(
+            "env-1",
+            "crn://keygate/organization=org-1/environment=env-1",
+        )
+        .await
+        .expect("delete env");
+    assert!(matches!(
+        store.get_environment("env-1").await,
+        Err(StoreError::NotFound(..))
+    ));
+
+    // A full load reflects it all, at the latest sequence.
+    let state = store.load_all().await.expect("load");
+    assert_eq!(state.organization.map(|o| o.id), Some("org-1".into()));
+    assert!(state.environments.is_empty() && state.resources.is_empty() && state.acls.is_empty());
+    assert_eq!(state.role_bindings.len(), 1);
+    assert_eq!(
+        state.seq,
+        store
+            .changes_since(0, 100_000)
+            .await
+            .expect("changes")
+            .last()
+            .map(|c| c.seq)
+            .unwrap_or(0)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_in_memory() {
+    story(&SqliteStore::open_in_memory().expect("open")).await;
+}
+
+#[tokio::test]
+async fn sqlite_on_disk_and_reopened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k.db");
+    story(&SqliteStore::open(&path).expect("open")).await;
+    let again = SqliteStore::open(&path).expect("reopen");
+    assert_eq!(again.load_all().await.expect("load").role_bindings.len(), 1);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k.db");
+    drop(SqliteStore::open(&path).expect("open"));
+    let conn = rusqlite::Connection::open(&path).expect("raw");
+    conn.pragma_update(None, "user_version", 99).expect("bump");
+    drop(conn);
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
