@@ -65,6 +65,12 @@ impl fmt::Display for KeyId {
     }
 }
 
+impl std::borrow::Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyId({})", self.as_str())
@@ -167,11 +173,5 @@ mod tests {
             let changed = String::from_utf8(bytes).unwrap_or_default();
             prop_assert!(!is_well_formed(&changed));
         }
-    }
-}
-
-impl std::borrow::Borrow<str> for KeyId {
-    fn borrow(&self) -> &str {
-        self.as_str()
     }
 }
