@@ -32,7 +32,7 @@ fn main() {
         let id = KeyId::generate(&mut rng);
         let secret = Secret::generate(&mut rng);
         keys.push(ApiKey {
-            id: id.clone(),
+            id,
             display_name: String::new(),
             description: String::new(),
             owner_id: format!("sa-{i:08}"),
