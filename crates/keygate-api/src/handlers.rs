@@ -240,8 +240,20 @@ fn resource_path(r: &Resource) -> String {
     }
 }
 
+fn bootstrap_endpoint(st: &AppState, r: &Resource) -> Option<String> {
+    let gw = st
+        .cfg
+        .kafka_gateway
+        .as_ref()
+        .filter(|_| r.kind == ResourceKind::Kafka)?;
+    let slot = st.iam.snapshot().gateway_slot(&r.id)?;
+    let port = usize::from(gw.port_base) + slot * usize::from(gw.ports_per_cluster);
+    Some(format!("{}:{port}", gw.host))
+}
+
 fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
     let (_, api_version) = resource_base(r.kind);
+    let kafka_bootstrap_endpoint = bootstrap_endpoint(st, &r);
     ClusterObj {
         api_version,
         kind: r.kind.api_kind(),
@@ -256,6 +268,7 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
             display_name: r.display_name,
             environment: env_ref(st, &r.environment_id),
             upstream: r.upstream,
+            kafka_bootstrap_endpoint,
         },
         status: ClusterStatus {
             phase: "PROVISIONED",

@@ -33,6 +33,19 @@ pub struct ApiConfig {
     pub public_url: String,
     /// How long every failed authentication waits before answering.
     pub auth_failure_delay: Duration,
+    /// Where the Kafka gateway listens, to show clients their bootstrap address.
+    pub kafka_gateway: Option<KafkaGatewayAddress>,
+}
+
+/// The Kafka gateway's public addressing (see `keygate-kafka`'s `GatewayConfig`).
+#[derive(Debug, Clone)]
+pub struct KafkaGatewayAddress {
+    /// Advertised host.
+    pub host: String,
+    /// First port of slot 0.
+    pub port_base: u16,
+    /// Ports per cluster slot.
+    pub ports_per_cluster: u16,
 }
 
 /// Shared state of the handlers.

@@ -137,6 +137,9 @@ pub struct ClusterSpec {
     pub environment: ObjRef,
     /// Upstream: Kafka bootstrap servers, or the service URL.
     pub upstream: String,
+    /// Kafka clusters: the gateway's bootstrap address, the one clients should use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_bootstrap_endpoint: Option<String>,
 }
 
 /// Cluster status.

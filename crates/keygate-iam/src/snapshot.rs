@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use compact_str::CompactString;
 use keygate_authz::{Authorizer, ClusterIndex};
 use keygate_core::model::{
-    AccountKind, ApiKey, KeyPhase, KeyScope, Organization, RoleBinding, Timestamp,
+    AccountKind, ApiKey, KeyPhase, KeyScope, Organization, Resource, RoleBinding, Timestamp,
 };
 use keygate_core::{KeyId, ResourceKind, Secret};
 use keygate_store::{AclFilter, BindingFilter, Entity, FullState, Store, StoreError};
@@ -193,6 +193,7 @@ impl KeyMap {
 pub struct Snapshot {
     org: Organization,
     keys: KeyMap,
+    kafka_clusters: ArcSwap<HashMap<String, Resource>>,
     authz: ArcSwap<Authorizer>,
     seq: AtomicI64,
     hasher: SecretHasher,
@@ -219,6 +220,20 @@ impl Snapshot {
     /// The current authorizer (cheap; hold it for the duration of one decision).
     pub fn authz(&self) -> arc_swap::Guard<Arc<Authorizer>> {
         self.authz.load()
+    }
+
+    /// The registered Kafka clusters, by id (the gateway follows these).
+    pub fn kafka_clusters(&self) -> arc_swap::Guard<Arc<HashMap<String, Resource>>> {
+        self.kafka_clusters.load()
+    }
+
+    /// A Kafka cluster's gateway slot: its rank among registered Kafka clusters by
+    /// creation time. The gateway listens on the slot's ports; the API shows them.
+    pub fn gateway_slot(&self, cluster_id: &str) -> Option<usize> {
+        let clusters = self.kafka_clusters.load();
+        let mut all: Vec<&Resource> = clusters.values().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        all.iter().position(|r| r.id == cluster_id)
     }
 
     /// The change-log position this snapshot reflects.
@@ -305,9 +320,16 @@ impl Snapshot {
             .with_bindings(binding_refs(&fs.bindings))
             .with_clusters(indexes);
         let dummy_hash = hasher.hash("kgs_not-a-key");
+        let kafka_clusters = state
+            .resources
+            .iter()
+            .filter(|r| r.kind == ResourceKind::Kafka)
+            .map(|r| (r.id.clone(), r.clone()))
+            .collect();
         let snap = Snapshot {
             org,
             keys,
+            kafka_clusters: ArcSwap::from_pointee(kafka_clusters),
             authz: ArcSwap::from_pointee(authz),
             seq: AtomicI64::new(state.seq),
             hasher,
@@ -413,9 +435,11 @@ impl Follower {
             }
             let mut compiled = Vec::new();
             let mut removed = Vec::new();
+            let mut registrations = HashMap::clone(&self.snapshot.kafka_clusters.load());
             for c in clusters {
                 match self.store.get_resource(&c).await {
                     Ok(r) => {
+                        registrations.insert(c.clone(), r.clone());
                         st.cluster_env.insert(c.clone(), r.environment_id.clone());
                         let acls = self.store.list_acls(&c, &AclFilter::default()).await?;
                         compiled.push(ClusterIndex::compile(
@@ -427,6 +451,7 @@ impl Follower {
                     }
                     Err(StoreError::NotFound(..)) => {
                         st.cluster_env.remove(&c);
+                        registrations.remove(&c);
                         removed.push(c);
                     }
                     Err(e) => return Err(e),
@@ -443,6 +468,7 @@ impl Follower {
                 next = next.without_cluster(&c);
             }
             self.snapshot.authz.store(Arc::new(next));
+            self.snapshot.kafka_clusters.store(Arc::new(registrations));
             self.snapshot.seq.store(last, Ordering::Release);
             tracing::debug!(seq = last, changes = changes.len(), "snapshot caught up");
         }

@@ -27,6 +27,16 @@ pub(crate) struct ServerArgs {
     /// Maximum API keys per owner [default: 10]
     #[arg(long, env = "KEYGATE_MAX_KEYS_PER_OWNER")]
     pub(crate) max_keys_per_owner: Option<u32>,
+    /// Address the Kafka gateway listeners bind [default: 127.0.0.1]
+    #[arg(long, env = "KEYGATE_GATEWAY_LISTEN_HOST")]
+    pub gateway_listen_host: Option<std::net::IpAddr>,
+    /// Host name Kafka clients are told to connect to [default: the listen host]
+    #[arg(long, env = "KEYGATE_GATEWAY_ADVERTISED_HOST")]
+    pub gateway_advertised_host: Option<String>,
+    /// First gateway port: cluster slot N uses base + N*ports_per_cluster (bootstrap) and
+    /// the ports after it (one per broker) [default: 19092]
+    #[arg(long, env = "KEYGATE_GATEWAY_PORT_BASE")]
+    pub gateway_port_base: Option<u16>,
     /// Settings file [default: ./keygate.toml if it exists]
     #[arg(long, env = "KEYGATE_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -48,6 +58,13 @@ struct FileConfig {
     organization_name: Option<String>,
     admin_email: Option<String>,
     crn_authority: Option<String>,
+    gateway_listen_host: Option<std::net::IpAddr>,
+    gateway_advertised_host: Option<String>,
+    gateway_port_base: Option<u16>,
+    gateway_ports_per_cluster: Option<u16>,
+    gateway_max_frame_bytes: Option<usize>,
+    gateway_auth_timeout_ms: Option<u64>,
+    gateway_max_session_lifetime_s: Option<u64>,
 }
 
 /// Resolved settings.
@@ -63,6 +80,7 @@ pub(crate) struct ServerConfig {
     pub(crate) organization_name: String,
     pub(crate) admin_email: String,
     pub(crate) crn_authority: String,
+    pub(crate) gateway: keygate_kafka::GatewayConfig,
 }
 
 /// Where state lives.
@@ -96,6 +114,18 @@ auth_failure_delay_ms = 100
 
 # How often last-used times of keys are written to the database.
 key_usage_flush_ms = 5000
+
+# The Kafka gateway. Each registered Kafka cluster gets a slot of ports: its bootstrap
+# port (gateway_port_base + slot * gateway_ports_per_cluster) and one port per upstream
+# broker after it. `keygate kafka cluster describe` shows the bootstrap address.
+gateway_listen_host = "127.0.0.1"
+# gateway_advertised_host = "kafka-gateway.example.com"   # default: the listen host
+gateway_port_base = 19092
+gateway_ports_per_cluster = 16
+gateway_max_frame_bytes = 104857600
+gateway_auth_timeout_ms = 10000
+# Upper bound of a SASL session (KIP-368); clients re-authenticate before it ends.
+gateway_max_session_lifetime_s = 3600
 
 # Used only at the very first start, to create the organization and its first admin.
 organization_name = "keygate"
@@ -140,6 +170,41 @@ impl ServerArgs {
                 .admin_email
                 .unwrap_or_else(|| "admin@keygate.local".into()),
             crn_authority: file.crn_authority.unwrap_or_else(|| "keygate".into()),
+            gateway: {
+                let d = keygate_kafka::GatewayConfig::default();
+                let listen_host = self
+                    .gateway_listen_host
+                    .or(file.gateway_listen_host)
+                    .unwrap_or(d.listen_host);
+                keygate_kafka::GatewayConfig {
+                    listen_host,
+                    advertised_host: self
+                        .gateway_advertised_host
+                        .clone()
+                        .or(file.gateway_advertised_host)
+                        .unwrap_or_else(|| listen_host.to_string()),
+                    port_base: self
+                        .gateway_port_base
+                        .or(file.gateway_port_base)
+                        .unwrap_or(d.port_base),
+                    ports_per_cluster: file
+                        .gateway_ports_per_cluster
+                        .unwrap_or(d.ports_per_cluster)
+                        .max(2),
+                    max_frame: file.gateway_max_frame_bytes.unwrap_or(d.max_frame),
+                    auth_timeout: file
+                        .gateway_auth_timeout_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(d.auth_timeout),
+                    auth_failure_delay: Duration::from_millis(
+                        file.auth_failure_delay_ms.unwrap_or(100),
+                    ),
+                    max_session_lifetime: file
+                        .gateway_max_session_lifetime_s
+                        .map(Duration::from_secs)
+                        .unwrap_or(d.max_session_lifetime),
+                }
+            },
         })
     }
 }

@@ -140,8 +140,16 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         cfg: Arc::new(ApiConfig {
             public_url,
             auth_failure_delay: cfg.auth_failure_delay,
+            kafka_gateway: Some(keygate_api::KafkaGatewayAddress {
+                host: cfg.gateway.advertised_host.clone(),
+                port_base: cfg.gateway.port_base,
+                ports_per_cluster: cfg.gateway.ports_per_cluster,
+            }),
         }),
     };
+    let gateway =
+        keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.snapshot().clone(), usage.clone());
+    tokio::spawn(gateway.run());
     let app = keygate_api::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -1,0 +1,520 @@
+//! One client connection: SASL/PLAIN authentication, then every request decoded,
+//! planned by [`crate::classify`], and either forwarded to the upstream broker or
+//! answered by the gateway. Responses go back strictly in request order: a FIFO of
+//! pending answers (local ones ready, upstream ones read from the broker in turn)
+//! feeds a writer task.
+
+use crate::classify::{self, codes, Plan, Post};
+use crate::frame::{read_frame, write_frame, FrameError};
+use crate::gateway::ClusterShared;
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use keygate_core::{Principal, ResourceKind, ResourceType, Secret};
+use keygate_iam::{ScopeCheck, Snapshot};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// What this listener stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The bootstrap address: any upstream broker will do.
+    Bootstrap,
+    /// One upstream broker.
+    Broker(i32),
+}
+
+/// A decoded request header.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+}
+
+fn peek_header(frame: &Bytes) -> Option<Header> {
+    if frame.len() < 8 {
+        return None;
+    }
+    let mut b = &frame[..8];
+    Some(Header {
+        api_key: b.get_i16(),
+        version: b.get_i16(),
+        correlation_id: b.get_i32(),
+    })
+}
+
+/// Encode a response (header + body) for `api` at `version`.
+fn encode_response(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    header
+        .encode(&mut buf, api.response_header_version(version))
+        .ok()?;
+    body.encode(&mut buf, version).ok()?;
+    Some(buf.freeze())
+}
+
+/// What the writer task sends back, in order.
+enum Pending {
+    Local(Bytes),
+    Upstream {
+        api: ApiKey,
+        version: i16,
+        post: Post,
+        correlation_id: i32,
+    },
+}
+
+/// The authenticated identity of a connection.
+struct Session {
+    principal: Principal,
+    key_id: String,
+    expires: Option<Instant>,
+}
+
+/// Run one client connection to the end. Errors are logged, never propagated: one
+/// connection's failure never affects another.
+pub async fn run(client: TcpStream, peer: SocketAddr, target: Target, shared: Arc<ClusterShared>) {
+    let cluster = shared.cluster_id.clone();
+    match serve(client, target, shared).await {
+        Ok(()) => tracing::debug!(%peer, cluster, "connection closed"),
+        Err(e) => tracing::info!(%peer, cluster, reason = %e, "connection closed"),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("authentication timed out")]
+    AuthTimeout,
+    #[error("authentication failed: {0}")]
+    AuthFailed(&'static str),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("upstream unavailable: {0}")]
+    Upstream(String),
+    #[error("credential revoked or session expired")]
+    Revoked,
+}
+
+async fn serve(
+    client: TcpStream,
+    target: Target,
+    shared: Arc<ClusterShared>,
+) -> Result<(), ConnError> {
+    let cfg = shared.cfg.clone();
+    let _ = client.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let snapshot = shared.snapshot.clone();
+
+    // ---- authentication: only ApiVersions, SaslHandshake, SaslAuthenticate ----
+    let deadline = Instant::now() + cfg.auth_timeout;
+    let mut handshaken = false;
+    let session = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, read_frame(&mut cr, cfg.max_frame))
+            .await
+            .map_err(|_| ConnError::AuthTimeout)??;
+        let h = peek_header(&frame).ok_or_else(|| ConnError::Protocol("short frame".into()))?;
+        match ApiKey::try_from(h.api_key) {
+            Ok(ApiKey::ApiVersions) => {
+                let resp = api_versions(&shared, h.version, h.correlation_id);
+                write_frame(&mut cw, &resp).await?;
+            }
+            Ok(ApiKey::SaslHandshake) => {
+                let (resp, ok) = sasl_handshake(&frame, h)?;
+                write_frame(&mut cw, &resp).await?;
+                handshaken = ok;
+            }
+            Ok(ApiKey::SaslAuthenticate) if handshaken => {
+                match authenticate(
+                    &snapshot,
+                    &shared.cluster_id,
+                    cfg.max_session_lifetime,
+                    &frame,
+                    h,
+                    None,
+                ) {
+                    Ok((resp, session)) => {
+                        write_frame(&mut cw, &resp).await?;
+                        break session;
+                    }
+                    Err((resp, reason)) => {
+                        // Same message for every cause; the close is delayed as Kafka does.
+                        tokio::time::sleep(cfg.auth_failure_delay).await;
+                        write_frame(&mut cw, &resp).await?;
+                        return Err(ConnError::AuthFailed(reason));
+                    }
+                }
+            }
+            _ => {
+                return Err(ConnError::Protocol(format!(
+                    "api key {} before authentication",
+                    h.api_key
+                )))
+            }
+        }
+    };
+    let mut session = session;
+    tracing::debug!(
+        cluster = shared.cluster_id,
+        key = session.key_id,
+        "authenticated"
+    );
+    shared
+        .usage
+        .record(keygate_core::KeyId::parse(&session.key_id).ok_or(ConnError::Revoked)?);
+
+    // ---- upstream ----
+    let upstream = connect_upstream(&shared, target).await?;
+    let _ = upstream.set_nodelay(true);
+    let (mut ur, mut uw) = upstream.into_split();
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
+    let writer_shared = shared.clone();
+    let principal_for_writer = session.principal.clone();
+    let max_frame = cfg.max_frame;
+    let writer = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            let bytes = match p {
+                Pending::Local(b) => b,
+                Pending::Upstream {
+                    api,
+                    version,
+                    post,
+                    correlation_id,
+                } => {
+                    let frame = read_frame(&mut ur, max_frame).await?;
+                    if frame.len() < 4 || (&frame[..4]).get_i32() != correlation_id {
+                        return Err(ConnError::Protocol("upstream answered out of order".into()));
+                    }
+                    if post == Post::None {
+                        frame
+                    } else {
+                        writer_shared.post_process(
+                            api,
+                            version,
+                            &post,
+                            &principal_for_writer,
+                            frame,
+                        )
+                    }
+                }
+            };
+            write_frame(&mut cw, &bytes).await?;
+        }
+        Ok::<(), ConnError>(())
+    });
+
+    let mut check = tokio::time::interval(Duration::from_millis(250));
+    let result = loop {
+        let frame = tokio::select! {
+            f = read_frame(&mut cr, cfg.max_frame) => f,
+            _ = check.tick() => {
+                if !session_valid(&snapshot, &session) {
+                    break Err(ConnError::Revoked);
+                }
+                continue;
+            }
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(FrameError::Closed) => break Ok(()),
+            Err(e) => break Err(e.into()),
+        };
+        if !session_valid(&snapshot, &session) {
+            break Err(ConnError::Revoked);
+        }
+        let Some(h) = peek_header(&frame) else {
+            break Err(ConnError::Protocol("short frame".into()));
+        };
+        let Ok(api) = ApiKey::try_from(h.api_key) else {
+            break Err(ConnError::Protocol(format!(
+                "unknown api key {}",
+                h.api_key
+            )));
+        };
+        match api {
+            ApiKey::ApiVersions => {
+                let _ = tx.send(Pending::Local(api_versions(
+                    &shared,
+                    h.version,
+                    h.correlation_id,
+                )));
+                continue;
+            }
+            ApiKey::SaslHandshake => {
+                let (resp, _) = sasl_handshake(&frame, h)?;
+                let _ = tx.send(Pending::Local(resp));
+                continue;
+            }
+            ApiKey::SaslAuthenticate => {
+                // KIP-368 re-authentication: the same principal, a fresh lifetime.
+                match authenticate(
+                    &snapshot,
+                    &shared.cluster_id,
+                    cfg.max_session_lifetime,
+                    &frame,
+                    h,
+                    Some(&session.principal),
+                ) {
+                    Ok((resp, s)) => {
+                        session = s;
+                        let _ = tx.send(Pending::Local(resp));
+                        continue;
+                    }
+                    Err((resp, reason)) => {
+                        let _ = tx.send(Pending::Local(resp));
+                        break Err(ConnError::AuthFailed(reason));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let supported = shared
+            .advertised(api)
+            .is_some_and(|(min, max)| (min..=max).contains(&h.version));
+        if !supported {
+            break Err(ConnError::Protocol(format!(
+                "{api:?} v{} is not supported by the gateway",
+                h.version
+            )));
+        }
+        // Decode the request body (after the header) to classify it.
+        let mut body = frame.clone();
+        let decoded = (|| {
+            let _header =
+                RequestHeader::decode(&mut body, api.request_header_version(h.version)).ok()?;
+            RequestKind::decode(api, &mut body, h.version).ok()
+        })();
+        let Some(req) = decoded else {
+            break Err(ConnError::Protocol(format!(
+                "malformed {api:?} v{} request",
+                h.version
+            )));
+        };
+        let authz = snapshot.authz();
+        let cluster_id = shared.cluster_id.as_str();
+        let ask = |rt: ResourceType, name: &str, op: keygate_core::Operation| {
+            authz
+                .authorize(cluster_id, &session.principal, rt, name, op)
+                .allowed
+        };
+        let Some(plan) = classify::plan(&req, h.version, &ask) else {
+            break Err(ConnError::Protocol(format!(
+                "{api:?} is not handled by the gateway"
+            )));
+        };
+        let expects_response = !matches!(&req, RequestKind::Produce(p) if p.acks == 0);
+        match plan {
+            Plan::Forward(post) => {
+                write_frame(&mut uw, &frame).await?;
+                if expects_response {
+                    let _ = tx.send(Pending::Upstream {
+                        api,
+                        version: h.version,
+                        post,
+                        correlation_id: h.correlation_id,
+                    });
+                }
+            }
+            Plan::Rewrite(req, post) => {
+                let mut buf = BytesMut::new();
+                let mut header = RequestHeader::decode(
+                    &mut frame.clone(),
+                    api.request_header_version(h.version),
+                )
+                .map_err(|e| ConnError::Protocol(e.to_string()))?;
+                header.request_api_version = h.version;
+                header
+                    .encode(&mut buf, api.request_header_version(h.version))
+                    .map_err(|e| ConnError::Protocol(e.to_string()))?;
+                req.encode(&mut buf, h.version)
+                    .map_err(|e| ConnError::Protocol(e.to_string()))?;
+                write_frame(&mut uw, &buf).await?;
+                let _ = tx.send(Pending::Upstream {
+                    api,
+                    version: h.version,
+                    post,
+                    correlation_id: h.correlation_id,
+                });
+            }
+            Plan::Answer(resp) => {
+                tracing::info!(cluster = cluster_id, key = session.key_id, api = ?api, "request denied");
+                let bytes = encode_response(api, h.version, h.correlation_id, &resp)
+                    .ok_or_else(|| ConnError::Protocol("could not encode a denial".into()))?;
+                let _ = tx.send(Pending::Local(bytes));
+            }
+            Plan::Close => {
+                tracing::info!(cluster = cluster_id, key = session.key_id, api = ?api, "request denied; closing (acks=0)");
+                break Ok(());
+            }
+        }
+    };
+    drop(tx);
+    // Let already-queued answers reach the client before closing.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    result
+}
+
+fn session_valid(snapshot: &Snapshot, s: &Session) -> bool {
+    if s.expires.is_some_and(|e| Instant::now() >= e) {
+        return false;
+    }
+    snapshot
+        .key(&s.key_id)
+        .is_some_and(|k| !k.disabled && k.expires_at.is_none_or(|e| e > chrono::Utc::now()))
+}
+
+fn api_versions(shared: &ClusterShared, version: i16, correlation_id: i32) -> Bytes {
+    let mut resp = ApiVersionsResponse::default();
+    // An unsupported ApiVersions version is answered at v0 with UNSUPPORTED_VERSION
+    // and the list, so the client can retry (KIP-511).
+    let v = if (0..=3).contains(&version) {
+        version
+    } else {
+        0
+    };
+    if v != version {
+        resp.error_code = codes::UNSUPPORTED_VERSION;
+    }
+    resp.api_keys = shared
+        .advertised_all()
+        .into_iter()
+        .map(|(k, min, max)| {
+            let mut a = ApiVersion::default();
+            a.api_key = k as i16;
+            a.min_version = min;
+            a.max_version = max;
+            a
+        })
+        .collect();
+    // ApiVersions' response header is always v0 (KIP-511); correlation id from the request is set by the caller.
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&correlation_id.to_be_bytes());
+    let _ = resp.encode(&mut buf, v);
+    buf.freeze()
+}
+
+fn sasl_handshake(frame: &Bytes, h: Header) -> Result<(Bytes, bool), ConnError> {
+    let mut body = frame.clone();
+    let api = ApiKey::SaslHandshake;
+    RequestHeader::decode(&mut body, api.request_header_version(h.version))
+        .map_err(|e| ConnError::Protocol(e.to_string()))?;
+    let req = SaslHandshakeRequest::decode(&mut body, h.version)
+        .map_err(|e| ConnError::Protocol(e.to_string()))?;
+    let mut resp = SaslHandshakeResponse::default();
+    resp.mechanisms = vec![StrBytes::from_static_str("PLAIN")];
+    let ok = req.mechanism.as_str() == "PLAIN" && h.version >= 1;
+    if !ok {
+        resp.error_code = codes::UNSUPPORTED_SASL_MECHANISM;
+    }
+    let bytes = encode_response(api, h.version, h.correlation_id, &resp.into())
+        .ok_or_else(|| ConnError::Protocol("encode".into()))?;
+    Ok((bytes, ok))
+}
+
+type AuthResult = Result<(Bytes, Session), (Bytes, &'static str)>;
+
+fn authenticate(
+    snapshot: &Snapshot,
+    cluster_id: &str,
+    max_lifetime: Duration,
+    frame: &Bytes,
+    h: Header,
+    same_as: Option<&Principal>,
+) -> AuthResult {
+    let api = ApiKey::SaslAuthenticate;
+    let fail = |reason: &'static str| {
+        let mut resp = SaslAuthenticateResponse::default();
+        resp.error_code = codes::SASL_AUTH_FAILED;
+        resp.error_message = Some(StrBytes::from_static_str(
+            "Authentication failed: invalid API key or secret",
+        ));
+        let bytes =
+            encode_response(api, h.version, h.correlation_id, &resp.into()).unwrap_or_default();
+        (bytes, reason)
+    };
+    let mut body = frame.clone();
+    if RequestHeader::decode(&mut body, api.request_header_version(h.version)).is_err() {
+        return Err(fail("malformed SaslAuthenticate"));
+    }
+    let Ok(req) = SaslAuthenticateRequest::decode(&mut body, h.version) else {
+        return Err(fail("malformed SaslAuthenticate"));
+    };
+    let Some(plain) = crate::sasl::parse_plain(&req.auth_bytes) else {
+        return Err(fail("malformed PLAIN token"));
+    };
+    let secret = Secret::from_client(plain.password);
+    let entry = snapshot
+        .verify(
+            &plain.username,
+            &secret,
+            ScopeCheck::Resource(ResourceKind::Kafka, cluster_id),
+            chrono::Utc::now(),
+        )
+        .map_err(|r| {
+            tracing::info!(
+                cluster = cluster_id,
+                key = plain.username,
+                reason = r.as_str(),
+                "Kafka authentication failed"
+            );
+            fail(r.as_str())
+        })?;
+    let principal = Principal::user(entry.owner_id.to_string());
+    if same_as.is_some_and(|p| p != &principal) {
+        return Err(fail("re-authentication changed the principal"));
+    }
+    let max_ms = max_lifetime.as_millis() as i64;
+    let key_left = entry
+        .expires_at
+        .map(|e| (e - chrono::Utc::now()).num_milliseconds().max(1));
+    let lifetime_ms = key_left.map_or(max_ms, |k| k.min(max_ms));
+    let mut resp = SaslAuthenticateResponse::default();
+    resp.auth_bytes = Bytes::new();
+    if h.version >= 1 {
+        resp.session_lifetime_ms = lifetime_ms;
+    }
+    let bytes = encode_response(api, h.version, h.correlation_id, &resp.into())
+        .ok_or(("", "encode"))
+        .map_err(|_| fail("encode"))?;
+    let expires = (h.version >= 1).then(|| {
+        Instant::now() + Duration::from_millis(lifetime_ms as u64) + Duration::from_secs(5)
+    });
+    Ok((
+        bytes,
+        Session {
+            principal,
+            key_id: plain.username,
+            expires,
+        },
+    ))
+}
+
+async fn connect_upstream(shared: &ClusterShared, target: Target) -> Result<TcpStream, ConnError> {
+    let addrs = shared.upstream_addresses(target);
+    let mut last = String::from("no upstream address");
+    for a in addrs {
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&a)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = format!("{a}: {e}"),
+            Err(_) => last = format!("{a}: connect timed out"),
+        }
+    }
+    Err(ConnError::Upstream(last))
+}

@@ -1,0 +1,78 @@
+//! Kafka framing: a 4-byte big-endian length, then that many bytes.
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer closed the connection between frames.
+    #[error("connection closed")]
+    Closed,
+    /// A negative length or one over the configured maximum.
+    #[error("frame length {0} is outside 0..={1}")]
+    BadLength(i64, usize),
+    /// The connection broke mid-frame.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Read one frame of at most `max` bytes.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Bytes, FrameError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let n = i32::from_be_bytes(len);
+    if n < 0 || n as usize > max {
+        return Err(FrameError::BadLength(i64::from(n), max));
+    }
+    let mut buf = BytesMut::zeroed(n as usize);
+    r.read_exact(&mut buf).await?;
+    Ok(buf.freeze())
+}
+
+/// Write one frame.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> std::io::Result<()> {
+    let len = i32::try_from(body.len()).map_err(|_| std::io::Error::other("frame too large"))?;
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    w.write_all(&out).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lengths_are_checked() {
+        let mut ok: &[u8] = &[0, 0, 0, 2, 7, 8];
+        assert_eq!(
+            read_frame(&mut ok, 10).await.ok().as_deref(),
+            Some(&[7u8, 8][..])
+        );
+        let mut neg: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            read_frame(&mut neg, 10).await,
+            Err(FrameError::BadLength(-1, 10))
+        ));
+        let mut huge: &[u8] = &[0, 0, 1, 0];
+        assert!(matches!(
+            read_frame(&mut huge, 10).await,
+            Err(FrameError::BadLength(256, 10))
+        ));
+        let mut short: &[u8] = &[0, 0, 0, 5, 1];
+        assert!(matches!(
+            read_frame(&mut short, 10).await,
+            Err(FrameError::Io(_))
+        ));
+        let mut empty: &[u8] = &[];
+        assert!(matches!(
+            read_frame(&mut empty, 10).await,
+            Err(FrameError::Closed)
+        ));
+    }
+}

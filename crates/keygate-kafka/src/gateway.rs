@@ -1,0 +1,495 @@
+//! The listeners of every registered Kafka cluster.
+//!
+//! Each cluster gets a slot: a bootstrap port, then one port per upstream broker
+//! (`port_base + slot × ports_per_cluster + 1 + broker index`), on which the gateway
+//! impersonates that broker. Broker addresses in Metadata, FindCoordinator and
+//! DescribeCluster responses are rewritten to those ports, so clients never reach the
+//! brokers directly. The [`Gateway`] follows the snapshot's cluster registrations and
+//! opens (or closes) listeners without a restart.
+
+use crate::classify::{self, codes, Post};
+use crate::conn::{self, Target};
+use crate::frame::{read_frame, write_frame};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use keygate_core::{Operation, Principal, ResourceType};
+use keygate_iam::{Snapshot, UsageRecorder};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Address the listeners bind.
+    pub listen_host: IpAddr,
+    /// Host name clients are told to connect to.
+    pub advertised_host: String,
+    /// First port of the first cluster's slot.
+    pub port_base: u16,
+    /// Ports per cluster: one bootstrap port plus one per broker.
+    pub ports_per_cluster: u16,
+    /// Largest accepted frame.
+    pub max_frame: usize,
+    /// Time allowed to authenticate after connecting.
+    pub auth_timeout: Duration,
+    /// Delay before answering a failed authentication.
+    pub auth_failure_delay: Duration,
+    /// Upper bound of `session_lifetime_ms` (KIP-368).
+    pub max_session_lifetime: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen_host: IpAddr::from([127, 0, 0, 1]),
+            advertised_host: "127.0.0.1".into(),
+            port_base: 19092,
+            ports_per_cluster: 16,
+            max_frame: 100 * 1024 * 1024,
+            auth_timeout: Duration::from_secs(10),
+            auth_failure_delay: Duration::from_millis(100),
+            max_session_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The bootstrap port of a slot.
+    pub fn bootstrap_port(&self, slot: usize) -> Option<u16> {
+        u16::try_from(usize::from(self.port_base) + slot * usize::from(self.ports_per_cluster)).ok()
+    }
+}
+
+/// State shared by every connection of one cluster.
+pub struct ClusterShared {
+    pub(crate) cluster_id: String,
+    pub(crate) cfg: Arc<GatewayConfig>,
+    pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) usage: Arc<UsageRecorder>,
+    slot: usize,
+    upstream: RwLock<Vec<String>>,
+    /// Upstream brokers by node id (learned from Metadata).
+    brokers: RwLock<BTreeMap<i32, String>>,
+    /// API versions advertised to clients: the gateway's ∩ the upstream's.
+    versions: RwLock<HashMap<i16, (i16, i16)>>,
+}
+
+impl std::fmt::Debug for ClusterShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterShared")
+            .field("cluster_id", &self.cluster_id)
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+impl ClusterShared {
+    pub(crate) fn advertised(&self, api: ApiKey) -> Option<(i16, i16)> {
+        self.versions.read().ok()?.get(&(api as i16)).copied()
+    }
+
+    pub(crate) fn advertised_all(&self) -> Vec<(ApiKey, i16, i16)> {
+        let v = self.versions.read().map(|v| v.clone()).unwrap_or_default();
+        classify::gateway_versions()
+            .into_iter()
+            .filter_map(|(k, _, _)| v.get(&(k as i16)).map(|(a, b)| (k, *a, *b)))
+            .collect()
+    }
+
+    pub(crate) fn upstream_addresses(&self, target: Target) -> Vec<String> {
+        match target {
+            Target::Broker(id) => self
+                .brokers
+                .read()
+                .ok()
+                .and_then(|b| b.get(&id).cloned())
+                .into_iter()
+                .collect(),
+            Target::Bootstrap => self.upstream.read().map(|u| u.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The gateway port that stands for upstream broker `node_id`.
+    fn gateway_port(&self, node_id: i32) -> Option<u16> {
+        let idx = self
+            .brokers
+            .read()
+            .ok()?
+            .keys()
+            .position(|k| *k == node_id)?;
+        if idx + 1 >= usize::from(self.cfg.ports_per_cluster) {
+            return None;
+        }
+        self.cfg
+            .bootstrap_port(self.slot)
+            .map(|p| p + 1 + idx as u16)
+    }
+
+    fn learn(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
+        if let Ok(mut b) = self.brokers.write() {
+            for (id, addr) in brokers {
+                b.insert(id, addr);
+            }
+        }
+    }
+
+    /// Rewrite addresses and filter what the principal may not see.
+    pub(crate) fn post_process(
+        &self,
+        api: ApiKey,
+        version: i16,
+        post: &Post,
+        principal: &Principal,
+        frame: Bytes,
+    ) -> Bytes {
+        match self.try_post_process(api, version, post, principal, &frame) {
+            Some(b) => b,
+            None => {
+                tracing::warn!(
+                    cluster = self.cluster_id,
+                    ?api,
+                    version,
+                    "could not rewrite an upstream response; passing it through"
+                );
+                frame
+            }
+        }
+    }
+
+    fn try_post_process(
+        &self,
+        api: ApiKey,
+        version: i16,
+        post: &Post,
+        principal: &Principal,
+        frame: &Bytes,
+    ) -> Option<Bytes> {
+        let mut buf = frame.clone();
+        let header = ResponseHeader::decode(&mut buf, api.response_header_version(version)).ok()?;
+        let mut body = ResponseKind::decode(api, &mut buf, version).ok()?;
+        let authz = self.snapshot.authz();
+        let may = |rt: ResourceType, name: &str, op: Operation| {
+            authz
+                .authorize(&self.cluster_id, principal, rt, name, op)
+                .allowed
+        };
+        let host = StrBytes::from_string(self.cfg.advertised_host.clone());
+        match (&mut body, post) {
+            (ResponseKind::Metadata(m), Post::Metadata { all_topics }) => {
+                self.learn(
+                    m.brokers
+                        .iter()
+                        .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port))),
+                );
+                for b in &mut m.brokers {
+                    b.host = host.clone();
+                    b.port = i32::from(self.gateway_port(b.node_id.0)?);
+                }
+                if *all_topics {
+                    m.topics.retain(|t| {
+                        t.name.as_ref().is_some_and(|n| {
+                            may(ResourceType::Topic, n.0.as_str(), Operation::Describe)
+                        })
+                    });
+                } else {
+                    for t in &mut m.topics {
+                        if !t.name.as_ref().is_some_and(|n| {
+                            may(ResourceType::Topic, n.0.as_str(), Operation::Describe)
+                        }) {
+                            t.error_code = codes::TOPIC_AUTH;
+                            t.partitions.clear();
+                            t.topic_id = Default::default();
+                        }
+                    }
+                }
+            }
+            (ResponseKind::FindCoordinator(f), Post::FindCoordinator) => {
+                if version < 4 {
+                    if f.error_code == 0 {
+                        f.host = host.clone();
+                        f.port = i32::from(self.gateway_port(f.node_id.0)?);
+                    }
+                } else {
+                    for c in &mut f.coordinators {
+                        if c.error_code == 0 {
+                            c.host = host.clone();
+                            c.port = i32::from(self.gateway_port(c.node_id.0)?);
+                        }
+                    }
+                }
+            }
+            (ResponseKind::DescribeCluster(d), Post::DescribeCluster) => {
+                self.learn(
+                    d.brokers
+                        .iter()
+                        .map(|b| (b.broker_id.0, format!("{}:{}", b.host.as_str(), b.port))),
+                );
+                for b in &mut d.brokers {
+                    b.host = host.clone();
+                    b.port = i32::from(self.gateway_port(b.broker_id.0)?);
+                }
+            }
+            (ResponseKind::ListGroups(l), Post::ListGroups) => {
+                l.groups.retain(|g| {
+                    may(
+                        ResourceType::Group,
+                        g.group_id.0.as_str(),
+                        Operation::Describe,
+                    )
+                });
+            }
+            _ => return Some(frame.clone()),
+        }
+        let mut out = BytesMut::new();
+        header
+            .encode(&mut out, api.response_header_version(version))
+            .ok()?;
+        body.encode(&mut out, version).ok()?;
+        Some(out.freeze())
+    }
+}
+
+/// Ask the upstream for its API versions and brokers (no authentication: the
+/// gateway's connection to the brokers is trusted).
+async fn discover(shared: &ClusterShared) -> Result<(), String> {
+    let mut last = "no upstream configured".to_owned();
+    for addr in shared.upstream_addresses(Target::Bootstrap) {
+        match discover_at(shared, &addr).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+async fn request<Req: Encodable, Resp: Decodable>(
+    s: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    corr: i32,
+    req: &Req,
+) -> Result<Resp, String> {
+    let mut buf = BytesMut::new();
+    let mut h = RequestHeader::default();
+    h.request_api_key = api as i16;
+    h.request_api_version = version;
+    h.correlation_id = corr;
+    h.client_id = Some(StrBytes::from_static_str("keygate-gateway"));
+    h.encode(&mut buf, api.request_header_version(version))
+        .map_err(|e| e.to_string())?;
+    req.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    write_frame(s, &buf).await.map_err(|e| e.to_string())?;
+    let mut frame = read_frame(s, 64 * 1024 * 1024)
+        .await
+        .map_err(|e| e.to_string())?;
+    ResponseHeader::decode(&mut frame, api.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    Resp::decode(&mut frame, version).map_err(|e| e.to_string())
+}
+
+async fn discover_at(shared: &ClusterShared, addr: &str) -> Result<(), String> {
+    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let av: ApiVersionsResponse = request(
+        &mut s,
+        ApiKey::ApiVersions,
+        0,
+        1,
+        &ApiVersionsRequest::default(),
+    )
+    .await?;
+    let upstream: HashMap<i16, (i16, i16)> = av
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, (k.min_version, k.max_version)))
+        .collect();
+    let mut versions = HashMap::new();
+    for (k, min, max) in classify::gateway_versions() {
+        // The gateway answers these itself.
+        if matches!(
+            k,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        ) {
+            versions.insert(k as i16, (min, max));
+            continue;
+        }
+        if let Some((umin, umax)) = upstream.get(&(k as i16)) {
+            let (lo, hi) = (min.max(*umin), max.min(*umax));
+            if lo <= hi {
+                versions.insert(k as i16, (lo, hi));
+            }
+        }
+    }
+    let mut req = MetadataRequest::default();
+    req.topics = Some(Vec::new());
+    let md: MetadataResponse = request(&mut s, ApiKey::Metadata, 1, 2, &req).await?;
+    shared.learn(
+        md.brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port))),
+    );
+    if let Ok(mut v) = shared.versions.write() {
+        *v = versions;
+    }
+    Ok(())
+}
+
+struct Running {
+    shared: Arc<ClusterShared>,
+    upstream: String,
+    warned: bool,
+    listeners: HashMap<Target, JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for h in self.listeners.values() {
+            h.abort();
+        }
+    }
+}
+
+impl std::hash::Hash for Target {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Target::Bootstrap => (-1i64).hash(state),
+            Target::Broker(id) => i64::from(*id).hash(state),
+        }
+    }
+}
+
+/// Runs the gateway listeners of every registered Kafka cluster.
+pub struct Gateway {
+    cfg: Arc<GatewayConfig>,
+    snapshot: Arc<Snapshot>,
+    usage: Arc<UsageRecorder>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway over `snapshot`.
+    pub fn new(cfg: GatewayConfig, snapshot: Arc<Snapshot>, usage: Arc<UsageRecorder>) -> Self {
+        Gateway {
+            cfg: Arc::new(cfg),
+            snapshot,
+            usage,
+        }
+    }
+
+    /// Follow cluster registrations until the process ends: open listeners for new
+    /// clusters and newly seen brokers, close those of deleted clusters.
+    pub async fn run(self) {
+        let mut running: HashMap<String, Running> = HashMap::new();
+        loop {
+            let clusters = self.snapshot.kafka_clusters();
+            // A cluster whose upstream or slot changed is restarted with its new settings.
+            running.retain(|id, r| {
+                clusters.get(id).is_some_and(|c| c.upstream == r.upstream)
+                    && self.snapshot.gateway_slot(id) == Some(r.shared.slot)
+            });
+            for (id, r) in clusters.iter() {
+                let Some(slot) = self.snapshot.gateway_slot(id) else {
+                    continue;
+                };
+                if !running.contains_key(id) {
+                    let shared = Arc::new(ClusterShared {
+                        cluster_id: id.clone(),
+                        cfg: self.cfg.clone(),
+                        snapshot: self.snapshot.clone(),
+                        usage: self.usage.clone(),
+                        slot,
+                        upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),
+                        brokers: RwLock::default(),
+                        versions: RwLock::default(),
+                    });
+                    running.insert(
+                        id.clone(),
+                        Running {
+                            shared,
+                            upstream: r.upstream.clone(),
+                            warned: false,
+                            listeners: HashMap::new(),
+                        },
+                    );
+                }
+                if let Some(run) = running.get_mut(id) {
+                    self.ensure_listeners(run).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn ensure_listeners(&self, run: &mut Running) {
+        let shared = run.shared.clone();
+        if shared.versions.read().map(|v| v.is_empty()).unwrap_or(true) {
+            if let Err(e) = discover(&shared).await {
+                if !run.warned {
+                    tracing::warn!(
+                        cluster = shared.cluster_id,
+                        error = e,
+                        "upstream not reachable yet; will keep trying"
+                    );
+                    run.warned = true;
+                }
+                return;
+            }
+            tracing::info!(cluster = shared.cluster_id, "upstream reachable");
+        }
+        let mut wanted = vec![(Target::Bootstrap, shared.cfg.bootstrap_port(shared.slot))];
+        let ids: Vec<i32> = shared
+            .brokers
+            .read()
+            .map(|b| b.keys().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            wanted.push((Target::Broker(id), shared.gateway_port(id)));
+        }
+        for (target, port) in wanted {
+            if run.listeners.contains_key(&target) {
+                continue;
+            }
+            let Some(port) = port else { continue };
+            let addr = SocketAddr::new(shared.cfg.listen_host, port);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    tracing::info!(cluster = shared.cluster_id, %addr, ?target, "gateway listening");
+                    let s = shared.clone();
+                    run.listeners
+                        .insert(target, tokio::spawn(accept_loop(listener, target, s)));
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = shared.cluster_id, %addr, error = %e, "cannot bind gateway port")
+                }
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterShared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(conn::run(stream, peer, target, shared.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The Kafka gateway: a proxy in front of unmodified brokers for unmodified clients,
+//! which authenticates every connection with an API key (SASL/PLAIN) and authorizes
+//! every request with keygate's one authorizer before forwarding it.
+//!
+//! Layout, from the wire inwards (as in mini-redis): [`frame`] reads and writes
+//! length-prefixed frames with a size limit; [`sasl`] parses SASL tokens; [`classify`]
+//! is pure — it turns a decoded request into the checks it needs and builds the
+//! well-formed error response of the request's version when they fail; [`conn`] runs
+//! one client connection (authentication, then request → decision → upstream or local
+//! answer, responses in order, broker addresses rewritten); [`gateway`] owns the
+//! listeners of every registered cluster and opens new ones as clusters appear.
+#![deny(missing_docs)]
+
+pub mod classify;
+pub mod conn;
+pub mod frame;
+pub mod gateway;
+pub mod sasl;
+
+pub use gateway::{Gateway, GatewayConfig};
