@@ -367,20 +367,23 @@ pub fn plan(req: &RequestKind, version: i16, authz: Authorize<'_>) -> Option<Pla
                 Plan::Forward(Post::FindCoordinator)
             } else {
                 let mut resp = FindCoordinatorResponse::default();
-                resp.error_code = code;
-                resp.node_id = BrokerId(-1);
-                resp.port = -1;
-                resp.coordinators = keys
-                    .iter()
-                    .map(|k| {
-                        let mut c = find_coordinator_response::Coordinator::default();
-                        c.key = (*k).clone();
-                        c.node_id = BrokerId(-1);
-                        c.port = -1;
-                        c.error_code = code;
-                        c
-                    })
-                    .collect();
+                if version < 4 {
+                    resp.error_code = code;
+                    resp.node_id = BrokerId(-1);
+                    resp.port = -1;
+                } else {
+                    resp.coordinators = keys
+                        .iter()
+                        .map(|k| {
+                            let mut c = find_coordinator_response::Coordinator::default();
+                            c.key = (*k).clone();
+                            c.node_id = BrokerId(-1);
+                            c.port = -1;
+                            c.error_code = code;
+                            c
+                        })
+                        .collect();
+                }
                 answer(resp)
             }
         }
@@ -874,4 +877,198 @@ pub fn gateway_versions() -> Vec<(ApiKey, i16, i16)> {
         cap(K::IncrementalAlterConfigs, None),
         cap(K::DescribeCluster, None),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    fn topic_name(s: &'static str) -> TopicName {
+        TopicName(StrBytes::from_static_str(s))
+    }
+
+    /// Allows WRITE/READ/DESCRIBE on topics starting with `ok`, READ on group `g-ok`.
+    fn policy(rt: ResourceType, name: &str, op: Operation) -> bool {
+        match rt {
+            ResourceType::Topic => name.starts_with("ok"),
+            ResourceType::Group => {
+                name == "g-ok" && matches!(op, Operation::Read | Operation::Describe)
+            }
+            ResourceType::TransactionalId => name == "tx-ok",
+            ResourceType::Cluster => false,
+        }
+    }
+
+    fn produce(topics: &[&'static str], txn: Option<&'static str>, acks: i16) -> RequestKind {
+        let mut r = ProduceRequest::default();
+        r.acks = acks;
+        r.transactional_id = txn.map(|t| TransactionalId(StrBytes::from_static_str(t)));
+        r.topic_data = topics
+            .iter()
+            .map(|t| {
+                let mut td = TopicProduceData::default();
+                td.name = topic_name(t);
+                let mut p = PartitionProduceData::default();
+                p.index = 0;
+                td.partition_data = vec![p];
+                td
+            })
+            .collect();
+        RequestKind::Produce(r)
+    }
+
+    /// At every version the gateway advertises for `api`, the denial planned for
+    /// `req` is an answer that encodes at that version.
+    fn denial_encodes_everywhere(api: ApiKey, req: &RequestKind) {
+        let (_, min, max) = gateway_versions()
+            .into_iter()
+            .find(|(k, _, _)| *k == api)
+            .expect("advertised");
+        for v in min..=max {
+            let resp = answer_of(plan(req, v, &policy).expect("plan"));
+            let mut buf = BytesMut::new();
+            assert!(
+                resp.encode(&mut buf, v).is_ok(),
+                "{api:?} v{v}: the denial does not encode"
+            );
+        }
+    }
+
+    fn answer_of(plan: Plan) -> ResponseKind {
+        match plan {
+            Plan::Answer(r) => *r,
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn produce_is_forwarded_only_when_every_topic_and_the_txn_id_are_allowed() {
+        let p = &policy;
+        assert!(matches!(
+            plan(&produce(&["ok-a", "ok-b"], None, -1), 9, p),
+            Some(Plan::Forward(Post::None))
+        ));
+        let resp = answer_of(plan(&produce(&["ok-a", "secret"], None, -1), 9, p).expect("plan"));
+        let ResponseKind::Produce(r) = &resp else {
+            panic!("not a produce response")
+        };
+        assert!(r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .all(|p| p.error_code == codes::TOPIC_AUTH));
+        denial_encodes_everywhere(ApiKey::Produce, &produce(&["ok-a", "secret"], None, -1));
+        let resp = answer_of(plan(&produce(&["ok-a"], Some("tx-nope"), -1), 9, p).expect("plan"));
+        let ResponseKind::Produce(r) = &resp else {
+            panic!("not a produce response")
+        };
+        assert_eq!(
+            r.responses[0].partition_responses[0].error_code,
+            codes::TXN_AUTH
+        );
+        assert!(matches!(
+            plan(&produce(&["ok-a"], Some("tx-ok"), -1), 9, p),
+            Some(Plan::Forward(_))
+        ));
+        // acks=0 expects no answer: the connection is closed instead.
+        assert!(matches!(
+            plan(&produce(&["secret"], None, 0), 9, p),
+            Some(Plan::Close)
+        ));
+    }
+
+    #[test]
+    fn groups_transactions_and_admin_requests() {
+        let p = &policy;
+        let mut j = JoinGroupRequest::default();
+        j.group_id = GroupId(StrBytes::from_static_str("g-nope"));
+        let resp = answer_of(plan(&RequestKind::JoinGroup(j.clone()), 5, p).expect("plan"));
+        assert!(matches!(&resp, ResponseKind::JoinGroup(r) if r.error_code == codes::GROUP_AUTH));
+        denial_encodes_everywhere(ApiKey::JoinGroup, &RequestKind::JoinGroup(j.clone()));
+        j.group_id = GroupId(StrBytes::from_static_str("g-ok"));
+        assert!(matches!(
+            plan(&RequestKind::JoinGroup(j), 5, p),
+            Some(Plan::Forward(_))
+        ));
+
+        let mut fc = FindCoordinatorRequest::default();
+        fc.key = StrBytes::from_static_str("g-ok");
+        assert!(matches!(
+            plan(&RequestKind::FindCoordinator(fc.clone()), 3, p),
+            Some(Plan::Forward(Post::FindCoordinator))
+        ));
+        fc.key_type = 1;
+        fc.key = StrBytes::from_static_str("tx-nope");
+        fc.coordinator_keys = vec![StrBytes::from_static_str("tx-nope")];
+        let resp = answer_of(plan(&RequestKind::FindCoordinator(fc.clone()), 3, p).expect("plan"));
+        assert!(
+            matches!(&resp, ResponseKind::FindCoordinator(r) if r.error_code == codes::TXN_AUTH)
+        );
+        let resp = answer_of(plan(&RequestKind::FindCoordinator(fc.clone()), 4, p).expect("plan"));
+        assert!(
+            matches!(&resp, ResponseKind::FindCoordinator(r) if r.coordinators[0].error_code == codes::TXN_AUTH)
+        );
+        denial_encodes_everywhere(ApiKey::FindCoordinator, &RequestKind::FindCoordinator(fc));
+
+        let mut ip = InitProducerIdRequest::default();
+        ip.transactional_id = Some(TransactionalId(StrBytes::from_static_str("tx-nope")));
+        let resp = answer_of(plan(&RequestKind::InitProducerId(ip.clone()), 4, p).expect("plan"));
+        assert!(
+            matches!(&resp, ResponseKind::InitProducerId(r) if r.error_code == codes::TXN_AUTH)
+        );
+        denial_encodes_everywhere(ApiKey::InitProducerId, &RequestKind::InitProducerId(ip));
+        // An idempotent producer needs IDEMPOTENT_WRITE on the cluster.
+        let mut idem = InitProducerIdRequest::default();
+        idem.transactional_id = None;
+        let resp = answer_of(plan(&RequestKind::InitProducerId(idem), 4, p).expect("plan"));
+        assert!(
+            matches!(&resp, ResponseKind::InitProducerId(r) if r.error_code == codes::CLUSTER_AUTH)
+        );
+
+        let mut ct = CreateTopicsRequest::default();
+        let mut t = create_topics_request::CreatableTopic::default();
+        t.name = topic_name("nope");
+        ct.topics = vec![t];
+        let resp = answer_of(plan(&RequestKind::CreateTopics(ct.clone()), 5, p).expect("plan"));
+        assert!(
+            matches!(&resp, ResponseKind::CreateTopics(r) if r.topics[0].error_code == codes::TOPIC_AUTH)
+        );
+        denial_encodes_everywhere(ApiKey::CreateTopics, &RequestKind::CreateTopics(ct));
+
+        // Metadata for all topics is forwarded and filtered afterwards.
+        let mut md = MetadataRequest::default();
+        md.topics = None;
+        assert!(matches!(
+            plan(&RequestKind::Metadata(md), 12, p),
+            Some(Plan::Forward(Post::Metadata { all_topics: true }))
+        ));
+        // Without CREATE, auto-creation is switched off in the forwarded request.
+        let mut md = MetadataRequest::default();
+        let mut mt = metadata_request::MetadataRequestTopic::default();
+        mt.name = Some(topic_name("new-topic"));
+        md.topics = Some(vec![mt]);
+        md.allow_auto_topic_creation = true;
+        match plan(&RequestKind::Metadata(md), 9, p) {
+            Some(Plan::Rewrite(req, Post::Metadata { all_topics: false })) => {
+                assert!(
+                    matches!(*req, RequestKind::Metadata(ref m) if !m.allow_auto_topic_creation)
+                );
+            }
+            other => panic!("expected a rewrite, got {other:?}"),
+        }
+        // ListGroups without DESCRIBE on the cluster is filtered per group.
+        assert!(matches!(
+            plan(&RequestKind::ListGroups(ListGroupsRequest::default()), 4, p),
+            Some(Plan::Forward(Post::ListGroups))
+        ));
+        // Something the gateway does not classify is never forwarded.
+        assert!(plan(
+            &RequestKind::DescribeAcls(DescribeAclsRequest::default()),
+            2,
+            p
+        )
+        .is_none());
+    }
 }
