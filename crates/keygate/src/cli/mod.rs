@@ -412,6 +412,7 @@ const RES_COLS: &[Col] = &[
     ("Name", "/spec/display_name"),
     ("Environment", "/spec/environment/id"),
     ("Upstream", "/spec/upstream"),
+    ("Bootstrap", "/spec/kafka_bootstrap_endpoint"),
     ("Phase", "/status/phase"),
 ];
 const USER_COLS: &[Col] = &[

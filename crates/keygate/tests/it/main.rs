@@ -7,4 +7,5 @@ mod api;
 mod authz;
 mod cli;
 mod durability;
+mod gateway;
 mod harness;

@@ -1,0 +1,440 @@
+//! The Kafka gateway with real components: the Tansu broker upstream and Debian's kcat
+//! (librdkafka 2.0.2) as the client. Both are installed by scripts/test; a missing one
+//! fails these tests loudly.
+
+use crate::harness::{Api, Server};
+use serde_json::json;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tansu_bin() -> String {
+    if let Ok(p) = std::env::var("KEYGATE_TANSU") {
+        return p;
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cargo_bin = format!("{home}/.cargo/bin/tansu");
+    if std::path::Path::new(&cargo_bin).exists() {
+        return cargo_bin;
+    }
+    panic!("the Tansu broker is not installed: run scripts/test (it runs `cargo install tansu --version 0.6.0 --locked --features dynostore`)");
+}
+
+fn kcat_bin() -> &'static str {
+    assert!(
+        Command::new("kcat")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "kcat is not installed: run scripts/test (it runs `apt-get install kcat`)"
+    );
+    "kcat"
+}
+
+/// A free port, with the next one free as well.
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let p = l.local_addr().expect("addr").port();
+        drop(l);
+        if p < 60000 && (1..n).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            return p;
+        }
+    }
+    panic!("no free ports");
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Tansu {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Tansu {
+    pub fn start(topics: &[&str]) -> Tansu {
+        let port = free_ports(1);
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                "test",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        wait_for_port(port);
+        for t in topics {
+            let out = Command::new(tansu_bin())
+                .args(["topic", "create", t, "--broker", &url, "--partitions", "1"])
+                .output()
+                .expect("tansu topic create");
+            assert!(
+                out.status.success(),
+                "creating {t}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Tansu { child, port }
+    }
+}
+
+/// keygate + Tansu + a cluster registration, with the gateway's bootstrap address.
+pub struct World {
+    pub srv: Server,
+    _dir: tempfile::TempDir,
+    pub tansu: Tansu,
+    pub admin: Api,
+    pub env: String,
+    pub lkc: String,
+    pub bootstrap: String,
+}
+
+pub fn world(topics: &[&str], toml: &str) -> World {
+    let tansu = Tansu::start(topics);
+    let base = free_ports(4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("keygate.toml"), toml).expect("toml");
+    let srv = Server::start_in(dir.path(), &["--gateway-port-base", &base.to_string()]);
+    let admin = srv.admin();
+    let env = admin.env("prod");
+    let b = admin.ok(
+        admin.post("/cmk/v2/clusters", json!({"spec":{"display_name":"main","environment":{"id":env},"upstream":format!("127.0.0.1:{}", tansu.port)}})),
+        201,
+    );
+    let lkc = b["id"].as_str().expect("lkc").to_owned();
+    let bootstrap = b["spec"]["kafka_bootstrap_endpoint"]
+        .as_str()
+        .expect("bootstrap endpoint")
+        .to_owned();
+    assert_eq!(bootstrap, format!("127.0.0.1:{base}"));
+    wait_for_port(base);
+    World {
+        srv,
+        _dir: dir,
+        tansu,
+        admin,
+        env,
+        lkc,
+        bootstrap,
+    }
+}
+
+impl World {
+    /// A service account with a key for this cluster and the given topic/group ACLs.
+    pub fn app(&self, name: &str, acls: &[(&str, &str, &str, &str)]) -> (String, String, String) {
+        let sa = self.admin.sa(name);
+        let (k, s) = self.admin.key(&sa, &self.lkc);
+        let data: Vec<_> = acls
+            .iter()
+            .map(|(rt, rn, op, perm)| {
+                json!({"resource_type":rt,"resource_name":rn,"pattern_type":"LITERAL","principal":format!("User:{sa}"),"operation":op,"permission":perm})
+            })
+            .collect();
+        if !data.is_empty() {
+            self.admin.ok(
+                self.admin.post(
+                    &format!("/kafka/v3/clusters/{}/acls:batch", self.lkc),
+                    json!({"data": data}),
+                ),
+                201,
+            );
+        }
+        (sa, k, s)
+    }
+
+    pub fn kcat(
+        &self,
+        key: &str,
+        secret: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> (bool, String) {
+        let mut cmd = Command::new(kcat_bin());
+        cmd.args([
+            "-b",
+            &self.bootstrap,
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+            "-X",
+            "sasl.mechanism=PLAIN",
+        ])
+        .arg("-X")
+        .arg(format!("sasl.username={key}"))
+        .arg("-X")
+        .arg(format!("sasl.password={secret}"))
+        .args(["-X", "fetch.wait.max.ms=10", "-m", "5"])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kcat");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write");
+        }
+        let out = wait_with_timeout(child, Duration::from_secs(30));
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+fn wait_with_timeout(mut child: Child, limit: Duration) -> std::process::Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().ok().flatten().is_some() || start.elapsed() > limit {
+            let _ = child.kill();
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn kcat_produces_and_consumes_exactly_as_far_as_acls_allow() {
+    let w = world(&["orders", "payments", "audit"], "");
+    let (_, k, s) = w.app(
+        "orders-app",
+        &[
+            ("TOPIC", "orders", "WRITE", "ALLOW"),
+            ("TOPIC", "orders", "READ", "ALLOW"),
+            ("TOPIC", "payments", "DESCRIBE", "ALLOW"),
+        ],
+    );
+    // Metadata lists only describable topics, and the broker at a gateway address.
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("topic \"orders\"") && out.contains("topic \"payments\""),
+        "{out}"
+    );
+    assert!(
+        !out.contains("\"audit\""),
+        "a topic the key may not describe is listed: {out}"
+    );
+    assert!(
+        !out.contains(&format!(":{}", w.tansu.port)),
+        "the upstream broker address leaked: {out}"
+    );
+    // Produce and consume.
+    let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "orders"], Some("first\nsecond\n"));
+    assert!(ok, "produce failed: {out}");
+    let (ok, out) = w.kcat(
+        &k,
+        &s,
+        &["-C", "-t", "orders", "-o", "beginning", "-e"],
+        None,
+    );
+    assert!(
+        ok && out.contains("first") && out.contains("second"),
+        "consume: {out}"
+    );
+    // WRITE denied where only DESCRIBE is granted; READ denied likewise.
+    let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "payments"], Some("x\n"));
+    assert!(!ok || out.contains("Topic authorization failed"), "{out}");
+    assert!(out.contains("Topic authorization failed"), "{out}");
+    let (_, out) = w.kcat(
+        &k,
+        &s,
+        &["-C", "-t", "payments", "-o", "beginning", "-e"],
+        None,
+    );
+    assert!(out.contains("authorization failed"), "{out}");
+}
+
+#[test]
+fn authentication_failures_look_the_same_and_keep_the_gateway_serving() {
+    let w = world(&["orders"], "");
+    let (sa, k, s) = w.app("good", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
+    let (cloud_k, cloud_s) = w.admin.key(&sa, "CLOUD");
+    // A key for another cluster.
+    let other = w.admin.kafka(&w.env, "other");
+    let (other_k, other_s) = w.admin.key(&sa, &other);
+    let (dis_k, dis_s) = w.admin.key(&sa, &w.lkc);
+    w.admin.ok(
+        w.admin
+            .post(&format!("/iam/v2/api-keys/{dis_k}/disable"), json!({})),
+        200,
+    );
+    for (what, key, secret) in [
+        ("wrong secret", k.as_str(), "kgs_wrong"),
+        ("unknown key", "ZZZZZZZZZZZZZZZZ", s.as_str()),
+        ("CLOUD key", cloud_k.as_str(), cloud_s.as_str()),
+        ("key of another cluster", other_k.as_str(), other_s.as_str()),
+        ("disabled key", dis_k.as_str(), dis_s.as_str()),
+    ] {
+        let (ok, out) = w.kcat(key, secret, &["-L"], None);
+        assert!(!ok, "{what}: metadata succeeded");
+        assert!(
+            out.contains("Authentication failed: invalid API key or secret"),
+            "{what}: {out}"
+        );
+    }
+    // The good key still works.
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok && out.contains("orders"), "{out}");
+    // Nothing secret reached the log.
+    let logs = w.srv.logs();
+    for secret in [&s, &other_s, &dis_s, &cloud_s] {
+        assert!(!logs.contains(secret.as_str()));
+    }
+    assert!(logs.contains("Kafka authentication failed"));
+}
+
+#[test]
+fn a_deleted_key_loses_its_open_connection() {
+    let w = world(&["orders"], "");
+    let (_, k, s) = w.app(
+        "consumer",
+        &[
+            ("TOPIC", "orders", "READ", "ALLOW"),
+            ("TOPIC", "orders", "WRITE", "ALLOW"),
+        ],
+    );
+    let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "orders"], Some("m1\n"));
+    assert!(ok, "{out}");
+    // A long-running consumer (no -e): it keeps its connections open.
+    let mut consumer = Command::new(kcat_bin())
+        .args([
+            "-b",
+            &w.bootstrap,
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+            "-X",
+            "sasl.mechanism=PLAIN",
+        ])
+        .arg("-X")
+        .arg(format!("sasl.username={k}"))
+        .arg("-X")
+        .arg(format!("sasl.password={s}"))
+        .args([
+            "-X",
+            "fetch.wait.max.ms=10",
+            "-C",
+            "-t",
+            "orders",
+            "-o",
+            "beginning",
+            "-u",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat");
+    std::thread::sleep(Duration::from_millis(1500));
+    let deleted_at = Instant::now();
+    assert_eq!(w.admin.delete(&format!("/iam/v2/api-keys/{k}")).0, 204);
+    // The gateway closes the connections; librdkafka reconnects and fails to authenticate.
+    let logs_deadline = deleted_at + Duration::from_secs(5);
+    loop {
+        let logs = w.srv.logs();
+        if logs.contains("credential revoked") {
+            break;
+        }
+        assert!(
+            Instant::now() < logs_deadline,
+            "the open connection was not closed after the key was deleted:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let closed_after = deleted_at.elapsed();
+    let _ = consumer.kill();
+    let out = consumer.wait_with_output().expect("output");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("m1"),
+        "the consumer read before revocation"
+    );
+    assert!(
+        closed_after < Duration::from_secs(2),
+        "closed after {closed_after:?}"
+    );
+}
+
+#[test]
+fn malformed_input_closes_only_that_connection() {
+    let w = world(
+        &["orders"],
+        "gateway_auth_timeout_ms = 500\ngateway_max_frame_bytes = 1048576\n",
+    );
+    let (_, k, s) = w.app("ok", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let closed = |bytes: &[u8]| {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = c.write_all(bytes);
+        let mut buf = [0u8; 64];
+        // A closed connection reads 0 bytes (or errors); nothing hangs.
+        matches!(std::io::Read::read(&mut c, &mut buf), Ok(0) | Err(_))
+    };
+    assert!(closed(&[0xff, 0xff, 0xff, 0xff]), "negative length");
+    assert!(closed(&[0x7f, 0xff, 0xff, 0xff]), "length over the maximum");
+    assert!(closed(&[0, 0, 0, 4, 1, 2]), "truncated frame");
+    assert!(closed(b"GET / HTTP/1.1\r\n\r\n"), "garbage");
+    // Metadata v1 before authenticating: the connection is closed.
+    assert!(
+        closed(&[0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 7, 0, 0, 0xff, 0xff]),
+        "request before authentication"
+    );
+    // An unknown api key before authentication.
+    assert!(
+        closed(&[0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0, 0]),
+        "unknown api key"
+    );
+    // Connect and say nothing: closed after the authentication timeout.
+    let start = Instant::now();
+    assert!(closed(&[]), "silent client");
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "closed before the timeout"
+    );
+    // A client that disconnects mid-request.
+    {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        let _ = c.write_all(&[0, 0, 0, 100, 0, 18]);
+    }
+    // Every other client is still served.
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok && out.contains("orders"), "{out}");
+}
