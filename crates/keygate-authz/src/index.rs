@@ -257,6 +257,18 @@ impl ClusterIndex {
         self.acl_count
     }
 
+    /// Whether any ACL or role binding of `principal` (exactly) allows an operation bit
+    /// on some resource of type `rt` in this cluster. A scan of the principal's entries:
+    /// only for the rare "any topic" questions (idempotent producers, KIP-679).
+    pub fn any_allows(&self, principal: &Principal, rt: ResourceType, bit: u16) -> bool {
+        let Some(p) = self.principals.get(principal) else {
+            return false;
+        };
+        let t = &p.types[slot(rt)];
+        let allows = |m: &Masks| (m.acl_allow | m.role_allow) & bit != 0;
+        allows(&t.any) || t.literal.values().any(allows) || t.prefixed.values().any(allows)
+    }
+
     /// The masks that apply to `principal` (exactly; `User:*` is a separate call) for
     /// the resource `(rt, name)`.
     pub fn masks(&self, principal: &Principal, rt: ResourceType, name: &str) -> Masks {

@@ -257,6 +257,37 @@ impl Authorizer {
     }
 }
 
+impl Authorizer {
+    /// Whether `principal` may perform `op` on *some* resource of type `rt` in the
+    /// cluster (Kafka's `authorizeByResourceType`, used for idempotent producers by
+    /// KIP-679). A DENY of `op` on every name (`*`) wins; DENYs of narrower patterns
+    /// are not subtracted, as an ALLOW elsewhere may still apply.
+    pub fn authorize_any(
+        &self,
+        cluster_id: &str,
+        principal: &Principal,
+        rt: ResourceType,
+        op: Operation,
+    ) -> bool {
+        let Some(index) = self.clusters.get(cluster_id) else {
+            return false;
+        };
+        let grants = self.grants.get(principal);
+        if grants.is_some_and(|g| g.super_user) {
+            return true;
+        }
+        let bit = op.bit();
+        let mut everything = index.masks(principal, rt, "*");
+        everything.merge(index.masks(&Principal::AnyUser, rt, "*"));
+        if everything.deny & bit != 0 {
+            return false;
+        }
+        index.any_allows(principal, rt, bit)
+            || index.any_allows(&Principal::AnyUser, rt, bit)
+            || grants.is_some_and(|g| scope_role(g, index, rt, bit).is_some())
+    }
+}
+
 /// A role bound at the organization, the cluster's environment or the cluster that
 /// grants `bit` on resources of type `rt`.
 fn scope_role(

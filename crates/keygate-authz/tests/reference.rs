@@ -203,3 +203,45 @@ fn roles_grant_and_deny_acls_still_win() {
             .allowed
     );
 }
+
+#[test]
+fn authorize_any_for_idempotent_producers() {
+    let org = CrnPattern::organization("keygate", "org-test");
+    let writer = Principal::user("sa-writer");
+    let reader = Principal::user("sa-reader");
+    let acl = |p: &Principal, name: &str, op: Operation, perm: Permission| AclBinding {
+        principal: p.clone(),
+        resource_type: ResourceType::Topic,
+        resource_name: name.into(),
+        pattern_type: PatternType::Prefixed,
+        operation: op,
+        permission: perm,
+    };
+    let acls = [
+        acl(&writer, "orders", Operation::Write, Permission::Allow),
+        acl(&reader, "orders", Operation::Read, Permission::Allow),
+    ];
+    let authz = Authorizer::empty(org.clone()).with_cluster(ClusterIndex::compile(
+        "lkc-1",
+        "env-1",
+        &acls,
+        [],
+    ));
+    assert!(authz.authorize_any("lkc-1", &writer, ResourceType::Topic, Operation::Write));
+    assert!(!authz.authorize_any("lkc-1", &reader, ResourceType::Topic, Operation::Write));
+    assert!(!authz.authorize_any("lkc-2", &writer, ResourceType::Topic, Operation::Write));
+    // A DENY of WRITE on every topic wins.
+    let deny_all = AclBinding {
+        resource_name: "*".into(),
+        pattern_type: PatternType::Literal,
+        ..acl(&Principal::AnyUser, "*", Operation::Write, Permission::Deny)
+    };
+    let with_deny = [acls[0].clone(), deny_all];
+    let authz = Authorizer::empty(org).with_cluster(ClusterIndex::compile(
+        "lkc-1",
+        "env-1",
+        &with_deny,
+        [],
+    ));
+    assert!(!authz.authorize_any("lkc-1", &writer, ResourceType::Topic, Operation::Write));
+}

@@ -60,9 +60,24 @@ pub mod codes {
 }
 use codes::*;
 
-/// Asks the authorizer one question: may the connection's principal do `op` on
-/// `(rt, name)`?
-pub type Authorize<'a> = &'a dyn Fn(ResourceType, &str, Operation) -> bool;
+/// The authorizer's questions about the connection's principal.
+pub trait Check {
+    /// May it do `op` on `(rt, name)`?
+    fn allowed(&self, rt: ResourceType, name: &str, op: Operation) -> bool;
+    /// May it do `op` on some resource of type `rt` (KIP-679's idempotent producers)?
+    fn any_allowed(&self, _rt: ResourceType, _op: Operation) -> bool {
+        false
+    }
+}
+
+impl<F: Fn(ResourceType, &str, Operation) -> bool> Check for F {
+    fn allowed(&self, rt: ResourceType, name: &str, op: Operation) -> bool {
+        self(rt, name, op)
+    }
+}
+
+/// How the classifier asks.
+pub type Authorize<'a> = &'a dyn Check;
 
 /// What to do after the upstream answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +121,7 @@ fn all(checks: impl IntoIterator<Item = bool>) -> bool {
 }
 
 fn cluster(authz: Authorize<'_>, op: Operation) -> bool {
-    authz(ResourceType::Cluster, CLUSTER_RESOURCE_NAME, op)
+    authz.allowed(ResourceType::Cluster, CLUSTER_RESOURCE_NAME, op)
 }
 
 fn answer(r: impl Into<ResponseKind>) -> Plan {
@@ -119,9 +134,9 @@ fn answer(r: impl Into<ResponseKind>) -> Plan {
 pub fn plan(req: &RequestKind, version: i16, authz: Authorize<'_>) -> Option<Plan> {
     use Operation as Op;
     use ResourceType as Rt;
-    let topic = |n: &str, op: Op| authz(Rt::Topic, n, op);
-    let group = |n: &str, op: Op| authz(Rt::Group, n, op);
-    let txn = |n: &str| authz(Rt::TransactionalId, n, Op::Write);
+    let topic = |n: &str, op: Op| authz.allowed(Rt::Topic, n, op);
+    let group = |n: &str, op: Op| authz.allowed(Rt::Group, n, op);
+    let txn = |n: &str| authz.allowed(Rt::TransactionalId, n, Op::Write);
     Some(match req {
         RequestKind::Produce(r) => {
             let txn_ok = r.transactional_id.as_ref().is_none_or(|t| txn(name(&t.0)));
@@ -363,7 +378,10 @@ pub fn plan(req: &RequestKind, version: i16, authz: Authorize<'_>) -> Option<Pla
             } else {
                 (Rt::Group, GROUP_AUTH)
             };
-            if all(keys.iter().map(|k| authz(rt, name(k), Op::Describe))) {
+            if all(keys
+                .iter()
+                .map(|k| authz.allowed(rt, name(k), Op::Describe)))
+            {
                 Plan::Forward(Post::FindCoordinator)
             } else {
                 let mut resp = FindCoordinatorResponse::default();
@@ -549,7 +567,11 @@ pub fn plan(req: &RequestKind, version: i16, authz: Authorize<'_>) -> Option<Pla
         RequestKind::InitProducerId(r) => {
             let (ok, code) = match &r.transactional_id {
                 Some(t) => (txn(name(&t.0)), TXN_AUTH),
-                None => (cluster(authz, Op::IdempotentWrite), CLUSTER_AUTH),
+                // IDEMPOTENT_WRITE on the cluster, or WRITE on any topic (KIP-679).
+                None => (
+                    cluster(authz, Op::IdempotentWrite) || authz.any_allowed(Rt::Topic, Op::Write),
+                    CLUSTER_AUTH,
+                ),
             };
             if ok {
                 Plan::Forward(Post::None)
@@ -803,8 +825,8 @@ fn txn_topic_result(
 /// when denied.
 fn config_check(authz: Authorize<'_>, rt: i8, name: &str, op: Operation) -> Option<i16> {
     let ok = match rt {
-        2 => authz(ResourceType::Topic, name, op),
-        _ => authz(ResourceType::Cluster, CLUSTER_RESOURCE_NAME, op),
+        2 => authz.allowed(ResourceType::Topic, name, op),
+        _ => authz.allowed(ResourceType::Cluster, CLUSTER_RESOURCE_NAME, op),
     };
     (!ok).then_some(if rt == 2 { TOPIC_AUTH } else { CLUSTER_AUTH })
 }

@@ -309,10 +309,10 @@ async fn serve(
         };
         let authz = snapshot.authz();
         let cluster_id = shared.cluster_id.as_str();
-        let ask = |rt: ResourceType, name: &str, op: keygate_core::Operation| {
-            authz
-                .authorize(cluster_id, &session.principal, rt, name, op)
-                .allowed
+        let ask = Asker {
+            authz: &authz,
+            cluster_id,
+            principal: &session.principal,
         };
         let Some(plan) = classify::plan(&req, h.version, &ask) else {
             break Err(ConnError::Protocol(format!(
@@ -369,6 +369,25 @@ async fn serve(
     // Let already-queued answers reach the client before closing.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     result
+}
+
+/// The connection's principal, asking the snapshot's authorizer.
+struct Asker<'a> {
+    authz: &'a keygate_authz::Authorizer,
+    cluster_id: &'a str,
+    principal: &'a Principal,
+}
+
+impl classify::Check for Asker<'_> {
+    fn allowed(&self, rt: ResourceType, name: &str, op: keygate_core::Operation) -> bool {
+        self.authz
+            .authorize(self.cluster_id, self.principal, rt, name, op)
+            .allowed
+    }
+    fn any_allowed(&self, rt: ResourceType, op: keygate_core::Operation) -> bool {
+        self.authz
+            .authorize_any(self.cluster_id, self.principal, rt, op)
+    }
 }
 
 fn session_valid(snapshot: &Snapshot, s: &Session) -> bool {

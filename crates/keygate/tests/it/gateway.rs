@@ -56,7 +56,7 @@ fn wait_for_port(port: u16) {
     }
 }
 
-pub struct Tansu {
+pub(crate) struct Tansu {
     child: Child,
     pub port: u16,
 }
@@ -107,7 +107,7 @@ impl Tansu {
 }
 
 /// keygate + Tansu + a cluster registration, with the gateway's bootstrap address.
-pub struct World {
+pub(crate) struct World {
     pub srv: Server,
     _dir: tempfile::TempDir,
     pub tansu: Tansu,

@@ -6,6 +6,7 @@
 mod api;
 mod authz;
 mod cli;
+mod clients;
 mod durability;
 mod gateway;
 mod harness;

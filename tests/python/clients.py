@@ -1,0 +1,151 @@
+"""Real Kafka clients against the keygate gateway, one scenario per invocation.
+
+Run by the Rust integration tests (crates/keygate/tests/it/clients.rs) with the
+virtualenv scripts/test creates. Settings come from the environment: BOOTSTRAP,
+KEY, SECRET, TOPIC, GROUP. Prints one JSON line with what happened; exits non-zero
+when the scenario's expectation fails.
+"""
+
+import json
+import os
+import sys
+import time
+import uuid
+
+BOOTSTRAP = os.environ["BOOTSTRAP"]
+KEY = os.environ["KEY"]
+SECRET = os.environ["SECRET"]
+TOPIC = os.environ.get("TOPIC", "orders")
+GROUP = os.environ.get("GROUP", "g1")
+
+CONF = {
+    "bootstrap.servers": BOOTSTRAP,
+    "security.protocol": "SASL_PLAINTEXT",
+    "sasl.mechanism": "PLAIN",
+    "sasl.username": KEY,
+    "sasl.password": SECRET,
+}
+
+
+def done(ok, **facts):
+    print(json.dumps({"ok": ok, **facts}))
+    sys.exit(0 if ok else 1)
+
+
+def confluent_group():
+    """Produce, consume in a group, commit, and resume from the committed offset."""
+    from confluent_kafka import Consumer, Producer
+
+    p = Producer(CONF)
+    tag = uuid.uuid4().hex[:8]
+    for i in range(10):
+        p.produce(TOPIC, value=f"{tag}-{i}".encode())
+    left = p.flush(15)
+
+    def consume(max_seconds):
+        c = Consumer({**CONF, "group.id": GROUP, "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      "fetch.wait.max.ms": 10, "session.timeout.ms": 6000})
+        c.subscribe([TOPIC])
+        got, deadline = [], time.time() + max_seconds
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                if got:
+                    break
+                continue
+            if m.error():
+                c.close()
+                return got, str(m.error())
+            got.append(m.value().decode())
+        if got:
+            c.commit(asynchronous=False)
+        c.close()
+        return got, None
+
+    first, err1 = consume(30)
+    second, err2 = consume(8)
+    mine = [v for v in first if v.startswith(tag)]
+    ok = left == 0 and len(mine) == 10 and not [v for v in second if v.startswith(tag)] and not err1 and not err2
+    done(ok, unflushed=left, first=len(first), mine=len(mine), second=len(second), err1=err1, err2=err2)
+
+
+def confluent_group_denied():
+    """A consumer whose group is not allowed gets GROUP_AUTHORIZATION_FAILED."""
+    from confluent_kafka import Consumer, KafkaError
+
+    c = Consumer({**CONF, "group.id": GROUP, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10})
+    c.subscribe([TOPIC])
+    deadline, err = time.time() + 20, None
+    while time.time() < deadline and err is None:
+        m = c.poll(0.5)
+        if m is not None and m.error():
+            err = m.error()
+    c.close()
+    code = err.code() if err else None
+    done(code == KafkaError.GROUP_AUTHORIZATION_FAILED, error=str(err))
+
+
+def confluent_admin():
+    """Create and delete a topic where allowed; refused elsewhere."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka import KafkaException
+
+    a = AdminClient(CONF)
+    allowed, denied = f"{TOPIC}-{uuid.uuid4().hex[:6]}", f"forbidden-{uuid.uuid4().hex[:6]}"
+    a.create_topics([NewTopic(allowed, 1, 1)])[allowed].result(15)
+    listed = allowed in a.list_topics(timeout=10).topics
+    try:
+        a.create_topics([NewTopic(denied, 1, 1)])[denied].result(15)
+        denied_error = None
+    except KafkaException as e:
+        denied_error = e.args[0].name()
+    a.delete_topics([allowed])[allowed].result(15)
+    ok = listed and denied_error == "TOPIC_AUTHORIZATION_FAILED"
+    done(ok, listed=listed, denied_error=denied_error)
+
+
+def idempotent():
+    """An idempotent producer (InitProducerId without a transactional id)."""
+    from confluent_kafka import Producer
+
+    errors = []
+    p = Producer({**CONF, "enable.idempotence": True})
+    for i in range(5):
+        p.produce(TOPIC, value=f"idem-{i}".encode(), on_delivery=lambda e, m: errors.append(str(e)) if e else None)
+    left = p.flush(20)
+    done(left == 0 and not errors, unflushed=left, errors=errors)
+
+
+def transactional_denied():
+    """A transactional id without WRITE: the gateway refuses InitProducerId itself."""
+    from confluent_kafka import Producer, KafkaException
+
+    p = Producer({**CONF, "transactional.id": "tx-" + uuid.uuid4().hex[:6]})
+    try:
+        p.init_transactions(15)
+        name = None
+    except KafkaException as e:
+        name = e.args[0].name()
+    done(name == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", error=name)
+
+
+def kafka_python():
+    """kafka-python 3.x: produce and consume."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    common = dict(bootstrap_servers=BOOTSTRAP, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                  sasl_plain_username=KEY, sasl_plain_password=SECRET)
+    tag = uuid.uuid4().hex[:8]
+    p = KafkaProducer(**common)
+    for i in range(5):
+        p.send(TOPIC, f"{tag}-{i}".encode())
+    p.flush(15)
+    p.close()
+    c = KafkaConsumer(TOPIC, auto_offset_reset="earliest", consumer_timeout_ms=8000, fetch_max_wait_ms=10, **common)
+    got = [m.value.decode() for m in c if m.value.decode().startswith(tag)]
+    c.close()
+    done(len(got) == 5, got=len(got))
+
+
+if __name__ == "__main__":
+    globals()[sys.argv[1].replace("-", "_")]()
