@@ -220,10 +220,23 @@ async fn serve(
         Ok::<(), ConnError>(())
     });
 
+    // Frames are read by their own task: `read_frame` is not cancellation-safe, and the
+    // loop below also wakes up for the revocation check. Selecting on a channel never
+    // loses part of a frame.
+    let (ftx, mut frx) = mpsc::channel::<Result<Bytes, FrameError>>(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            let f = read_frame(&mut cr, max_frame).await;
+            let end = f.is_err();
+            if ftx.send(f).await.is_err() || end {
+                return;
+            }
+        }
+    });
     let mut check = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
         let frame = tokio::select! {
-            f = read_frame(&mut cr, cfg.max_frame) => f,
+            f = frx.recv() => f.unwrap_or(Err(FrameError::Closed)),
             _ = check.tick() => {
                 if !session_valid(&snapshot, &session) {
                     break Err(ConnError::Revoked);
@@ -366,6 +379,7 @@ async fn serve(
         }
     };
     drop(tx);
+    reader.abort();
     // Let already-queued answers reach the client before closing.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     result
