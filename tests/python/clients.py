@@ -147,5 +147,26 @@ def kafka_python():
     done(len(got) == 5, got=len(got))
 
 
+
+def acl_change_on_open_connection():
+    """Produce, wait for the test to revoke the ACL (it creates $SIGNAL when done), then
+    produce again on the same connection: the second produce must be denied."""
+    from confluent_kafka import Producer
+
+    results = []
+    p = Producer({**CONF, "enable.idempotence": False, "linger.ms": 0, "retries": 0,
+                  "connections.max.idle.ms": 600000})
+    p.produce(TOPIC, b"before", on_delivery=lambda e, m: results.append(str(e) if e else "ok"))
+    p.flush(15)
+    ready = os.environ["READY"]
+    open(ready, "w").close()
+    deadline = time.time() + 30
+    while not os.path.exists(os.environ["SIGNAL"]) and time.time() < deadline:
+        time.sleep(0.05)
+    p.produce(TOPIC, b"after", on_delivery=lambda e, m: results.append(str(e) if e else "ok"))
+    p.flush(15)
+    done(len(results) == 2 and results[0] == "ok" and "TOPIC_AUTHORIZATION_FAILED" in results[1], results=results)
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")]()

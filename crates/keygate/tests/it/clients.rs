@@ -96,3 +96,46 @@ fn admin_idempotent_and_transactional_producers() {
     let (ok, out) = scenario("transactional-denied", &w.bootstrap, &k, &s, "orders", "g1");
     assert!(ok, "{out}");
 }
+
+#[test]
+fn an_acl_change_applies_to_an_open_connection() {
+    let w = world(&["orders"], "");
+    let (sa, k, s) = w.app("live", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ready, signal) = (dir.path().join("ready"), dir.path().join("signal"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
+    let child = Command::new(python())
+        .args([script, "acl-change-on-open-connection"])
+        .env("BOOTSTRAP", &w.bootstrap)
+        .env("KEY", &k)
+        .env("SECRET", &s)
+        .env("TOPIC", "orders")
+        .env("READY", &ready)
+        .env("SIGNAL", &signal)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the producer never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (code, deleted) = w.admin.delete(&format!(
+        "/kafka/v3/clusters/{}/acls?principal=User:{sa}&operation=WRITE",
+        w.lkc
+    ));
+    assert_eq!(code, 200);
+    assert_eq!(deleted["data"].as_array().map(Vec::len), Some(1));
+    std::fs::write(&signal, "").expect("signal");
+    let out = child.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+}

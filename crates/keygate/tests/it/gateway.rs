@@ -284,6 +284,37 @@ fn kcat_produces_and_consumes_exactly_as_far_as_acls_allow() {
 }
 
 #[test]
+fn prefixed_allow_with_a_literal_deny() {
+    let w = world(&["orders-eu", "orders-us", "orders-secret"], "");
+    let (sa, k, s) = w.app("prefixed", &[("TOPIC", "orders-secret", "ALL", "DENY")]);
+    w.admin.ok(
+        w.admin.post(
+            &format!("/kafka/v3/clusters/{}/acls:batch", w.lkc),
+            json!({"data": [
+                {"resource_type":"TOPIC","resource_name":"orders-","pattern_type":"PREFIXED","principal":format!("User:{sa}"),"operation":"WRITE","permission":"ALLOW"},
+                {"resource_type":"TOPIC","resource_name":"orders-","pattern_type":"PREFIXED","principal":format!("User:{sa}"),"operation":"READ","permission":"ALLOW"},
+            ]}),
+        ),
+        201,
+    );
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(
+        ok && out.contains("\"orders-eu\"") && out.contains("\"orders-us\""),
+        "{out}"
+    );
+    assert!(
+        !out.contains("orders-secret"),
+        "the denied topic is listed: {out}"
+    );
+    for t in ["orders-eu", "orders-us"] {
+        let (ok, out) = w.kcat(&k, &s, &["-P", "-t", t], Some("m\n"));
+        assert!(ok, "{t}: {out}");
+    }
+    let (_, out) = w.kcat(&k, &s, &["-P", "-t", "orders-secret"], Some("m\n"));
+    assert!(out.contains("Topic authorization failed"), "{out}");
+}
+
+#[test]
 fn authentication_failures_look_the_same_and_keep_the_gateway_serving() {
     let w = world(&["orders"], "");
     let (sa, k, s) = w.app("good", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
