@@ -168,5 +168,55 @@ def acl_change_on_open_connection():
     done(len(results) == 2 and results[0] == "ok" and "TOPIC_AUTHORIZATION_FAILED" in results[1], results=results)
 
 
+
+def _acl(principal):
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+    return AclBinding(ResourceType.TOPIC, TOPIC, ResourcePatternType.LITERAL, principal, "*",
+                      AclOperation.READ, AclPermissionType.ALLOW)
+
+
+def _any_filter():
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+    return AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY)
+
+
+def kafka_acls_create():
+    """CreateAcls then DescribeAcls over the Kafka protocol (keygate's own ACLs)."""
+    from confluent_kafka.admin import AdminClient
+
+    a = AdminClient(CONF)
+    b = _acl(os.environ["GRANTEE"])
+    a.create_acls([b])[b].result(15)
+    listed = a.describe_acls(_any_filter()).result(15)
+    found = [x for x in listed if x.principal == os.environ["GRANTEE"] and x.name == TOPIC]
+    done(len(found) == 1, described=len(listed))
+
+
+def kafka_acls_delete():
+    """DeleteAcls returns what it deleted."""
+    from confluent_kafka.admin import AdminClient, AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+    a = AdminClient(CONF)
+    f = AclBindingFilter(ResourceType.TOPIC, TOPIC, ResourcePatternType.ANY, os.environ["GRANTEE"], None,
+                         AclOperation.ANY, AclPermissionType.ANY)
+    deleted = a.delete_acls([f])[f].result(15)
+    done(len(deleted) == 1 and deleted[0].principal == os.environ["GRANTEE"], deleted=len(deleted))
+
+
+def kafka_acls_denied():
+    """Without ALTER on the cluster, CreateAcls is refused with CLUSTER_AUTHORIZATION_FAILED."""
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka import KafkaException
+
+    a = AdminClient(CONF)
+    b = _acl(os.environ["GRANTEE"])
+    try:
+        a.create_acls([b])[b].result(15)
+        name = None
+    except KafkaException as e:
+        name = e.args[0].name()
+    done(name == "CLUSTER_AUTHORIZATION_FAILED", error=name)
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")]()

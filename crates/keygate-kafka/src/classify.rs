@@ -858,6 +858,20 @@ impl AlterResult for incremental_alter_configs_response::AlterConfigsResourceRes
     }
 }
 
+/// APIs the gateway answers itself, whatever the upstream supports: the handshake and
+/// keygate's own ACLs.
+pub fn answered_locally(k: ApiKey) -> bool {
+    matches!(
+        k,
+        ApiKey::ApiVersions
+            | ApiKey::SaslHandshake
+            | ApiKey::SaslAuthenticate
+            | ApiKey::DescribeAcls
+            | ApiKey::CreateAcls
+            | ApiKey::DeleteAcls
+    )
+}
+
 /// API versions the gateway classifies, capped where later versions name topics by id
 /// (the gateway authorizes by name, so it never advertises those).
 pub fn gateway_versions() -> Vec<(ApiKey, i16, i16)> {
@@ -898,6 +912,9 @@ pub fn gateway_versions() -> Vec<(ApiKey, i16, i16)> {
         cap(K::DeleteGroups, None),
         cap(K::IncrementalAlterConfigs, None),
         cap(K::DescribeCluster, None),
+        cap(K::DescribeAcls, None),
+        cap(K::CreateAcls, None),
+        cap(K::DeleteAcls, None),
     ]
 }
 

@@ -298,6 +298,49 @@ async fn serve(
             }
             _ => {}
         }
+        if matches!(
+            api,
+            ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls
+        ) {
+            let mut body = frame.clone();
+            let decoded = RequestHeader::decode(&mut body, api.request_header_version(h.version))
+                .ok()
+                .and_then(|_| RequestKind::decode(api, &mut body, h.version).ok());
+            let caller = keygate_iam::Caller {
+                principal: session.principal.clone(),
+                account_id: session.principal.name().to_owned(),
+                key_id: keygate_core::KeyId::parse(&session.key_id),
+            };
+            let cluster = shared.cluster_id.as_str();
+            let resp: Option<ResponseKind> = match decoded {
+                Some(RequestKind::DescribeAcls(r)) => Some(
+                    crate::acls::describe(&shared.iam, &caller, cluster, &r)
+                        .await
+                        .into(),
+                ),
+                Some(RequestKind::CreateAcls(r)) => Some(
+                    crate::acls::create(&shared.iam, &caller, cluster, &r)
+                        .await
+                        .into(),
+                ),
+                Some(RequestKind::DeleteAcls(r)) => Some(
+                    crate::acls::delete(&shared.iam, &caller, cluster, &r)
+                        .await
+                        .into(),
+                ),
+                _ => None,
+            };
+            let Some(bytes) =
+                resp.and_then(|r| encode_response(api, h.version, h.correlation_id, &r))
+            else {
+                break Err(ConnError::Protocol(format!(
+                    "malformed {api:?} v{} request",
+                    h.version
+                )));
+            };
+            let _ = tx.send(Pending::Local(bytes));
+            continue;
+        }
         let supported = shared
             .advertised(api)
             .is_some_and(|(min, max)| (min..=max).contains(&h.version));

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use keygate_core::{Operation, Principal, ResourceType};
-use keygate_iam::{Snapshot, UsageRecorder};
+use keygate_iam::{Iam, Snapshot, UsageRecorder};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -70,6 +70,7 @@ pub struct ClusterShared {
     pub(crate) cluster_id: String,
     pub(crate) cfg: Arc<GatewayConfig>,
     pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) iam: Arc<Iam>,
     pub(crate) usage: Arc<UsageRecorder>,
     slot: usize,
     upstream: RwLock<Vec<String>>,
@@ -313,10 +314,7 @@ async fn discover_at(shared: &ClusterShared, addr: &str) -> Result<(), String> {
     let mut versions = HashMap::new();
     for (k, min, max) in classify::gateway_versions() {
         // The gateway answers these itself.
-        if matches!(
-            k,
-            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
-        ) {
+        if classify::answered_locally(k) {
             versions.insert(k as i16, (min, max));
             continue;
         }
@@ -369,6 +367,7 @@ impl std::hash::Hash for Target {
 pub struct Gateway {
     cfg: Arc<GatewayConfig>,
     snapshot: Arc<Snapshot>,
+    iam: Arc<Iam>,
     usage: Arc<UsageRecorder>,
 }
 
@@ -381,11 +380,12 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `snapshot`.
-    pub fn new(cfg: GatewayConfig, snapshot: Arc<Snapshot>, usage: Arc<UsageRecorder>) -> Self {
+    /// A gateway over the IAM service's snapshot.
+    pub fn new(cfg: GatewayConfig, iam: Arc<Iam>, usage: Arc<UsageRecorder>) -> Self {
         Gateway {
             cfg: Arc::new(cfg),
-            snapshot,
+            snapshot: iam.snapshot().clone(),
+            iam,
             usage,
         }
     }
@@ -410,6 +410,7 @@ impl Gateway {
                         cluster_id: id.clone(),
                         cfg: self.cfg.clone(),
                         snapshot: self.snapshot.clone(),
+                        iam: self.iam.clone(),
                         usage: self.usage.clone(),
                         slot,
                         upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),

@@ -11,6 +11,7 @@
 //! listeners of every registered cluster and opens new ones as clusters appear.
 #![deny(missing_docs)]
 
+pub mod acls;
 pub mod classify;
 pub mod conn;
 pub mod frame;

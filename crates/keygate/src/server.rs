@@ -147,8 +147,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             }),
         }),
     };
-    let gateway =
-        keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.snapshot().clone(), usage.clone());
+    let gateway = keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.clone(), usage.clone());
     tokio::spawn(gateway.run());
     let app = keygate_api::router(state);
     axum::serve(listener, app)

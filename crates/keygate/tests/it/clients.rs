@@ -139,3 +139,75 @@ fn an_acl_change_applies_to_an_open_connection() {
     );
     assert!(out.status.success(), "{text}");
 }
+
+fn scenario_with(
+    name: &str,
+    w: &crate::gateway::World,
+    key: &str,
+    secret: &str,
+    grantee: &str,
+) -> (bool, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
+    let out = Command::new(python())
+        .args([script, name])
+        .env("BOOTSTRAP", &w.bootstrap)
+        .env("KEY", key)
+        .env("SECRET", secret)
+        .env("TOPIC", "orders")
+        .env("GRANTEE", grantee)
+        .output()
+        .expect("run python");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn kafka_admin_tools_manage_keygate_acls() {
+    let w = world(&["orders"], "");
+    let (admin_sa, ak, asec) = w.app("acl-admin", &[]);
+    let org = w.admin.org_crn();
+    w.admin.bind(
+        &format!("User:{admin_sa}"),
+        "CloudClusterAdmin",
+        &format!("{org}/environment={}/cloud-cluster={}", w.env, w.lkc),
+    );
+    let (reader_sa, rk, rs) = w.app("reader", &[]);
+    let grantee = format!("User:{reader_sa}");
+    // Created over the Kafka protocol, the ACL is keygate's: REST lists it, and it works.
+    let (ok, out) = scenario_with("kafka-acls-create", &w, &ak, &asec, &grantee);
+    assert!(ok, "{out}");
+    let listed = w
+        .admin
+        .get(&format!(
+            "/kafka/v3/clusters/{}/acls?principal={grantee}",
+            w.lkc
+        ))
+        .1;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["data"][0]["operation"], "READ");
+    let (ok, out) = w.kcat(&rk, &rs, &["-L", "-t", "orders"], None);
+    assert!(
+        ok && out.contains("\"orders\""),
+        "the new ACL (READ implies DESCRIBE) applies: {out}"
+    );
+    // Without ALTER on the cluster, refused.
+    let (ok, out) = scenario_with("kafka-acls-denied", &w, &rk, &rs, &grantee);
+    assert!(ok, "{out}");
+    // Deleted over the Kafka protocol.
+    let (ok, out) = scenario_with("kafka-acls-delete", &w, &ak, &asec, &grantee);
+    assert!(ok, "{out}");
+    let listed = w
+        .admin
+        .get(&format!(
+            "/kafka/v3/clusters/{}/acls?principal={grantee}",
+            w.lkc
+        ))
+        .1;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(0), "{listed}");
+}
