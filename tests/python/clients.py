@@ -218,5 +218,21 @@ def kafka_acls_denied():
     done(name == "CLUSTER_AUTHORIZATION_FAILED", error=name)
 
 
+
+def long_producer():
+    """Produce every 200 ms for SECONDS seconds on one producer (re-authentication,
+    KIP-368, must keep it working)."""
+    from confluent_kafka import Producer
+
+    errors, delivered = [], []
+    p = Producer({**CONF, "enable.idempotence": False, "linger.ms": 0})
+    end = time.time() + float(os.environ.get("SECONDS", "9"))
+    while time.time() < end:
+        p.produce(TOPIC, b"tick", on_delivery=lambda e, m: (errors if e else delivered).append(str(e)))
+        p.poll(0.2)
+    p.flush(15)
+    done(not errors and len(delivered) > 20, delivered=len(delivered), errors=errors[:3])
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")]()

@@ -286,6 +286,11 @@ async fn serve(
                     Some(&session.principal),
                 ) {
                     Ok((resp, s)) => {
+                        tracing::info!(
+                            cluster = shared.cluster_id,
+                            key = s.key_id,
+                            "re-authenticated"
+                        );
                         session = s;
                         let _ = tx.send(Pending::Local(resp));
                         continue;

@@ -211,3 +211,22 @@ fn kafka_admin_tools_manage_keygate_acls() {
         .1;
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(0), "{listed}");
 }
+
+#[test]
+fn sessions_re_authenticate_before_their_lifetime_ends() {
+    let w = world(&["orders"], "gateway_max_session_lifetime_s = 2\n");
+    let (_, k, s) = w.app("long", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let (ok, out) = scenario_with("long-producer", &w, &k, &s, "-");
+    assert!(ok, "{out}");
+    let reauths = w.srv.logs().matches("re-authenticated").count();
+    assert!(
+        reauths >= 2,
+        "expected re-authentications within 9 s at a 2 s lifetime, saw {reauths}"
+    );
+    assert!(
+        !w.srv
+            .logs()
+            .contains("credential revoked or session expired"),
+        "a session expired instead of re-authenticating"
+    );
+}

@@ -70,7 +70,16 @@ impl Drop for Tansu {
 
 impl Tansu {
     pub fn start(topics: &[&str]) -> Tansu {
-        let port = free_ports(1);
+        Tansu::start_on(free_ports(1), topics)
+    }
+
+    /// Stop the broker (the port closes).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn start_on(port: u16, topics: &[&str]) -> Tansu {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu_bin())
             .args([
@@ -420,6 +429,26 @@ fn a_deleted_key_loses_its_open_connection() {
         closed_after < Duration::from_secs(2),
         "closed after {closed_after:?}"
     );
+}
+
+#[test]
+fn an_upstream_that_goes_away_and_comes_back() {
+    let mut w = world(&["orders"], "");
+    let (_, k, s) = w.app("resilient", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "orders"], Some("before\n"));
+    assert!(ok, "{out}");
+    let port = w.tansu.port;
+    w.tansu.stop();
+    // The broker is gone: the client fails, the gateway and the REST API keep serving.
+    let (ok, _) = w.kcat(&k, &s, &["-P", "-t", "orders"], Some("during\n"));
+    assert!(!ok, "a produce succeeded with the broker down");
+    assert_eq!(w.admin.get("/healthz").0, 200);
+    // The broker is back (memory storage: the topic is created again).
+    w.tansu = Tansu::start_on(port, &["orders"]);
+    let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "orders"], Some("after\n"));
+    assert!(ok, "no recovery after the broker came back: {out}");
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok && out.contains("orders"), "{out}");
 }
 
 #[test]
