@@ -325,7 +325,7 @@ fn prefixed_allow_with_a_literal_deny() {
 
 #[test]
 fn authentication_failures_look_the_same_and_keep_the_gateway_serving() {
-    let w = world(&["orders"], "");
+    let w = world(&["orders"], "key_usage_flush_ms = 100\n");
     let (sa, k, s) = w.app("good", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
     let (cloud_k, cloud_s) = w.admin.key(&sa, "CLOUD");
     // A key for another cluster.
@@ -337,12 +337,29 @@ fn authentication_failures_look_the_same_and_keep_the_gateway_serving() {
             .post(&format!("/iam/v2/api-keys/{dis_k}/disable"), json!({})),
         200,
     );
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(800)).to_rfc3339();
+    let exp = w.admin.ok(
+        w.admin.post(
+            "/iam/v2/api-keys",
+            json!({"spec":{"owner":{"id":sa},"resource":{"id":w.lkc},"expires_at":soon}}),
+        ),
+        202,
+    );
+    let (exp_k, exp_s) = (
+        exp["id"].as_str().unwrap_or_default().to_owned(),
+        exp["spec"]["secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
     for (what, key, secret) in [
         ("wrong secret", k.as_str(), "kgs_wrong"),
         ("unknown key", "ZZZZZZZZZZZZZZZZ", s.as_str()),
         ("CLOUD key", cloud_k.as_str(), cloud_s.as_str()),
         ("key of another cluster", other_k.as_str(), other_s.as_str()),
         ("disabled key", dis_k.as_str(), dis_s.as_str()),
+        ("expired key", exp_k.as_str(), exp_s.as_str()),
     ] {
         let (ok, out) = w.kcat(key, secret, &["-L"], None);
         assert!(!ok, "{what}: metadata succeeded");
@@ -351,9 +368,15 @@ fn authentication_failures_look_the_same_and_keep_the_gateway_serving() {
             "{what}: {out}"
         );
     }
-    // The good key still works.
+    // The good key still works, and its use is recorded (in batches).
+    assert!(w.admin.get(&format!("/iam/v2/api-keys/{k}")).1["status"]["last_used_at"].is_null());
     let (ok, out) = w.kcat(&k, &s, &["-L"], None);
     assert!(ok && out.contains("orders"), "{out}");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        w.admin.get(&format!("/iam/v2/api-keys/{k}")).1["status"]["last_used_at"].is_string(),
+        "last_used_at not recorded"
+    );
     // Nothing secret reached the log.
     let logs = w.srv.logs();
     for secret in [&s, &other_s, &dis_s, &cloud_s] {

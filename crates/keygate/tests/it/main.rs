@@ -10,3 +10,4 @@ mod clients;
 mod durability;
 mod gateway;
 mod harness;
+mod rdkafka_client;
