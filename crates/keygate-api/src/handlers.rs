@@ -231,12 +231,16 @@ fn env_ref(st: &AppState, env: &str) -> ObjRef {
 }
 
 fn resource_path(r: &Resource) -> String {
-    let (base, _) = resource_base(r.kind);
-    match r.kind {
+    resource_path_of(r.kind, &r.environment_id, &r.id)
+}
+
+fn resource_path_of(kind: ResourceKind, environment_id: &str, id: &str) -> String {
+    let (base, _) = resource_base(kind);
+    match kind {
         ResourceKind::Flink | ResourceKind::Tableflow => {
-            format!("{base}/{}?environment={}", r.id, r.environment_id)
+            format!("{base}/{id}?environment={environment_id}")
         }
-        _ => format!("{base}/{}", r.id),
+        _ => format!("{base}/{id}"),
     }
 }
 
@@ -687,15 +691,6 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
             id,
             environment_id,
         } => {
-            let r = Resource {
-                id: id.clone(),
-                kind: *kind,
-                environment_id: environment_id.clone(),
-                display_name: String::new(),
-                upstream: String::new(),
-                created_at: k.created_at,
-                updated_at: k.created_at,
-            };
             let (_, api_version) = resource_base(*kind);
             ObjRef {
                 id: if *kind == ResourceKind::Tableflow {
@@ -704,8 +699,8 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
                     id.clone()
                 },
                 environment: Some(environment_id.clone()),
-                related: format!("{base}{}", resource_path(&r)),
-                resource_name: r.crn(&org).to_string(),
+                related: format!("{base}{}", resource_path_of(*kind, environment_id, id)),
+                resource_name: Resource::crn_of(&org, *kind, environment_id, id).to_string(),
                 api_version: api_version.into(),
                 kind: kind.api_kind().into(),
             }

@@ -86,13 +86,23 @@ impl Resource {
 
     /// The resource's CRN under the organization's CRN.
     pub fn crn(&self, org: &CrnPattern) -> CrnPattern {
-        let env = org.child("environment", &self.environment_id);
-        match self.kind {
-            ResourceKind::Kafka => env.child("cloud-cluster", &self.id),
-            ResourceKind::SchemaRegistry => env.child("schema-registry", &self.id),
-            ResourceKind::Ksql => env.child("ksql", &self.id),
-            ResourceKind::Flink => env.child("flink-region", &self.id),
-            ResourceKind::Tableflow => env.child("tableflow", &self.id),
+        Self::crn_of(org, self.kind, &self.environment_id, &self.id)
+    }
+
+    /// The CRN of a resource of `kind` with API id `id` in `environment_id`.
+    pub fn crn_of(
+        org: &CrnPattern,
+        kind: ResourceKind,
+        environment_id: &str,
+        id: &str,
+    ) -> CrnPattern {
+        let env = org.child("environment", environment_id);
+        match kind {
+            ResourceKind::Kafka => env.child("cloud-cluster", id),
+            ResourceKind::SchemaRegistry => env.child("schema-registry", id),
+            ResourceKind::Ksql => env.child("ksql", id),
+            ResourceKind::Flink => env.child("flink-region", id),
+            ResourceKind::Tableflow => env.child("tableflow", id),
         }
     }
 }
@@ -176,6 +186,18 @@ pub enum KeyScope {
 }
 
 impl KeyScope {
+    /// The CRN of the resource (`None` for CLOUD keys).
+    pub fn resource_crn(&self, org: &CrnPattern) -> Option<CrnPattern> {
+        match self {
+            KeyScope::Cloud => None,
+            KeyScope::Resource {
+                kind,
+                id,
+                environment_id,
+            } => Some(Resource::crn_of(org, *kind, environment_id, id)),
+        }
+    }
+
     /// The storage key of the resource, or `CLOUD`.
     pub fn storage_key(&self) -> String {
         match self {

@@ -742,25 +742,7 @@ impl Iam {
     // ---- API keys ------------------------------------------------------------------
 
     fn key_target_crn(&self, scope: &KeyScope) -> Option<CrnPattern> {
-        match scope {
-            KeyScope::Cloud => None,
-            KeyScope::Resource {
-                kind,
-                id,
-                environment_id,
-            } => {
-                let r = Resource {
-                    id: id.clone(),
-                    kind: *kind,
-                    environment_id: environment_id.clone(),
-                    display_name: String::new(),
-                    upstream: String::new(),
-                    created_at: Timestamp::default(),
-                    updated_at: Timestamp::default(),
-                };
-                Some(r.crn(&self.org_crn()))
-            }
-        }
+        scope.resource_crn(&self.org_crn())
     }
 
     /// Whether `c` may manage keys of `owner` scoped to `scope` (reference/roles.md).

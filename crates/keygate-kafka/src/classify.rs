@@ -698,51 +698,33 @@ pub fn plan(req: &RequestKind, version: i16, authz: Authorize<'_>) -> Option<Pla
             }
         }
         RequestKind::AlterConfigs(r) => {
-            let check = |rt: i8, n: &str| config_check(authz, rt, n, Op::AlterConfigs);
-            if all(r
-                .resources
-                .iter()
-                .map(|c| check(c.resource_type, name(&c.resource_name)).is_none()))
-            {
-                Plan::Forward(Post::None)
-            } else {
-                let mut resp = AlterConfigsResponse::default();
-                resp.responses = r
-                    .resources
+            match alter_denials(
+                authz,
+                r.resources
                     .iter()
-                    .map(|c| {
-                        alter_result(
-                            c.resource_type,
-                            &c.resource_name,
-                            check(c.resource_type, name(&c.resource_name)),
-                        )
-                    })
-                    .collect();
-                answer(resp)
+                    .map(|c| (c.resource_type, &c.resource_name)),
+            ) {
+                None => Plan::Forward(Post::None),
+                Some(responses) => {
+                    let mut resp = AlterConfigsResponse::default();
+                    resp.responses = responses;
+                    answer(resp)
+                }
             }
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            let check = |rt: i8, n: &str| config_check(authz, rt, n, Op::AlterConfigs);
-            if all(r
-                .resources
-                .iter()
-                .map(|c| check(c.resource_type, name(&c.resource_name)).is_none()))
-            {
-                Plan::Forward(Post::None)
-            } else {
-                let mut resp = IncrementalAlterConfigsResponse::default();
-                resp.responses = r
-                    .resources
+            match alter_denials(
+                authz,
+                r.resources
                     .iter()
-                    .map(|c| {
-                        alter_result(
-                            c.resource_type,
-                            &c.resource_name,
-                            check(c.resource_type, name(&c.resource_name)),
-                        )
-                    })
-                    .collect();
-                answer(resp)
+                    .map(|c| (c.resource_type, &c.resource_name)),
+            ) {
+                None => Plan::Forward(Post::None),
+                Some(responses) => {
+                    let mut resp = IncrementalAlterConfigsResponse::default();
+                    resp.responses = responses;
+                    answer(resp)
+                }
             }
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
@@ -835,6 +817,23 @@ fn alter_result<T: Default + AlterResult>(rt: i8, n: &StrBytes, denied: Option<i
     let mut a = T::default();
     a.set(rt, n.clone(), denied.unwrap_or(TOPIC_AUTH));
     a
+}
+
+/// `None` when ALTER_CONFIGS is allowed on every resource; else one result per
+/// resource (the twin AlterConfigs APIs share this).
+fn alter_denials<'r, T: Default + AlterResult>(
+    authz: Authorize<'_>,
+    resources: impl Iterator<Item = (i8, &'r StrBytes)> + Clone,
+) -> Option<Vec<T>> {
+    let check = |rt: i8, n: &StrBytes| config_check(authz, rt, n.as_str(), Operation::AlterConfigs);
+    if resources.clone().all(|(rt, n)| check(rt, n).is_none()) {
+        return None;
+    }
+    Some(
+        resources
+            .map(|(rt, n)| alter_result(rt, n, check(rt, n)))
+            .collect(),
+    )
 }
 
 /// The two AlterConfigs APIs have twin result types.
@@ -1101,6 +1100,33 @@ mod tests {
         assert!(matches!(
             plan(&RequestKind::ListGroups(ListGroupsRequest::default()), 4, p),
             Some(Plan::Forward(Post::ListGroups))
+        ));
+        // Config changes: ALTER_CONFIGS on the topic, or on the cluster for brokers.
+        let mut ac = AlterConfigsRequest::default();
+        let mut topic_res = alter_configs_request::AlterConfigsResource::default();
+        topic_res.resource_type = 2;
+        topic_res.resource_name = StrBytes::from_static_str("nope");
+        let mut broker_res = alter_configs_request::AlterConfigsResource::default();
+        broker_res.resource_type = 4;
+        broker_res.resource_name = StrBytes::from_static_str("1");
+        ac.resources = vec![topic_res, broker_res];
+        let resp = answer_of(plan(&RequestKind::AlterConfigs(ac.clone()), 1, p).expect("plan"));
+        let ResponseKind::AlterConfigs(r) = &resp else {
+            panic!("not an AlterConfigs response")
+        };
+        assert_eq!(
+            r.responses.iter().map(|x| x.error_code).collect::<Vec<_>>(),
+            [codes::TOPIC_AUTH, codes::CLUSTER_AUTH]
+        );
+        denial_encodes_everywhere(ApiKey::AlterConfigs, &RequestKind::AlterConfigs(ac));
+        let mut ok_topic = IncrementalAlterConfigsRequest::default();
+        let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
+        res.resource_type = 2;
+        res.resource_name = StrBytes::from_static_str("ok-topic");
+        ok_topic.resources = vec![res];
+        assert!(matches!(
+            plan(&RequestKind::IncrementalAlterConfigs(ok_topic), 1, p),
+            Some(Plan::Forward(Post::None))
         ));
         // Something the gateway does not classify is never forwarded.
         assert!(plan(
