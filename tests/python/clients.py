@@ -234,5 +234,16 @@ def long_producer():
     done(not errors and len(delivered) > 20, delivered=len(delivered), errors=errors[:3])
 
 
+
+def list_groups():
+    """ListGroups through the gateway; prints the group ids seen."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(CONF)
+    groups = admin.list_consumer_groups(request_timeout=15).result()
+    ids = sorted(g.group_id for g in groups.valid)
+    done(True, groups=ids, errors=[str(e) for e in groups.errors])
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")]()

@@ -230,3 +230,33 @@ fn sessions_re_authenticate_before_their_lifetime_ends() {
         "a session expired instead of re-authenticating"
     );
 }
+
+#[test]
+fn list_groups_shows_only_describable_groups() {
+    let w = world(&["orders"], "");
+    let (_, k, s) = w.app(
+        "member",
+        &[
+            ("TOPIC", "orders", "WRITE", "ALLOW"),
+            ("TOPIC", "orders", "READ", "ALLOW"),
+            ("GROUP", "g-a", "READ", "ALLOW"),
+            ("GROUP", "g-b", "READ", "ALLOW"),
+        ],
+    );
+    for g in ["g-a", "g-b"] {
+        let (ok, out) = scenario("confluent-group", &w.bootstrap, &k, &s, "orders", g);
+        assert!(ok, "{g}: {out}");
+    }
+    let (_, vk, vs) = w.app("viewer", &[("GROUP", "g-a", "DESCRIBE", "ALLOW")]);
+    let (ok, out) = scenario_with("list-groups", &w, &vk, &vs, "-");
+    assert!(ok, "{out}");
+    let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    assert_eq!(v["groups"], serde_json::json!(["g-a"]), "{out}");
+    // The member, with READ on both, sees both.
+    let (ok, out) = scenario_with("list-groups", &w, &k, &s, "-");
+    assert!(ok, "{out}");
+    let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    assert_eq!(v["groups"], serde_json::json!(["g-a", "g-b"]), "{out}");
+}
