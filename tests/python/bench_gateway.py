@@ -79,6 +79,28 @@ def produce(via_gateway):
     return secs, lat
 
 
+def fixed_rate_latency(via_gateway, count=int(os.environ.get("LATENCY_MESSAGES", "6000")), rate=2000):
+    """Produce at a fixed rate, well below saturation, with no batching delay: the
+    delivery latency then measures the path, not queueing."""
+    p = Producer({**conf(via_gateway), "linger.ms": 0, "acks": "all", "enable.idempotence": False})
+    lat = []
+    p.produce(TOPIC, PAYLOAD)
+    p.flush(10)
+    start = time.perf_counter()
+    for i in range(count):
+        due = start + i / rate
+        # Sleep, not spin: on 2 cores a spinning client steals the CPU that Tansu and
+        # the gateway need, and the p99 then measures the scheduler.
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        sent = time.perf_counter()
+        p.produce(TOPIC, PAYLOAD, on_delivery=lambda e, m, s=sent: lat.append(time.perf_counter() - s) if e is None else None)
+        p.poll(0)
+    p.flush(30)
+    return lat
+
+
 def consume(via_gateway, expect):
     c = Consumer({**conf(via_gateway), "group.id": "bench-" + uuid.uuid4().hex[:6], "auto.offset.reset": "earliest",
                   "enable.auto.commit": False, "fetch.wait.max.ms": 10})
@@ -155,6 +177,11 @@ def main():
     gw_secs = sum(r["produce_s"] + r["consume_s"] for r in results["gateway"])
     cpu_per_gb = (out["gateway"]["keygate_cpu_s"] - out["direct"]["keygate_cpu_s"]) / (gw_bytes / 1e9)
     mbps = gw_bytes / 1e6 / gw_secs
+    fixed = {"direct": [], "gateway": []}
+    for _ in range(2):
+        for mode in ("direct", "gateway"):
+            fixed[mode] += fixed_rate_latency(mode == "gateway")
+    fixed_summary = {m: {"p50_ms": pct(v, 0.5) * 1e3, "p99_ms": pct(v, 0.99) * 1e3, "n": len(v)} for m, v in fixed.items()}
     host, port = GATEWAY.split(":")
     create_to_auth = []
     for _ in range(int(os.environ.get("KEYS", "200"))):
@@ -174,6 +201,9 @@ def main():
         "gateway_millicores_per_MBps": 1000 * cpu_per_gb / 1000,
         "gateway_MBps_during_rounds": mbps,
         "keygate_rss_MiB": rss_mib(PID),
+        "fixed_rate_2000_per_s": fixed_summary,
+        "fixed_rate_p50_delta_ms": fixed_summary["gateway"]["p50_ms"] - fixed_summary["direct"]["p50_ms"],
+        "fixed_rate_p99_delta_ms": fixed_summary["gateway"]["p99_ms"] - fixed_summary["direct"]["p99_ms"],
         "create_key_to_first_auth_ms": {"p50": pct(create_to_auth, 0.5) * 1e3, "p99": pct(create_to_auth, 0.99) * 1e3,
                                          "max": max(create_to_auth) * 1e3, "n": len(create_to_auth)},
     }
