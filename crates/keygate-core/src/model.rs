@@ -63,6 +63,8 @@ pub struct Resource {
     pub created_at: Timestamp,
     /// Updated.
     pub updated_at: Timestamp,
+    /// Kafka clusters: the gateway port slot, assigned at registration and kept for life.
+    pub gateway_slot: Option<u32>,
 }
 
 impl Resource {

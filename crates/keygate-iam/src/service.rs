@@ -462,13 +462,16 @@ impl Iam {
                 upstream: upstream.clone(),
                 created_at: now,
                 updated_at: now,
+                // Assigned by the store, in the same transaction.
+                gateway_slot: None,
             };
             let store = self.store.clone();
             async move { store.create_resource(r.clone()).await.map(|_| r) }
         })
         .await?;
         self.settle().await;
-        Ok(r)
+        // Read back what the store assigned (the gateway slot).
+        Ok(self.store.get_resource(&r.storage_key()).await?)
     }
 
     /// Resources of a kind (optionally in one environment).

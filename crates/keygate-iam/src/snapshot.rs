@@ -227,13 +227,14 @@ impl Snapshot {
         self.kafka_clusters.load()
     }
 
-    /// A Kafka cluster's gateway slot: its rank among registered Kafka clusters by
-    /// creation time. The gateway listens on the slot's ports; the API shows them.
+    /// A Kafka cluster's gateway port slot (assigned at registration, kept for life).
+    /// The gateway listens on the slot's ports; the API shows them.
     pub fn gateway_slot(&self, cluster_id: &str) -> Option<usize> {
-        let clusters = self.kafka_clusters.load();
-        let mut all: Vec<&Resource> = clusters.values().collect();
-        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        all.iter().position(|r| r.id == cluster_id)
+        self.kafka_clusters
+            .load()
+            .get(cluster_id)
+            .and_then(|r| r.gateway_slot)
+            .map(|s| s as usize)
     }
 
     /// The change-log position this snapshot reflects.

@@ -30,7 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/schema_v1.sql"),
+    include_str!("sqlite/schema_v2.sql"),
+];
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 
 /// The SQLite store.
@@ -233,10 +236,11 @@ fn resource_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
         upstream: r.get(4)?,
         created_at: from_ts(r.get(5)?)?,
         updated_at: from_ts(r.get(6)?)?,
+        gateway_slot: r.get(7)?,
     })
 }
 const RESOURCE_COLS: &str =
-    "id, kind, environment_id, display_name, upstream, created_at, updated_at";
+    "id, kind, environment_id, display_name, upstream, created_at, updated_at, gateway_slot";
 
 fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let kind: String = r.get(1)?;
@@ -784,8 +788,20 @@ impl Store for SqliteStore {
                     _ => Err(StoreError::IdCollision),
                 };
             }
+            // Kafka clusters take the smallest free gateway slot, for life.
+            let slot: Option<u32> = if r.kind == ResourceKind::Kafka {
+                let used: Vec<u32> = query_all(
+                    tx,
+                    "SELECT gateway_slot FROM resources WHERE gateway_slot IS NOT NULL ORDER BY gateway_slot",
+                    [],
+                    |row| row.get(0),
+                )?;
+                Some((0u32..).find(|s| used.binary_search(s).is_err()).unwrap_or(0))
+            } else {
+                None
+            };
             tx.execute(
-                &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
                     key,
                     r.id,
@@ -794,7 +810,8 @@ impl Store for SqliteStore {
                     r.display_name,
                     r.upstream,
                     ts(r.created_at),
-                    ts(r.updated_at)
+                    ts(r.updated_at),
+                    slot
                 ],
             )?;
             let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());

@@ -149,8 +149,70 @@ async fn story(store: &dyn Store) {
         upstream: "127.0.0.1:9092".into(),
         created_at: now,
         updated_at: now,
+        gateway_slot: None,
     };
     store.create_resource(lkc.clone()).await.expect("lkc");
+    // Kafka clusters get the smallest free gateway slot and keep it: deleting one
+    // never moves another, and a freed slot is reused.
+    let lkc_b = Resource {
+        id: "lkc-b".into(),
+        ..lkc.clone()
+    };
+    let lkc_c = Resource {
+        id: "lkc-c".into(),
+        ..lkc.clone()
+    };
+    store.create_resource(lkc_b.clone()).await.expect("lkc-b");
+    store.create_resource(lkc_c.clone()).await.expect("lkc-c");
+    let slot = |r: Resource| r.gateway_slot;
+    assert_eq!(
+        slot(store.get_resource("lkc-1").await.expect("get")),
+        Some(0)
+    );
+    assert_eq!(
+        slot(store.get_resource("lkc-b").await.expect("get")),
+        Some(1)
+    );
+    assert_eq!(
+        slot(store.get_resource("lkc-c").await.expect("get")),
+        Some(2)
+    );
+    store
+        .delete_resource(
+            "lkc-b",
+            "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-b",
+        )
+        .await
+        .expect("delete");
+    assert_eq!(
+        slot(store.get_resource("lkc-c").await.expect("get")),
+        Some(2),
+        "a deletion moved another cluster"
+    );
+    let lkc_d = Resource {
+        id: "lkc-d".into(),
+        ..lkc.clone()
+    };
+    store.create_resource(lkc_d).await.expect("lkc-d");
+    assert_eq!(
+        slot(store.get_resource("lkc-d").await.expect("get")),
+        Some(1),
+        "the freed slot is reused"
+    );
+    store
+        .delete_resource(
+            "lkc-c",
+            "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-c",
+        )
+        .await
+        .expect("delete");
+    store
+        .delete_resource(
+            "lkc-d",
+            "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-d",
+        )
+        .await
+        .expect("delete");
     let flink = Resource {
         id: "aws.us-east-1".into(),
         kind: ResourceKind::Flink,
@@ -539,4 +601,49 @@ async fn a_newer_schema_is_refused() {
         SqliteStore::open(&path),
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
+}
+
+#[tokio::test]
+async fn migrating_from_v1_assigns_slots_in_creation_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("raw");
+        conn.execute_batch(include_str!("../src/sqlite/schema_v1.sql"))
+            .expect("v1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO environments VALUES ('env-1', 'e', 1, 1);
+             INSERT INTO resources VALUES ('lkc-late', 'lkc-late', 'kafka', 'env-1', 'b', 'h:1', 20, 20);
+             INSERT INTO resources VALUES ('lkc-early', 'lkc-early', 'kafka', 'env-1', 'a', 'h:1', 10, 10);
+             INSERT INTO resources VALUES ('lsrc-x', 'lsrc-x', 'schema-registry', 'env-1', 's', 'http://s', 5, 5);",
+        )
+        .expect("rows");
+    }
+    let store = SqliteStore::open(&path).expect("migrate");
+    assert_eq!(
+        store
+            .get_resource("lkc-early")
+            .await
+            .expect("get")
+            .gateway_slot,
+        Some(0)
+    );
+    assert_eq!(
+        store
+            .get_resource("lkc-late")
+            .await
+            .expect("get")
+            .gateway_slot,
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .get_resource("lsrc-x")
+            .await
+            .expect("get")
+            .gateway_slot,
+        None
+    );
 }
