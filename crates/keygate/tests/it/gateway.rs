@@ -474,6 +474,86 @@ fn an_upstream_that_goes_away_and_comes_back() {
     assert!(ok && out.contains("orders"), "{out}");
 }
 
+/// A raw client: SaslHandshake v1 and SaslAuthenticate v1 (PLAIN), nothing else.
+fn raw_authenticated(addr: std::net::SocketAddr, key: &str, secret: &str) -> TcpStream {
+    use std::io::Read;
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut call = |api: i16, body: &[u8], corr: i32| -> Vec<u8> {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&api.to_be_bytes());
+        frame.extend_from_slice(&1i16.to_be_bytes());
+        frame.extend_from_slice(&corr.to_be_bytes());
+        frame.extend_from_slice(&2i16.to_be_bytes());
+        frame.extend_from_slice(b"it");
+        frame.extend_from_slice(body);
+        let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(&frame);
+        c.write_all(&out).expect("write");
+        let mut len = [0u8; 4];
+        c.read_exact(&mut len).expect("response length");
+        let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+        c.read_exact(&mut resp).expect("response");
+        resp
+    };
+    let mech = b"PLAIN";
+    let mut body = (mech.len() as i16).to_be_bytes().to_vec();
+    body.extend_from_slice(mech);
+    let r = call(17, &body, 1);
+    assert_eq!(&r[4..6], &[0, 0], "SaslHandshake failed");
+    let token = format!("\0{key}\0{secret}");
+    let mut body = (token.len() as i32).to_be_bytes().to_vec();
+    body.extend_from_slice(token.as_bytes());
+    let r = call(36, &body, 2);
+    assert_eq!(&r[4..6], &[0, 0], "SaslAuthenticate failed");
+    c
+}
+
+fn is_closed(mut c: TcpStream, bytes: &[u8]) -> bool {
+    let _ = c.write_all(bytes);
+    let mut buf = [0u8; 64];
+    matches!(std::io::Read::read(&mut c, &mut buf), Ok(0) | Err(_))
+}
+
+#[test]
+fn after_authentication_unknown_apis_and_versions_close_only_that_connection() {
+    let w = world(&["orders"], "");
+    let (_, k, s) = w.app("raw", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    // Metadata v99.
+    let c = raw_authenticated(addr, &k, &s);
+    assert!(
+        is_closed(c, &[0, 0, 0, 12, 0, 3, 0, 99, 0, 0, 0, 3, 0, 0, 0xff, 0xff]),
+        "unsupported version"
+    );
+    // An api key Kafka does not have.
+    let c = raw_authenticated(addr, &k, &s);
+    assert!(
+        is_closed(c, &[0, 0, 0, 10, 0x7f, 0, 0, 0, 0, 0, 0, 3, 0, 0]),
+        "unknown api key"
+    );
+    // An API the gateway does not classify (DescribeLogDirs): never forwarded.
+    let c = raw_authenticated(addr, &k, &s);
+    assert!(
+        is_closed(c, &[0, 0, 0, 12, 0, 35, 0, 1, 0, 0, 0, 3, 0, 0, 0xff, 0xff]),
+        "unclassified api"
+    );
+    // A truncated body of a known API.
+    let c = raw_authenticated(addr, &k, &s);
+    assert!(
+        is_closed(c, &[0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0]),
+        "malformed produce"
+    );
+    let logs = w.srv.logs();
+    assert!(
+        logs.contains("not supported by the gateway") && logs.contains("unknown api key"),
+        "the reasons are logged"
+    );
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok && out.contains("orders"), "{out}");
+}
+
 #[test]
 fn malformed_input_closes_only_that_connection() {
     let w = world(
