@@ -24,14 +24,30 @@ fn scenario(
     topic: &str,
     group: &str,
 ) -> (bool, String) {
+    run_scenario(
+        name,
+        bootstrap,
+        key,
+        secret,
+        &[("TOPIC", topic), ("GROUP", group)],
+    )
+}
+
+/// Run one scenario of tests/python/clients.py; returns success and its output.
+fn run_scenario(
+    name: &str,
+    bootstrap: &str,
+    key: &str,
+    secret: &str,
+    env: &[(&str, &str)],
+) -> (bool, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
     let out = Command::new(python())
         .args([script, name])
         .env("BOOTSTRAP", bootstrap)
         .env("KEY", key)
         .env("SECRET", secret)
-        .env("TOPIC", topic)
-        .env("GROUP", group)
+        .envs(env.iter().copied())
         .output()
         .expect("run python");
     let text = format!(
@@ -147,23 +163,12 @@ fn scenario_with(
     secret: &str,
     grantee: &str,
 ) -> (bool, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/clients.py");
-    let out = Command::new(python())
-        .args([script, name])
-        .env("BOOTSTRAP", &w.bootstrap)
-        .env("KEY", key)
-        .env("SECRET", secret)
-        .env("TOPIC", "orders")
-        .env("GRANTEE", grantee)
-        .output()
-        .expect("run python");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    run_scenario(
+        name,
+        &w.bootstrap,
+        key,
+        secret,
+        &[("TOPIC", "orders"), ("GRANTEE", grantee)],
     )
 }
 
