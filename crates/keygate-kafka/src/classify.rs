@@ -130,7 +130,8 @@ fn answer(r: impl Into<ResponseKind>) -> Plan {
 
 /// The plan for a request received after authentication. `None` means the gateway
 /// does not classify this API: the caller closes the connection (nothing unclassified
-/// is ever forwarded).
+/// is ever forwarded). Cluster-operator APIs outside the reference table are
+/// classified: they need ALTER or CLUSTER_ACTION on the cluster.
 pub fn plan(req: &RequestKind, version: i16, authz: Authorize<'_>) -> Option<Plan> {
     use Operation as Op;
     use ResourceType as Rt;
@@ -772,8 +773,63 @@ pub fn plan(req: &RequestKind, version: i16, authz: Authorize<'_>) -> Option<Pla
                 answer(resp)
             }
         }
+        // "Anything else" Kafka defines for cluster operators: forwarded only for a
+        // principal with ALTER or CLUSTER_ACTION on the cluster.
+        RequestKind::ListPartitionReassignments(_) => cluster_admin(authz, || {
+            let mut resp = ListPartitionReassignmentsResponse::default();
+            resp.error_code = CLUSTER_AUTH;
+            resp.into()
+        }),
+        RequestKind::AlterPartitionReassignments(_) => cluster_admin(authz, || {
+            let mut resp = AlterPartitionReassignmentsResponse::default();
+            resp.error_code = CLUSTER_AUTH;
+            resp.into()
+        }),
+        RequestKind::ElectLeaders(r) => cluster_admin(authz, || {
+            let mut resp = ElectLeadersResponse::default();
+            if version >= 1 {
+                resp.error_code = CLUSTER_AUTH;
+            }
+            resp.replica_election_results = r
+                .topic_partitions
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let mut er = elect_leaders_response::ReplicaElectionResult::default();
+                    er.topic = t.topic.clone();
+                    er.partition_result = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let mut pr = elect_leaders_response::PartitionResult::default();
+                            pr.partition_id = *p;
+                            pr.error_code = CLUSTER_AUTH;
+                            pr
+                        })
+                        .collect();
+                    er
+                })
+                .collect();
+            resp.into()
+        }),
+        RequestKind::DescribeLogDirs(_) => cluster_admin(authz, || {
+            // Before v3 there is no top-level error: Kafka answers with no log dirs.
+            let mut resp = DescribeLogDirsResponse::default();
+            if version >= 3 {
+                resp.error_code = CLUSTER_AUTH;
+            }
+            resp.into()
+        }),
         _ => return None,
     })
+}
+
+/// The rule for APIs outside the table: ALTER or CLUSTER_ACTION on the cluster.
+fn cluster_admin(authz: Authorize<'_>, deny: impl FnOnce() -> ResponseKind) -> Plan {
+    group_gate(
+        cluster(authz, Operation::Alter) || cluster(authz, Operation::ClusterAction),
+        deny,
+    )
 }
 
 fn group_gate(ok: bool, deny: impl FnOnce() -> ResponseKind) -> Plan {
@@ -914,6 +970,10 @@ pub fn gateway_versions() -> Vec<(ApiKey, i16, i16)> {
         cap(K::DescribeAcls, None),
         cap(K::CreateAcls, None),
         cap(K::DeleteAcls, None),
+        cap(K::ElectLeaders, None),
+        cap(K::DescribeLogDirs, None),
+        cap(K::AlterPartitionReassignments, None),
+        cap(K::ListPartitionReassignments, None),
     ]
 }
 
@@ -1135,5 +1195,69 @@ mod tests {
             p
         )
         .is_none());
+        assert!(plan(
+            &RequestKind::DescribeUserScramCredentials(Default::default()),
+            0,
+            p
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn cluster_operator_apis_need_alter_or_cluster_action() {
+        let mut el = ElectLeadersRequest::default();
+        let mut tp = elect_leaders_request::TopicPartitions::default();
+        tp.topic = topic_name("ok-a");
+        tp.partitions = vec![0, 1];
+        el.topic_partitions = Some(vec![tp]);
+        let reqs = [
+            (
+                ApiKey::ListPartitionReassignments,
+                RequestKind::ListPartitionReassignments(Default::default()),
+            ),
+            (
+                ApiKey::AlterPartitionReassignments,
+                RequestKind::AlterPartitionReassignments(Default::default()),
+            ),
+            (ApiKey::ElectLeaders, RequestKind::ElectLeaders(el)),
+            (
+                ApiKey::DescribeLogDirs,
+                RequestKind::DescribeLogDirs(Default::default()),
+            ),
+        ];
+        for (api, req) in &reqs {
+            // `policy` grants nothing on the cluster: a well-formed denial at every
+            // advertised version.
+            denial_encodes_everywhere(*api, req);
+            let (_, _, max) = gateway_versions()
+                .into_iter()
+                .find(|(k, _, _)| k == api)
+                .expect("advertised");
+            for op in [Operation::Alter, Operation::ClusterAction] {
+                let operator = move |rt: ResourceType, _: &str, o: Operation| {
+                    rt == ResourceType::Cluster && o == op
+                };
+                assert!(
+                    matches!(plan(req, max, &operator), Some(Plan::Forward(Post::None))),
+                    "{api:?} with {op:?} on the cluster is forwarded"
+                );
+            }
+            // DESCRIBE on the cluster is not enough.
+            let describer = |rt: ResourceType, _: &str, o: Operation| {
+                rt == ResourceType::Cluster && o == Operation::Describe
+            };
+            assert!(matches!(plan(req, max, &describer), Some(Plan::Answer(_))));
+        }
+        let resp = answer_of(
+            plan(
+                &RequestKind::ListPartitionReassignments(Default::default()),
+                0,
+                &policy,
+            )
+            .expect("plan"),
+        );
+        assert!(
+            matches!(resp, ResponseKind::ListPartitionReassignments(ref r) if r.error_code == codes::CLUSTER_AUTH)
+        );
     }
 }

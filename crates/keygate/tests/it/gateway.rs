@@ -533,10 +533,11 @@ fn after_authentication_unknown_apis_and_versions_close_only_that_connection() {
         is_closed(c, &[0, 0, 0, 10, 0x7f, 0, 0, 0, 0, 0, 0, 3, 0, 0]),
         "unknown api key"
     );
-    // An API the gateway does not classify (DescribeLogDirs): never forwarded.
+    // An API the gateway does not classify, though Tansu serves it
+    // (DescribeUserScramCredentials v0, flexible): never forwarded.
     let c = raw_authenticated(addr, &k, &s);
     assert!(
-        is_closed(c, &[0, 0, 0, 12, 0, 35, 0, 1, 0, 0, 0, 3, 0, 0, 0xff, 0xff]),
+        is_closed(c, &[0, 0, 0, 13, 0, 50, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0]),
         "unclassified api"
     );
     // A truncated body of a known API.
@@ -600,4 +601,59 @@ fn malformed_input_closes_only_that_connection() {
     // Every other client is still served.
     let (ok, out) = w.kcat(&k, &s, &["-L"], None);
     assert!(ok && out.contains("orders"), "{out}");
+}
+
+/// One flexible-header (v2) request on an authenticated raw connection; the response
+/// body after its header (correlation id and tagged fields).
+fn raw_flexible_call(c: &mut TcpStream, api: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&api.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&9i32.to_be_bytes());
+    frame.extend_from_slice(&2i16.to_be_bytes());
+    frame.extend_from_slice(b"it");
+    frame.push(0); // header tagged fields
+    frame.extend_from_slice(body);
+    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    c.write_all(&out).expect("write");
+    let mut len = [0u8; 4];
+    c.read_exact(&mut len).expect("response length");
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    c.read_exact(&mut resp).expect("response");
+    assert_eq!(&resp[..4], &9i32.to_be_bytes(), "correlation id");
+    resp[5..].to_vec()
+}
+
+#[test]
+fn cluster_operator_apis_need_alter_on_the_cluster() {
+    let w = world(&["orders"], "");
+    let (_, k, s) = w.app(
+        "reader",
+        &[("CLUSTER", "kafka-cluster", "DESCRIBE", "ALLOW")],
+    );
+    let (_, ok_k, ok_s) = w.app(
+        "operator",
+        &[("CLUSTER", "kafka-cluster", "ALTER", "ALLOW")],
+    );
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    // ListPartitionReassignments v0: timeout 1000 ms, all topics (null), no tags.
+    let body = [0, 0, 3, 0xe8, 0, 0];
+    let error_code = |resp: &[u8]| i16::from_be_bytes([resp[4], resp[5]]);
+    let mut c = raw_authenticated(addr, &k, &s);
+    let resp = raw_flexible_call(&mut c, 46, 0, &body);
+    assert_eq!(
+        error_code(&resp),
+        31,
+        "CLUSTER_AUTHORIZATION_FAILED from the gateway"
+    );
+    // The connection stays usable after a denial.
+    let resp = raw_flexible_call(&mut c, 46, 0, &body);
+    assert_eq!(error_code(&resp), 31);
+    // With ALTER on the cluster the request reaches Tansu, which answers it.
+    let mut c = raw_authenticated(addr, &ok_k, &ok_s);
+    let resp = raw_flexible_call(&mut c, 46, 0, &body);
+    assert_ne!(error_code(&resp), 31, "forwarded for an operator");
+    assert!(w.srv.logs().contains("request denied"));
 }
