@@ -1,7 +1,8 @@
-//! Authentication of REST calls: HTTP Basic with a CLOUD key. Every failure — no
-//! header, malformed header, unknown key, wrong secret, disabled, expired, or a key
-//! for a resource — gets the same body after the same fixed delay, so a caller learns
-//! nothing about which keys exist.
+//! Authentication of REST calls: HTTP Basic with a CLOUD key, or `Bearer` with an STS
+//! token (issued by `/sts/v1/oauth2/token` for an identity pool). Every failure — no
+//! header, malformed header, unknown key, wrong secret, disabled, expired, a key for a
+//! resource, a bad or expired token — gets the same body after the same fixed delay,
+//! so a caller learns nothing about which keys exist or why a token was refused.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -15,6 +16,15 @@ use keygate_iam::Caller;
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Authed(pub Caller);
+
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
 
 fn basic_credentials(parts: &Parts) -> Option<(String, Secret)> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
@@ -34,6 +44,17 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(token) = bearer_token(parts) {
+            return match state.iam.authenticate_bearer(token).await {
+                Ok(caller) => Ok(Authed(caller)),
+                Err(e) => {
+                    // Which check failed is logged; the token never is.
+                    tracing::info!(reason = %e, "REST bearer authentication failed");
+                    tokio::time::sleep(state.cfg.auth_failure_delay).await;
+                    Err(ApiError::unauthenticated())
+                }
+            };
+        }
         let result = match basic_credentials(parts) {
             Some((key, secret)) => state
                 .iam

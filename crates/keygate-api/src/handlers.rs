@@ -25,7 +25,11 @@ type R<T> = Result<T, ApiError>;
 const MAX_PAGE: usize = 100;
 
 /// Cut one page out of `items` (page_size default 10, max 100; page_token opaque).
-fn page<T>(items: Vec<T>, q: &HashMap<String, String>, url: &str) -> R<(Vec<T>, ListMeta)> {
+pub(crate) fn page<T>(
+    items: Vec<T>,
+    q: &HashMap<String, String>,
+    url: &str,
+) -> R<(Vec<T>, ListMeta)> {
     let size = match q.get("page_size") {
         None => 10,
         Some(s) => match s.parse::<usize>() {
@@ -75,7 +79,7 @@ fn page<T>(items: Vec<T>, q: &HashMap<String, String>, url: &str) -> R<(Vec<T>, 
     ))
 }
 
-fn meta(
+pub(crate) fn meta(
     st: &AppState,
     path: String,
     crn: String,

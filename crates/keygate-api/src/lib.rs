@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod handlers;
+pub mod oauth;
 pub mod types;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -62,7 +63,7 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keygate", description = "Self-hosted identity and access control for Kafka platforms. \
-        Authenticate with HTTP Basic: a CLOUD API key and its secret."),
+        Authenticate with HTTP Basic (a CLOUD API key and its secret) or with Bearer (an STS token from /sts/v1/oauth2/token)."),
     paths(
         handlers::healthz, handlers::readyz, handlers::list_organizations,
         handlers::list_environments, handlers::create_environment, handlers::get_environment, handlers::update_environment, handlers::delete_environment,
@@ -72,6 +73,9 @@ pub struct AppState {
         handlers::list_api_keys, handlers::create_api_key, handlers::get_api_key, handlers::update_api_key, handlers::disable_api_key, handlers::enable_api_key, handlers::delete_api_key,
         handlers::list_role_bindings, handlers::create_role_binding, handlers::get_role_binding, handlers::delete_role_binding,
         handlers::create_acl, handlers::create_acls_batch, handlers::list_acls, handlers::delete_acls,
+        oauth::list_providers, oauth::create_provider, oauth::get_provider, oauth::update_provider, oauth::delete_provider, oauth::refresh_provider_jwks,
+        oauth::list_pools, oauth::create_pool, oauth::get_pool, oauth::update_pool, oauth::delete_pool,
+        oauth::token_exchange, oauth::jwks, oauth::rotate_signing_key,
     ),
     modifiers(&BasicAuth)
 )]
@@ -247,7 +251,37 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/kafka/v3/clusters/{cluster_id}/acls:batch",
             post(h::create_acls_batch),
-        );
+        )
+        .route(
+            "/iam/v2/identity-providers",
+            get(oauth::list_providers).post(oauth::create_provider),
+        )
+        .route(
+            "/iam/v2/identity-providers/{id}",
+            get(oauth::get_provider)
+                .patch(oauth::update_provider)
+                .delete(oauth::delete_provider),
+        )
+        .route(
+            "/iam/v2/identity-providers/{id}/jwks",
+            axum::routing::patch(oauth::refresh_provider_jwks),
+        )
+        .route(
+            "/iam/v2/identity-providers/{id}/identity-pools",
+            get(oauth::list_pools).post(oauth::create_pool),
+        )
+        .route(
+            "/iam/v2/identity-providers/{id}/identity-pools/{pool_id}",
+            get(oauth::get_pool)
+                .patch(oauth::update_pool)
+                .delete(oauth::delete_pool),
+        )
+        .route("/sts/v1/oauth2/token", post(oauth::token_exchange))
+        .route(
+            "/sts/v1/signing-keys:rotate",
+            post(oauth::rotate_signing_key),
+        )
+        .route("/.well-known/jwks.json", get(oauth::jwks));
     for kind in ResourceKind::ALL {
         r = r.merge(resource_routes(kind));
     }

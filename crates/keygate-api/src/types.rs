@@ -508,3 +508,214 @@ pub struct OrganizationObj {
     pub display_name: String,
 }
 list_type!(OrganizationList, OrganizationObj);
+
+// ---- external OAuth ------------------------------------------------------------
+
+/// An identity provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityProviderObj {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `IdentityProvider`
+    pub kind: &'static str,
+    /// `op-…`
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Name (unique).
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// `ENABLED` or `DISABLED`.
+    pub state: &'static str,
+    /// Exact issuer of its tokens.
+    pub issuer: String,
+    /// Where its keys are fetched from.
+    pub jwks_uri: String,
+    /// Default identity claim of its pools.
+    pub identity_claim: String,
+    /// The public keys last fetched (read-only).
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<serde_json::Value>,
+    /// When the keys were last fetched (keygate's extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_fetched_at: Option<DateTime<Utc>>,
+}
+list_type!(IdentityProviderList, IdentityProviderObj);
+
+/// Register an identity provider.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProviderCreate {
+    /// Name (1–64 characters, unique).
+    pub display_name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Exact issuer (`iss`) of its tokens.
+    pub issuer: String,
+    /// JWKS URI; discovered from `{issuer}/.well-known/openid-configuration` if absent.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Default identity claim of its pools (`claims.sub`).
+    #[serde(default)]
+    pub identity_claim: Option<String>,
+}
+
+/// Update an identity provider.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProviderUpdate {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New issuer.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// New JWKS URI (keys are fetched again).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// New default identity claim.
+    #[serde(default)]
+    pub identity_claim: Option<String>,
+    /// `ENABLED` or `DISABLED` (keygate's extension).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// The result of `PATCH …/{id}/jwks`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JwksRefreshObj {
+    /// `REFRESHED`, `OK`, `INVALID_JWKS_URI` or `ERROR_FETCHING_JWKS`.
+    pub status: &'static str,
+    /// The provider after the refresh.
+    pub identity_provider: IdentityProviderObj,
+}
+
+/// An identity pool.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityPoolObj {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `IdentityPool`
+    pub kind: &'static str,
+    /// `pool-…`
+    pub id: String,
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Name (unique per provider).
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// Claim naming the external identity.
+    pub identity_claim: String,
+    /// CEL filter over `claims`.
+    pub filter: String,
+    /// `User:pool-…`, for role bindings and ACLs (read-only).
+    pub principal: String,
+    /// `ENABLED` or `DISABLED`.
+    pub state: &'static str,
+}
+list_type!(IdentityPoolList, IdentityPoolObj);
+
+/// Create an identity pool.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityPoolCreate {
+    /// Name (1–64 characters, unique per provider).
+    pub display_name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Claim naming the external identity (the provider's by default).
+    #[serde(default)]
+    pub identity_claim: Option<String>,
+    /// CEL over `claims`, at most 300 characters (`true` by default).
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+/// Update an identity pool.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityPoolUpdate {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New identity claim.
+    #[serde(default)]
+    pub identity_claim: Option<String>,
+    /// New filter.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// `ENABLED` or `DISABLED` (keygate's extension).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// An RFC 8693 token-exchange request (form-encoded).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenExchangeForm {
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`
+    #[serde(default)]
+    pub grant_type: String,
+    /// The IdP's token.
+    #[serde(default)]
+    pub subject_token: String,
+    /// `urn:ietf:params:oauth:token-type:jwt`
+    #[serde(default)]
+    pub subject_token_type: Option<String>,
+    /// `urn:ietf:params:oauth:token-type:access_token`
+    #[serde(default)]
+    pub requested_token_type: Option<String>,
+    /// The pool the token is for.
+    #[serde(default)]
+    pub identity_pool_id: String,
+    /// Lifetime in seconds (default and maximum 900).
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+/// An issued token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenExchangeReply {
+    /// The keygate access token.
+    pub access_token: String,
+    /// `urn:ietf:params:oauth:token-type:access_token`
+    pub issued_token_type: &'static str,
+    /// `Bearer`
+    pub token_type: &'static str,
+    /// Lifetime, seconds.
+    pub expires_in: i64,
+}
+
+/// An OAuth error (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, …
+    pub error: &'static str,
+    /// Human-readable detail.
+    pub error_description: String,
+}
+
+/// Rotate the STS signing key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyRotate {
+    /// Also retire every earlier key: tokens they signed stop working at once.
+    #[serde(default)]
+    pub retire_previous: bool,
+}
+
+/// The new signing key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyObj {
+    /// Its key id.
+    pub kid: String,
+}

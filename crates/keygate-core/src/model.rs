@@ -305,3 +305,74 @@ pub struct Acl {
     /// Created.
     pub created_at: Timestamp,
 }
+
+/// An external OAuth identity provider: whose tokens keygate accepts, and the keys
+/// they are signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityProvider {
+    /// `op-…`
+    pub id: String,
+    /// Unique name.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// The exact `iss` of its tokens (unique).
+    pub issuer: String,
+    /// Where its JWKS is published.
+    pub jwks_uri: String,
+    /// Default identity claim of its pools (`claims.sub`).
+    pub identity_claim: String,
+    /// Disabled providers authenticate nobody.
+    pub enabled: bool,
+    /// The JWKS document last fetched (public keys only; empty before the first fetch).
+    pub jwks: String,
+    /// When it was last fetched successfully.
+    pub jwks_fetched_at: Option<Timestamp>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+/// An identity pool: the tokens of one provider that pass a CEL filter, acting as
+/// the principal `User:pool-…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityPool {
+    /// `pool-…`
+    pub id: String,
+    /// Its provider (`op-…`).
+    pub provider_id: String,
+    /// Unique per provider.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// Path of the claim naming the external identity (`claims.sub`).
+    pub identity_claim: String,
+    /// CEL over `claims`; `true` admits every token of the provider.
+    pub filter: String,
+    /// Disabled pools match nothing.
+    pub enabled: bool,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+impl IdentityPool {
+    /// The pool as a principal.
+    pub fn principal(&self) -> Principal {
+        Principal::user(self.id.clone())
+    }
+}
+
+/// One of keygate's STS signing keys. Only the id and lifecycle are stored: the key
+/// itself is derived from the server's pepper and the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// `kgk-…`
+    pub kid: String,
+    /// Created (the newest unretired key signs).
+    pub created_at: Timestamp,
+    /// Retired keys verify nothing.
+    pub retired_at: Option<Timestamp>,
+}

@@ -42,6 +42,17 @@ impl SecretHasher {
         mac.finalize().into_bytes().into()
     }
 
+    /// A 32-byte key derived from the pepper for `purpose` and `id` (STS signing
+    /// keys): the pepper itself never leaves the hasher.
+    pub fn derive(&self, purpose: &str, id: &str) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        mac.update(b"keygate-derive\0");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(id.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Whether `secret` hashes to `stored`, compared in constant time.
     pub fn verify(&self, secret: &Secret, stored: &[u8; 32]) -> bool {
         self.hash(secret.expose()).ct_eq(stored).into()

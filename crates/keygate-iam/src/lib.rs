@@ -9,13 +9,17 @@
 #![deny(missing_docs)]
 
 pub mod hasher;
+pub mod oauth;
 pub mod service;
 pub mod snapshot;
 pub mod usage;
 
 pub use hasher::{SecretHasher, PEPPER_LEN};
+pub use oauth::{Exchange, Issued, JwksStatus, NewPool, NewProvider, OAuthConfig, StsError};
 pub use service::{Caller, Iam, IamConfig, NewApiKey, NewResource};
-pub use snapshot::{Follower, KeyEntry, KeyMap, KeyRejection, ScopeCheck, Snapshot};
+pub use snapshot::{
+    Follower, KeyEntry, KeyMap, KeyRejection, OAuthSettings, OAuthState, ScopeCheck, Snapshot,
+};
 pub use usage::UsageRecorder;
 
 use keygate_store::StoreError;

@@ -25,12 +25,15 @@ use std::sync::Arc;
 pub struct IamConfig {
     /// Maximum API keys per owner (402 beyond).
     pub max_keys_per_owner: u32,
+    /// External OAuth and STS.
+    pub oauth: crate::oauth::OAuthConfig,
 }
 
 impl Default for IamConfig {
     fn default() -> Self {
         IamConfig {
             max_keys_per_owner: 10,
+            oauth: Default::default(),
         }
     }
 }
@@ -80,9 +83,12 @@ pub struct NewApiKey {
 
 /// The control-plane service.
 pub struct Iam {
-    store: Arc<dyn Store>,
-    follower: Arc<Follower>,
-    cfg: IamConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) follower: Arc<Follower>,
+    pub(crate) cfg: IamConfig,
+    /// When each provider's JWKS was last refreshed because of an unknown key id.
+    pub(crate) unknown_key_refreshes:
+        std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Iam {
@@ -96,7 +102,7 @@ impl std::fmt::Debug for Iam {
 const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 1024;
 
-fn check_name(pointer: &str, s: &str) -> Result<String> {
+pub(crate) fn check_name(pointer: &str, s: &str) -> Result<String> {
     let t = s.trim();
     if t.is_empty() {
         return Err(IamError::invalid(pointer, "must not be empty"));
@@ -116,7 +122,7 @@ fn check_name(pointer: &str, s: &str) -> Result<String> {
     Ok(t.to_owned())
 }
 
-fn check_description(pointer: &str, s: &str) -> Result<String> {
+pub(crate) fn check_description(pointer: &str, s: &str) -> Result<String> {
     if s.chars().count() > MAX_DESCRIPTION {
         return Err(IamError::invalid(
             pointer,
@@ -168,12 +174,12 @@ fn check_upstream(kind: ResourceKind, s: &str) -> Result<String> {
     }
 }
 
-fn forbidden(what: impl std::fmt::Display) -> IamError {
+pub(crate) fn forbidden(what: impl std::fmt::Display) -> IamError {
     IamError::Forbidden(format!("the caller is not allowed to {what}"))
 }
 
 /// Retry `f` with a fresh id while the store reports an id collision.
-async fn with_fresh_id<T, F, Fut>(mut f: F) -> Result<T>
+pub(crate) async fn with_fresh_id<T, F, Fut>(mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, StoreError>>,
@@ -255,12 +261,13 @@ impl Iam {
         let org = state.organization.clone().ok_or_else(|| {
             IamError::Internal("the organization has not been bootstrapped".into())
         })?;
-        let (snapshot, fs) = Snapshot::build(&state, org, hasher);
+        let (snapshot, fs) = Snapshot::build_with(&state, org, hasher, cfg.oauth.settings.clone());
         let follower = Arc::new(Follower::new(store.clone(), Arc::new(snapshot), fs));
         Ok(Iam {
             store,
             follower,
             cfg,
+            unknown_key_refreshes: Default::default(),
         })
     }
 
@@ -284,7 +291,7 @@ impl Iam {
         self.snapshot().org()
     }
 
-    fn org_crn(&self) -> CrnPattern {
+    pub(crate) fn org_crn(&self) -> CrnPattern {
         self.org().crn()
     }
 
@@ -293,7 +300,7 @@ impl Iam {
     }
 
     /// Make the snapshot reflect this process's own writes before answering.
-    async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         if let Err(e) = self.follower.catch_up().await {
             tracing::warn!(error = %e, "snapshot catch-up after write failed; the follower will retry");
         }
@@ -315,7 +322,13 @@ impl Iam {
         })
     }
 
-    fn require(&self, c: &Caller, cap: Capability, target: &CrnPattern, what: &str) -> Result<()> {
+    pub(crate) fn require(
+        &self,
+        c: &Caller,
+        cap: Capability,
+        target: &CrnPattern,
+        what: &str,
+    ) -> Result<()> {
         if self.authz().can(&c.principal, cap, target) {
             Ok(())
         } else {

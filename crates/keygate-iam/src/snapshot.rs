@@ -15,7 +15,9 @@ use keygate_authz::{Authorizer, ClusterIndex};
 use keygate_core::model::{
     AccountKind, ApiKey, KeyPhase, KeyScope, Organization, Resource, RoleBinding, Timestamp,
 };
+use keygate_core::model::{IdentityPool, IdentityProvider, SigningKey};
 use keygate_core::{KeyId, ResourceKind, Secret};
+use keygate_oauth::{Directory, Filter, Jwks, PoolEntry, ProviderEntry, StsKey};
 use keygate_store::{AclFilter, BindingFilter, Entity, FullState, Store, StoreError};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -192,6 +194,8 @@ impl KeyMap {
 /// Keys and authorizer, always readable.
 pub struct Snapshot {
     org: Organization,
+    oauth: ArcSwap<OAuthState>,
+    oauth_settings: OAuthSettings,
     keys: KeyMap,
     kafka_clusters: ArcSwap<HashMap<String, Resource>>,
     authz: ArcSwap<Authorizer>,
@@ -215,6 +219,16 @@ impl Snapshot {
     /// The organization.
     pub fn org(&self) -> &Organization {
         &self.org
+    }
+
+    /// Identity providers, pools and STS keys (cheap to load).
+    pub fn oauth(&self) -> arc_swap::Guard<Arc<OAuthState>> {
+        self.oauth.load()
+    }
+
+    /// The OAuth settings this snapshot was built with.
+    pub fn oauth_settings(&self) -> &OAuthSettings {
+        &self.oauth_settings
     }
 
     /// The current authorizer (cheap; hold it for the duration of one decision).
@@ -290,6 +304,23 @@ impl Snapshot {
         org: Organization,
         hasher: SecretHasher,
     ) -> (Self, FollowerState) {
+        Self::build_with(state, org, hasher, OAuthSettings::default())
+    }
+
+    /// Build a snapshot with these OAuth settings.
+    pub fn build_with(
+        state: &FullState,
+        org: Organization,
+        hasher: SecretHasher,
+        oauth_settings: OAuthSettings,
+    ) -> (Self, FollowerState) {
+        let oauth = OAuthState::build(
+            &state.identity_providers,
+            &state.identity_pools,
+            &state.signing_keys,
+            &hasher,
+            &oauth_settings,
+        );
         let keys = KeyMap::build(
             state.api_keys.iter().map(KeyEntry::from),
             state.api_keys.len(),
@@ -329,6 +360,8 @@ impl Snapshot {
             .collect();
         let snap = Snapshot {
             org,
+            oauth: ArcSwap::from_pointee(oauth),
+            oauth_settings,
             keys,
             kafka_clusters: ArcSwap::from_pointee(kafka_clusters),
             authz: ArcSwap::from_pointee(authz),
@@ -414,8 +447,12 @@ impl Follower {
             let mut keys = BTreeSet::new();
             let mut clusters = BTreeSet::new();
             let mut bindings_changed = false;
+            let mut oauth_changed = false;
             for c in &changes {
                 match c.entity {
+                    Entity::IdentityProvider | Entity::IdentityPool | Entity::SigningKey => {
+                        oauth_changed = true;
+                    }
                     Entity::ApiKey => {
                         keys.insert(c.entity_id.clone());
                     }
@@ -428,6 +465,27 @@ impl Follower {
                 }
             }
             self.apply_keys(keys).await?;
+            if oauth_changed {
+                let providers = self.store.list_providers().await?;
+                let mut pools = Vec::new();
+                for p in &providers {
+                    match self.store.list_pools(&p.id).await {
+                        Ok(ps) => pools.extend(ps),
+                        // Deleted since listed: a later change rebuilds again.
+                        Err(StoreError::NotFound(..)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let keys = self.store.list_signing_keys().await?;
+                let next = OAuthState::build(
+                    &providers,
+                    &pools,
+                    &keys,
+                    &self.snapshot.hasher,
+                    &self.snapshot.oauth_settings,
+                );
+                self.snapshot.oauth.store(Arc::new(next));
+            }
             if bindings_changed {
                 st.bindings = self
                     .store
@@ -503,6 +561,93 @@ impl Follower {
                 r = rx.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(tick) => {}
             }
+        }
+    }
+}
+
+/// OAuth settings fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    /// keygate's own issuer (its public URL): the `iss` of STS tokens.
+    pub issuer: String,
+    /// Allowed clock skew for `exp`/`nbf`, seconds.
+    pub skew_secs: i64,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        OAuthSettings {
+            issuer: "http://127.0.0.1:8080".into(),
+            skew_secs: 30,
+        }
+    }
+}
+
+/// What purpose string STS seeds are derived under.
+const STS_PURPOSE: &str = "sts-signing-key-v1";
+
+/// The directory of providers and pools, and the STS key that signs now.
+#[derive(Debug, Default)]
+pub struct OAuthState {
+    /// Who tokens stand for.
+    pub directory: Directory,
+    /// The newest unretired signing key.
+    pub signer: Option<Arc<StsKey>>,
+}
+
+impl OAuthState {
+    /// Compile the stored providers, pools and signing keys.
+    pub fn build(
+        providers: &[IdentityProvider],
+        pools: &[IdentityPool],
+        keys: &[SigningKey],
+        hasher: &SecretHasher,
+        settings: &OAuthSettings,
+    ) -> Self {
+        let providers = providers.iter().map(|p| ProviderEntry {
+            id: p.id.clone(),
+            issuer: p.issuer.clone(),
+            jwks: if p.jwks.is_empty() {
+                Jwks::default()
+            } else {
+                Jwks::parse(p.jwks.as_bytes()).unwrap_or_else(|e| {
+                    tracing::warn!(provider = %p.id, error = %e, "stored JWKS unusable");
+                    Jwks::default()
+                })
+            },
+            enabled: p.enabled,
+        });
+        let pools = pools.iter().filter_map(|p| match Filter::compile(&p.filter) {
+            Ok(filter) => Some(PoolEntry {
+                id: p.id.clone(),
+                provider_id: p.provider_id.clone(),
+                identity_claim: p.identity_claim.clone(),
+                filter,
+                enabled: p.enabled,
+            }),
+            Err(e) => {
+                tracing::warn!(pool = %p.id, error = %e, "stored filter unusable; the pool matches nothing");
+                None
+            }
+        });
+        let live: Vec<Arc<StsKey>> = keys
+            .iter()
+            .filter(|k| k.retired_at.is_none())
+            .filter_map(|k| StsKey::derive(&k.kid, hasher.derive(STS_PURPOSE, &k.kid)))
+            .map(Arc::new)
+            .collect();
+        let mut sts_keys = Jwks::default();
+        sts_keys.keys = live.iter().map(|k| k.public().clone()).collect();
+        OAuthState {
+            directory: Directory::new(
+                providers,
+                pools,
+                settings.issuer.clone(),
+                sts_keys,
+                settings.skew_secs,
+            ),
+            // Keys are listed oldest first: the last live one signs.
+            signer: live.last().cloned(),
         }
     }
 }

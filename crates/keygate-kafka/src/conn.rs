@@ -1,4 +1,5 @@
-//! One client connection: SASL/PLAIN authentication, then every request decoded,
+//! One client connection: SASL authentication (PLAIN with an API key, or OAUTHBEARER
+//! with an IdP or STS token for identity pools), then every request decoded,
 //! planned by [`crate::classify`], and either forwarded to the upstream broker or
 //! answered by the gateway. Responses go back strictly in request order: a FIFO of
 //! pending answers (local ones ready, upstream ones read from the broker in turn)
@@ -76,11 +77,31 @@ enum Pending {
     },
 }
 
+/// What a connection authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Credential {
+    /// An API key (its id).
+    Key(String),
+    /// A token acting as these identity pools.
+    Pools(Vec<String>),
+}
+
 /// The authenticated identity of a connection.
 struct Session {
-    principal: Principal,
-    key_id: String,
+    /// One principal for a key; every matching pool for a token (their permissions
+    /// are united).
+    principals: Vec<Principal>,
+    credential: Credential,
+    /// For logs: the key id or the pools.
+    label: String,
     expires: Option<Instant>,
+}
+
+/// The SASL mechanism a connection negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mechanism {
+    Plain,
+    OAuthBearer,
 }
 
 /// Run one client connection to the end. Errors are logged, never propagated: one
@@ -102,7 +123,7 @@ enum ConnError {
     #[error("authentication timed out")]
     AuthTimeout,
     #[error("authentication failed: {0}")]
-    AuthFailed(&'static str),
+    AuthFailed(String),
     #[error("protocol violation: {0}")]
     Protocol(String),
     #[error("upstream unavailable: {0}")]
@@ -123,7 +144,10 @@ async fn serve(
 
     // ---- authentication: only ApiVersions, SaslHandshake, SaslAuthenticate ----
     let deadline = Instant::now() + cfg.auth_timeout;
-    let mut handshaken = false;
+    let mut mechanism = None;
+    // An OAUTHBEARER failure is a challenge first (RFC 7628 §3.2.2); the client's
+    // next message gets the error.
+    let mut failing: Option<String> = None;
     let session = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let frame = tokio::time::timeout(left, read_frame(&mut cr, cfg.max_frame))
@@ -136,24 +160,27 @@ async fn serve(
                 write_frame(&mut cw, &resp).await?;
             }
             Ok(ApiKey::SaslHandshake) => {
-                let (resp, ok) = sasl_handshake(&frame, h)?;
+                let (resp, m) = sasl_handshake(&frame, h)?;
                 write_frame(&mut cw, &resp).await?;
-                handshaken = ok;
+                mechanism = m;
             }
-            Ok(ApiKey::SaslAuthenticate) if handshaken => {
-                match authenticate(
-                    &snapshot,
-                    &shared.cluster_id,
-                    cfg.max_session_lifetime,
-                    &frame,
-                    h,
-                    None,
-                ) {
-                    Ok((resp, session)) => {
+            Ok(ApiKey::SaslAuthenticate) if mechanism.is_some() => {
+                if let Some(reason) = failing.take() {
+                    tokio::time::sleep(cfg.auth_failure_delay).await;
+                    write_frame(&mut cw, &auth_failure(h)).await?;
+                    return Err(ConnError::AuthFailed(reason));
+                }
+                let m = mechanism.unwrap_or(Mechanism::Plain);
+                match authenticate(&shared, m, &frame, h, None).await {
+                    Auth::Ok(resp, session) => {
                         write_frame(&mut cw, &resp).await?;
                         break session;
                     }
-                    Err((resp, reason)) => {
+                    Auth::Challenge(resp, reason) => {
+                        write_frame(&mut cw, &resp).await?;
+                        failing = Some(reason);
+                    }
+                    Auth::Fail(resp, reason) => {
                         // Same message for every cause; the close is delayed as Kafka does.
                         tokio::time::sleep(cfg.auth_failure_delay).await;
                         write_frame(&mut cw, &resp).await?;
@@ -172,12 +199,14 @@ async fn serve(
     let mut session = session;
     tracing::debug!(
         cluster = shared.cluster_id,
-        key = session.key_id,
+        who = session.label,
         "authenticated"
     );
-    shared
-        .usage
-        .record(keygate_core::KeyId::parse(&session.key_id).ok_or(ConnError::Revoked)?);
+    if let Credential::Key(k) = &session.credential {
+        shared
+            .usage
+            .record(keygate_core::KeyId::parse(k).ok_or(ConnError::Revoked)?);
+    }
 
     // ---- upstream ----
     let upstream = connect_upstream(&shared, target).await?;
@@ -186,7 +215,7 @@ async fn serve(
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
     let writer_shared = shared.clone();
-    let principal_for_writer = session.principal.clone();
+    let principals_for_writer = session.principals.clone();
     let max_frame = cfg.max_frame;
     let writer = tokio::spawn(async move {
         while let Some(p) = rx.recv().await {
@@ -209,7 +238,7 @@ async fn serve(
                             api,
                             version,
                             &post,
-                            &principal_for_writer,
+                            &principals_for_writer,
                             frame,
                         )
                     }
@@ -271,32 +300,29 @@ async fn serve(
                 continue;
             }
             ApiKey::SaslHandshake => {
-                let (resp, _) = sasl_handshake(&frame, h)?;
+                let (resp, m) = sasl_handshake(&frame, h)?;
+                if m.is_some() {
+                    mechanism = m;
+                }
                 let _ = tx.send(Pending::Local(resp));
                 continue;
             }
             ApiKey::SaslAuthenticate => {
                 // KIP-368 re-authentication: the same principal, a fresh lifetime.
-                match authenticate(
-                    &snapshot,
-                    &shared.cluster_id,
-                    cfg.max_session_lifetime,
-                    &frame,
-                    h,
-                    Some(&session.principal),
-                ) {
-                    Ok((resp, s)) => {
+                let m = mechanism.unwrap_or(Mechanism::Plain);
+                match authenticate(&shared, m, &frame, h, Some(&session.principals)).await {
+                    Auth::Ok(resp, s) => {
                         tracing::info!(
                             cluster = shared.cluster_id,
-                            key = s.key_id,
+                            who = s.label,
                             "re-authenticated"
                         );
                         session = s;
                         let _ = tx.send(Pending::Local(resp));
                         continue;
                     }
-                    Err((resp, reason)) => {
-                        let _ = tx.send(Pending::Local(resp));
+                    Auth::Challenge(_, reason) | Auth::Fail(_, reason) => {
+                        let _ = tx.send(Pending::Local(auth_failure(h)));
                         break Err(ConnError::AuthFailed(reason));
                     }
                 }
@@ -311,10 +337,14 @@ async fn serve(
             let decoded = RequestHeader::decode(&mut body, api.request_header_version(h.version))
                 .ok()
                 .and_then(|_| RequestKind::decode(api, &mut body, h.version).ok());
+            let principal = session.principals[0].clone();
             let caller = keygate_iam::Caller {
-                principal: session.principal.clone(),
-                account_id: session.principal.name().to_owned(),
-                key_id: keygate_core::KeyId::parse(&session.key_id),
+                account_id: principal.name().to_owned(),
+                principal,
+                key_id: match &session.credential {
+                    Credential::Key(k) => keygate_core::KeyId::parse(k),
+                    Credential::Pools(_) => None,
+                },
             };
             let cluster = shared.cluster_id.as_str();
             let resp: Option<ResponseKind> = match decoded {
@@ -373,7 +403,7 @@ async fn serve(
         let ask = Asker {
             authz: &authz,
             cluster_id,
-            principal: &session.principal,
+            principals: &session.principals,
         };
         let Some(plan) = classify::plan(&req, h.version, &ask) else {
             break Err(ConnError::Protocol(format!(
@@ -415,13 +445,13 @@ async fn serve(
                 });
             }
             Plan::Answer(resp) => {
-                tracing::info!(cluster = cluster_id, key = session.key_id, api = ?api, "request denied");
+                tracing::info!(cluster = cluster_id, key = session.label, api = ?api, "request denied");
                 let bytes = encode_response(api, h.version, h.correlation_id, &resp)
                     .ok_or_else(|| ConnError::Protocol("could not encode a denial".into()))?;
                 let _ = tx.send(Pending::Local(bytes));
             }
             Plan::Close => {
-                tracing::info!(cluster = cluster_id, key = session.key_id, api = ?api, "request denied; closing (acks=0)");
+                tracing::info!(cluster = cluster_id, key = session.label, api = ?api, "request denied; closing (acks=0)");
                 break Ok(());
             }
         }
@@ -433,22 +463,26 @@ async fn serve(
     result
 }
 
-/// The connection's principal, asking the snapshot's authorizer.
+/// The connection's principals, asking the snapshot's authorizer: allowed when any of
+/// them is (a token matching several pools has the union of their permissions).
 struct Asker<'a> {
     authz: &'a keygate_authz::Authorizer,
     cluster_id: &'a str,
-    principal: &'a Principal,
+    principals: &'a [Principal],
 }
 
 impl classify::Check for Asker<'_> {
     fn allowed(&self, rt: ResourceType, name: &str, op: keygate_core::Operation) -> bool {
-        self.authz
-            .authorize(self.cluster_id, self.principal, rt, name, op)
-            .allowed
+        self.principals.iter().any(|p| {
+            self.authz
+                .authorize(self.cluster_id, p, rt, name, op)
+                .allowed
+        })
     }
     fn any_allowed(&self, rt: ResourceType, op: keygate_core::Operation) -> bool {
-        self.authz
-            .authorize_any(self.cluster_id, self.principal, rt, op)
+        self.principals
+            .iter()
+            .any(|p| self.authz.authorize_any(self.cluster_id, p, rt, op))
     }
 }
 
@@ -456,9 +490,15 @@ fn session_valid(snapshot: &Snapshot, s: &Session) -> bool {
     if s.expires.is_some_and(|e| Instant::now() >= e) {
         return false;
     }
-    snapshot
-        .key(&s.key_id)
-        .is_some_and(|k| !k.disabled && k.expires_at.is_none_or(|e| e > chrono::Utc::now()))
+    match &s.credential {
+        Credential::Key(id) => snapshot
+            .key(id)
+            .is_some_and(|k| !k.disabled && k.expires_at.is_none_or(|e| e > chrono::Utc::now())),
+        Credential::Pools(pools) => {
+            let oauth = snapshot.oauth();
+            pools.iter().all(|p| oauth.directory.pool_active(p))
+        }
+    }
 }
 
 fn api_versions(shared: &ClusterShared, version: i16, correlation_id: i32) -> Bytes {
@@ -491,7 +531,7 @@ fn api_versions(shared: &ClusterShared, version: i16, correlation_id: i32) -> By
     buf.freeze()
 }
 
-fn sasl_handshake(frame: &Bytes, h: Header) -> Result<(Bytes, bool), ConnError> {
+fn sasl_handshake(frame: &Bytes, h: Header) -> Result<(Bytes, Option<Mechanism>), ConnError> {
     let mut body = frame.clone();
     let api = ApiKey::SaslHandshake;
     RequestHeader::decode(&mut body, api.request_header_version(h.version))
@@ -499,92 +539,196 @@ fn sasl_handshake(frame: &Bytes, h: Header) -> Result<(Bytes, bool), ConnError> 
     let req = SaslHandshakeRequest::decode(&mut body, h.version)
         .map_err(|e| ConnError::Protocol(e.to_string()))?;
     let mut resp = SaslHandshakeResponse::default();
-    resp.mechanisms = vec![StrBytes::from_static_str("PLAIN")];
-    let ok = req.mechanism.as_str() == "PLAIN" && h.version >= 1;
-    if !ok {
+    resp.mechanisms = vec![
+        StrBytes::from_static_str("PLAIN"),
+        StrBytes::from_static_str("OAUTHBEARER"),
+    ];
+    // v0 sends tokens unframed; only v1+ (tokens in SaslAuthenticate) is served.
+    let m = match req.mechanism.as_str() {
+        "PLAIN" if h.version >= 1 => Some(Mechanism::Plain),
+        "OAUTHBEARER" if h.version >= 1 => Some(Mechanism::OAuthBearer),
+        _ => None,
+    };
+    if m.is_none() {
         resp.error_code = codes::UNSUPPORTED_SASL_MECHANISM;
     }
     let bytes = encode_response(api, h.version, h.correlation_id, &resp.into())
         .ok_or_else(|| ConnError::Protocol("encode".into()))?;
-    Ok((bytes, ok))
+    Ok((bytes, m))
 }
 
-type AuthResult = Result<(Bytes, Session), (Bytes, &'static str)>;
-
-fn authenticate(
-    snapshot: &Snapshot,
-    cluster_id: &str,
-    max_lifetime: Duration,
-    frame: &Bytes,
-    h: Header,
-    same_as: Option<&Principal>,
-) -> AuthResult {
-    let api = ApiKey::SaslAuthenticate;
-    let fail = |reason: &'static str| {
-        let mut resp = SaslAuthenticateResponse::default();
-        resp.error_code = codes::SASL_AUTH_FAILED;
-        resp.error_message = Some(StrBytes::from_static_str(
-            "Authentication failed: invalid API key or secret",
-        ));
-        let bytes =
-            encode_response(api, h.version, h.correlation_id, &resp.into()).unwrap_or_default();
-        (bytes, reason)
-    };
-    let mut body = frame.clone();
-    if RequestHeader::decode(&mut body, api.request_header_version(h.version)).is_err() {
-        return Err(fail("malformed SaslAuthenticate"));
-    }
-    let Ok(req) = SaslAuthenticateRequest::decode(&mut body, h.version) else {
-        return Err(fail("malformed SaslAuthenticate"));
-    };
-    let Some(plain) = crate::sasl::parse_plain(&req.auth_bytes) else {
-        return Err(fail("malformed PLAIN token"));
-    };
-    let secret = Secret::from_client(plain.password);
-    let entry = snapshot
-        .verify(
-            &plain.username,
-            &secret,
-            ScopeCheck::Resource(ResourceKind::Kafka, cluster_id),
-            chrono::Utc::now(),
-        )
-        .map_err(|r| {
-            tracing::info!(
-                cluster = cluster_id,
-                key = plain.username,
-                reason = r.as_str(),
-                "Kafka authentication failed"
-            );
-            fail(r.as_str())
-        })?;
-    let principal = Principal::user(entry.owner_id.to_string());
-    if same_as.is_some_and(|p| p != &principal) {
-        return Err(fail("re-authentication changed the principal"));
-    }
-    let max_ms = max_lifetime.as_millis() as i64;
-    let key_left = entry
-        .expires_at
-        .map(|e| (e - chrono::Utc::now()).num_milliseconds().max(1));
-    let lifetime_ms = key_left.map_or(max_ms, |k| k.min(max_ms));
+/// The one failure answer: error 58 with a message that reveals nothing.
+fn auth_failure(h: Header) -> Bytes {
     let mut resp = SaslAuthenticateResponse::default();
+    resp.error_code = codes::SASL_AUTH_FAILED;
+    resp.error_message = Some(StrBytes::from_static_str(
+        "Authentication failed: invalid credentials",
+    ));
+    encode_response(
+        ApiKey::SaslAuthenticate,
+        h.version,
+        h.correlation_id,
+        &resp.into(),
+    )
+    .unwrap_or_default()
+}
+
+/// The outcome of one SaslAuthenticate.
+enum Auth {
+    Ok(Bytes, Session),
+    /// OAUTHBEARER failure: send this challenge, fail on the client's next message.
+    Challenge(Bytes, String),
+    Fail(Bytes, String),
+}
+
+fn success(h: Header, lifetime_ms: i64) -> Option<(Bytes, Option<Instant>)> {
+    let mut resp = SaslAuthenticateResponse::default();
+    // Empty: kafka-python requires it for OAUTHBEARER.
     resp.auth_bytes = Bytes::new();
     if h.version >= 1 {
         resp.session_lifetime_ms = lifetime_ms;
     }
-    let bytes = encode_response(api, h.version, h.correlation_id, &resp.into())
-        .ok_or(("", "encode"))
-        .map_err(|_| fail("encode"))?;
+    let bytes = encode_response(
+        ApiKey::SaslAuthenticate,
+        h.version,
+        h.correlation_id,
+        &resp.into(),
+    )?;
     let expires = (h.version >= 1).then(|| {
         Instant::now() + Duration::from_millis(lifetime_ms as u64) + Duration::from_secs(5)
     });
-    Ok((
+    Some((bytes, expires))
+}
+
+async fn authenticate(
+    shared: &ClusterShared,
+    mechanism: Mechanism,
+    frame: &Bytes,
+    h: Header,
+    same_as: Option<&[Principal]>,
+) -> Auth {
+    let api = ApiKey::SaslAuthenticate;
+    let fail = |reason: String| Auth::Fail(auth_failure(h), reason);
+    let mut body = frame.clone();
+    if RequestHeader::decode(&mut body, api.request_header_version(h.version)).is_err() {
+        return fail("malformed SaslAuthenticate".into());
+    }
+    let Ok(req) = SaslAuthenticateRequest::decode(&mut body, h.version) else {
+        return fail("malformed SaslAuthenticate".into());
+    };
+    let cluster_id = shared.cluster_id.as_str();
+    let max_ms = shared.cfg.max_session_lifetime.as_millis() as i64;
+    let (principals, credential, label, lifetime_ms) = match mechanism {
+        Mechanism::Plain => {
+            let Some(plain) = crate::sasl::parse_plain(&req.auth_bytes) else {
+                return fail("malformed PLAIN token".into());
+            };
+            let secret = Secret::from_client(plain.password);
+            let entry = match shared.snapshot.verify(
+                &plain.username,
+                &secret,
+                ScopeCheck::Resource(ResourceKind::Kafka, cluster_id),
+                chrono::Utc::now(),
+            ) {
+                Ok(e) => e,
+                Err(r) => {
+                    tracing::info!(
+                        cluster = cluster_id,
+                        key = plain.username,
+                        reason = r.as_str(),
+                        "Kafka authentication failed"
+                    );
+                    return fail(r.as_str().into());
+                }
+            };
+            let key_left = entry
+                .expires_at
+                .map(|e| (e - chrono::Utc::now()).num_milliseconds().max(1));
+            (
+                vec![Principal::user(entry.owner_id.to_string())],
+                Credential::Key(plain.username.clone()),
+                plain.username,
+                key_left.map_or(max_ms, |k| k.min(max_ms)),
+            )
+        }
+        Mechanism::OAuthBearer => {
+            let challenge = |reason: String| {
+                tracing::info!(
+                    cluster = cluster_id,
+                    reason,
+                    "Kafka OAUTHBEARER authentication failed"
+                );
+                let mut resp = SaslAuthenticateResponse::default();
+                resp.auth_bytes = Bytes::from_static(br#"{"status":"invalid_token"}"#);
+                match encode_response(api, h.version, h.correlation_id, &resp.into()) {
+                    Some(b) => Auth::Challenge(b, reason),
+                    None => Auth::Fail(auth_failure(h), reason),
+                }
+            };
+            let Some(msg) = crate::sasl::parse_oauthbearer(&req.auth_bytes) else {
+                return challenge("malformed OAUTHBEARER message".into());
+            };
+            if msg
+                .extension("logicalCluster")
+                .is_some_and(|c| c != cluster_id)
+            {
+                return challenge("logicalCluster names another cluster".into());
+            }
+            let pools: Vec<&str> = msg
+                .extension("identityPoolId")
+                .map(|p| {
+                    p.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut identity: Option<keygate_oauth::Identity> = None;
+            let hints: Vec<Option<&str>> = if pools.is_empty() {
+                vec![None]
+            } else {
+                pools.iter().map(|p| Some(*p)).collect()
+            };
+            for hint in hints {
+                match shared.iam.authenticate_token(&msg.token, hint, true).await {
+                    Ok(id) => match &mut identity {
+                        None => identity = Some(id),
+                        Some(acc) => acc.pools.extend(id.pools),
+                    },
+                    Err(e) => return challenge(e.to_string()),
+                }
+            }
+            let Some(id) = identity else {
+                return challenge("no identity pool".into());
+            };
+            let left_ms = ((id.expires_at - chrono::Utc::now().timestamp()) * 1000).max(1);
+            let label = id.pools.join(",");
+            (
+                id.pools
+                    .iter()
+                    .map(|p| Principal::user(p.clone()))
+                    .collect(),
+                Credential::Pools(id.pools),
+                label,
+                left_ms.min(max_ms),
+            )
+        }
+    };
+    if same_as.is_some_and(|p| p != principals.as_slice()) {
+        return fail("re-authentication changed the principal".into());
+    }
+    let Some((bytes, expires)) = success(h, lifetime_ms) else {
+        return fail("encode".into());
+    };
+    Auth::Ok(
         bytes,
         Session {
-            principal,
-            key_id: plain.username,
+            principals,
+            credential,
+            label,
             expires,
         },
-    ))
+    )
 }
 
 async fn connect_upstream(shared: &ClusterShared, target: Target) -> Result<TcpStream, ConnError> {

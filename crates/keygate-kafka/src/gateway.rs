@@ -145,10 +145,10 @@ impl ClusterShared {
         api: ApiKey,
         version: i16,
         post: &Post,
-        principal: &Principal,
+        principals: &[Principal],
         frame: Bytes,
     ) -> Bytes {
-        match self.try_post_process(api, version, post, principal, &frame) {
+        match self.try_post_process(api, version, post, principals, &frame) {
             Some(b) => b,
             None => {
                 tracing::warn!(
@@ -167,7 +167,7 @@ impl ClusterShared {
         api: ApiKey,
         version: i16,
         post: &Post,
-        principal: &Principal,
+        principals: &[Principal],
         frame: &Bytes,
     ) -> Option<Bytes> {
         let mut buf = frame.clone();
@@ -175,9 +175,9 @@ impl ClusterShared {
         let mut body = ResponseKind::decode(api, &mut buf, version).ok()?;
         let authz = self.snapshot.authz();
         let may = |rt: ResourceType, name: &str, op: Operation| {
-            authz
-                .authorize(&self.cluster_id, principal, rt, name, op)
-                .allowed
+            principals
+                .iter()
+                .any(|p| authz.authorize(&self.cluster_id, p, rt, name, op).allowed)
         };
         let host = StrBytes::from_string(self.cfg.advertised_host.clone());
         match (&mut body, post) {

@@ -146,6 +146,18 @@ impl Directory {
         self.pools.get(id)
     }
 
+    /// Whether a pool exists, is enabled and its provider is too (open sessions of
+    /// a pool end when this turns false).
+    pub fn pool_active(&self, id: &str) -> bool {
+        self.pools.get(id).is_some_and(|p| {
+            p.enabled
+                && self
+                    .providers
+                    .get(&p.provider_id)
+                    .is_some_and(|pr| pr.enabled)
+        })
+    }
+
     /// Authenticate an external IdP token (optionally for one named pool) or, when
     /// `accept_sts`, one of keygate's STS tokens, at `now`.
     pub fn authenticate(

@@ -19,7 +19,8 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use keygate_core::model::{
-    Account, AccountKind, Acl, ApiKey, Environment, Organization, Resource, RoleBinding, Timestamp,
+    Account, AccountKind, Acl, ApiKey, Environment, IdentityPool, IdentityProvider, Organization,
+    Resource, RoleBinding, SigningKey, Timestamp,
 };
 use keygate_core::{
     KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role,
@@ -94,6 +95,12 @@ pub enum Entity {
     RoleBinding,
     /// The ACLs of one cluster (entity id = cluster id).
     Acls,
+    /// An identity provider (its pools change with it).
+    IdentityProvider,
+    /// An identity pool.
+    IdentityPool,
+    /// The STS signing keys.
+    SigningKey,
 }
 
 impl Entity {
@@ -106,6 +113,9 @@ impl Entity {
             Entity::ApiKey => "api_key",
             Entity::RoleBinding => "role_binding",
             Entity::Acls => "acls",
+            Entity::IdentityProvider => "identity_provider",
+            Entity::IdentityPool => "identity_pool",
+            Entity::SigningKey => "signing_key",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -117,6 +127,9 @@ impl Entity {
             Entity::ApiKey,
             Entity::RoleBinding,
             Entity::Acls,
+            Entity::IdentityProvider,
+            Entity::IdentityPool,
+            Entity::SigningKey,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)
@@ -140,6 +153,12 @@ pub struct FullState {
     pub role_bindings: Vec<RoleBinding>,
     /// ACLs.
     pub acls: Vec<Acl>,
+    /// Identity providers.
+    pub identity_providers: Vec<IdentityProvider>,
+    /// Identity pools.
+    pub identity_pools: Vec<IdentityPool>,
+    /// STS signing keys, retired ones included.
+    pub signing_keys: Vec<SigningKey>,
     /// The change-log position this state reflects.
     pub seq: i64,
 }
@@ -203,6 +222,16 @@ pub struct Patch {
     pub description: Option<String>,
     /// New upstream (resources).
     pub upstream: Option<String>,
+    /// New issuer (identity providers).
+    pub issuer: Option<String>,
+    /// New JWKS URI (identity providers).
+    pub jwks_uri: Option<String>,
+    /// New identity claim (providers, pools).
+    pub identity_claim: Option<String>,
+    /// New filter (pools).
+    pub filter: Option<String>,
+    /// Enable or disable (providers, pools).
+    pub enabled: Option<bool>,
 }
 
 /// The persistence seam. Implementations: [`SqliteStore`]; PostgreSQL follows.
@@ -296,4 +325,43 @@ pub trait Store: Send + Sync + 'static {
     async fn list_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>>;
     /// Delete ACLs matching a filter; returns them.
     async fn delete_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>>;
+
+    // identity providers and pools
+    /// Create an identity provider (display name and issuer are unique).
+    async fn create_provider(&self, p: IdentityProvider) -> Result<()>;
+    /// One provider.
+    async fn get_provider(&self, id: &str) -> Result<IdentityProvider>;
+    /// Every provider.
+    async fn list_providers(&self) -> Result<Vec<IdentityProvider>>;
+    /// Update name, description, issuer, JWKS URI, identity claim or state.
+    async fn update_provider(
+        &self,
+        id: &str,
+        patch: Patch,
+        now: Timestamp,
+    ) -> Result<IdentityProvider>;
+    /// Store a freshly fetched JWKS; returns whether it differs from the stored one
+    /// (only then is a change logged).
+    async fn set_provider_jwks(&self, id: &str, jwks: String, at: Timestamp) -> Result<bool>;
+    /// Delete a provider, its pools and their role bindings and ACLs.
+    async fn delete_provider(&self, id: &str) -> Result<()>;
+    /// Create a pool (display name unique per provider).
+    async fn create_pool(&self, p: IdentityPool) -> Result<()>;
+    /// One pool.
+    async fn get_pool(&self, id: &str) -> Result<IdentityPool>;
+    /// The pools of a provider.
+    async fn list_pools(&self, provider_id: &str) -> Result<Vec<IdentityPool>>;
+    /// Update name, description, identity claim, filter or state.
+    async fn update_pool(&self, id: &str, patch: Patch, now: Timestamp) -> Result<IdentityPool>;
+    /// Delete a pool and its role bindings and ACLs.
+    async fn delete_pool(&self, id: &str) -> Result<()>;
+
+    // STS signing keys
+    /// Every signing key, retired ones included, oldest first.
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>>;
+    /// Add a signing key; with `retire_before`, retire every other unretired key
+    /// created before it at `k.created_at`.
+    async fn add_signing_key(&self, k: SigningKey, retire_others: bool) -> Result<()>;
+    /// Retire unretired keys created before `before` (they stop verifying).
+    async fn retire_signing_keys(&self, before: Timestamp, at: Timestamp) -> Result<u32>;
 }

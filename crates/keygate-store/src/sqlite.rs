@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use chrono::DateTime;
 use keygate_core::crn::CrnPattern;
 use keygate_core::model::{
-    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding,
-    Timestamp,
+    Account, AccountKind, Acl, ApiKey, Environment, IdentityPool, IdentityProvider, KeyScope,
+    Organization, Resource, RoleBinding, SigningKey, Timestamp,
 };
 use keygate_core::{
     AclBinding, KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType,
@@ -33,6 +33,7 @@ use tokio::sync::watch;
 const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema_v1.sql"),
     include_str!("sqlite/schema_v2.sql"),
+    include_str!("sqlite/schema_v3.sql"),
 ];
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 
@@ -584,6 +585,160 @@ fn check_account_names(tx: &Transaction<'_>, a: &Account) -> Result<()> {
     Ok(())
 }
 
+/// Delete a principal's role bindings and ACLs (its owner is going away).
+fn delete_grants(tx: &Transaction<'_>, principal: &str) -> Result<()> {
+    delete_bindings_where(tx, "principal = ?1", [principal])?;
+    let clusters: Vec<String> = query_all(
+        tx,
+        "SELECT DISTINCT cluster_id FROM acls WHERE principal = ?1",
+        [principal],
+        |r| r.get(0),
+    )?;
+    tx.execute("DELETE FROM acls WHERE principal = ?1", [principal])?;
+    for c in clusters {
+        log(tx, Entity::Acls, &c, Some(&c))?;
+    }
+    Ok(())
+}
+
+const PROVIDER_COLS: &str = "id, display_name, description, issuer, jwks_uri, identity_claim, enabled, jwks, jwks_fetched_at, created_at, updated_at";
+
+fn provider_row(r: &Row<'_>) -> rusqlite::Result<IdentityProvider> {
+    Ok(IdentityProvider {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        description: r.get(2)?,
+        issuer: r.get(3)?,
+        jwks_uri: r.get(4)?,
+        identity_claim: r.get(5)?,
+        enabled: r.get(6)?,
+        jwks: r.get(7)?,
+        jwks_fetched_at: opt_ts(r.get(8)?)?,
+        created_at: from_ts(r.get(9)?)?,
+        updated_at: from_ts(r.get(10)?)?,
+    })
+}
+
+const POOL_COLS: &str = "id, provider_id, display_name, description, identity_claim, filter, enabled, created_at, updated_at";
+
+fn pool_row(r: &Row<'_>) -> rusqlite::Result<IdentityPool> {
+    Ok(IdentityPool {
+        id: r.get(0)?,
+        provider_id: r.get(1)?,
+        display_name: r.get(2)?,
+        description: r.get(3)?,
+        identity_claim: r.get(4)?,
+        filter: r.get(5)?,
+        enabled: r.get(6)?,
+        created_at: from_ts(r.get(7)?)?,
+        updated_at: from_ts(r.get(8)?)?,
+    })
+}
+
+fn signing_key_row(r: &Row<'_>) -> rusqlite::Result<SigningKey> {
+    Ok(SigningKey {
+        kid: r.get(0)?,
+        created_at: from_ts(r.get(1)?)?,
+        retired_at: opt_ts(r.get(2)?)?,
+    })
+}
+
+fn get_provider(c: &Connection, id: &str) -> Result<IdentityProvider> {
+    c.query_row(
+        &format!("SELECT {PROVIDER_COLS} FROM identity_providers WHERE id = ?1"),
+        [id],
+        provider_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound("identity provider", id.to_owned()))
+}
+
+fn get_pool(c: &Connection, id: &str) -> Result<IdentityPool> {
+    c.query_row(
+        &format!("SELECT {POOL_COLS} FROM identity_pools WHERE id = ?1"),
+        [id],
+        pool_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound("identity pool", id.to_owned()))
+}
+
+fn write_provider(tx: &Transaction<'_>, p: &IdentityProvider, insert: bool) -> Result<()> {
+    let sql = if insert {
+        format!("INSERT INTO identity_providers ({PROVIDER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+    } else {
+        "UPDATE identity_providers SET display_name = ?2, description = ?3, issuer = ?4, jwks_uri = ?5, identity_claim = ?6, enabled = ?7, jwks = ?8, jwks_fetched_at = ?9, created_at = ?10, updated_at = ?11 WHERE id = ?1".to_owned()
+    };
+    let res = tx.execute(
+        &sql,
+        params![
+            p.id,
+            p.display_name,
+            p.description,
+            p.issuer,
+            p.jwks_uri,
+            p.identity_claim,
+            p.enabled,
+            p.jwks,
+            p.jwks_fetched_at.map(ts),
+            ts(p.created_at),
+            ts(p.updated_at)
+        ],
+    );
+    match res {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(
+            "an identity provider with this name or issuer already exists".into(),
+        )),
+        r => {
+            r?;
+            log(tx, Entity::IdentityProvider, &p.id, None)?;
+            Ok(())
+        }
+    }
+}
+
+fn write_pool(tx: &Transaction<'_>, p: &IdentityPool, insert: bool) -> Result<()> {
+    let sql = if insert {
+        format!(
+            "INSERT INTO identity_pools ({POOL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        )
+    } else {
+        "UPDATE identity_pools SET provider_id = ?2, display_name = ?3, description = ?4, identity_claim = ?5, filter = ?6, enabled = ?7, created_at = ?8, updated_at = ?9 WHERE id = ?1".to_owned()
+    };
+    let res = tx.execute(
+        &sql,
+        params![
+            p.id,
+            p.provider_id,
+            p.display_name,
+            p.description,
+            p.identity_claim,
+            p.filter,
+            p.enabled,
+            ts(p.created_at),
+            ts(p.updated_at)
+        ],
+    );
+    match res {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+            "identity pool name `{}` is already in use for this provider",
+            p.display_name
+        ))),
+        r => {
+            r?;
+            log(tx, Entity::IdentityPool, &p.id, None)?;
+            Ok(())
+        }
+    }
+}
+
+fn delete_pool_in(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    delete_grants(tx, &Principal::user(id.to_owned()).to_string())?;
+    tx.execute("DELETE FROM identity_pools WHERE id = ?1", [id])?;
+    log(tx, Entity::IdentityPool, id, None)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn bootstrap(&self, b: Bootstrap) -> Result<bool> {
@@ -649,6 +804,26 @@ impl Store for SqliteStore {
                     binding_row,
                 )?,
                 acls: query_all(&tx, &format!("SELECT {ACL_COLS} FROM acls"), [], acl_row)?,
+                identity_providers: query_all(
+                    &tx,
+                    &format!(
+                        "SELECT {PROVIDER_COLS} FROM identity_providers ORDER BY created_at, id"
+                    ),
+                    [],
+                    provider_row,
+                )?,
+                identity_pools: query_all(
+                    &tx,
+                    &format!("SELECT {POOL_COLS} FROM identity_pools ORDER BY created_at, id"),
+                    [],
+                    pool_row,
+                )?,
+                signing_keys: query_all(
+                    &tx,
+                    "SELECT kid, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+                    [],
+                    signing_key_row,
+                )?,
                 seq: tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
                     r.get(0)
                 })?,
@@ -950,13 +1125,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::LastOrgAdmin);
             }
             delete_keys_where(tx, "owner_id = ?1", [&id])?;
-            delete_bindings_where(tx, "principal = ?1", [&principal])?;
-            let clusters: Vec<String> =
-                query_all(tx, "SELECT DISTINCT cluster_id FROM acls WHERE principal = ?1", [&principal], |r| r.get(0))?;
-            tx.execute("DELETE FROM acls WHERE principal = ?1", [&principal])?;
-            for c in clusters {
-                log(tx, Entity::Acls, &c, Some(&c))?;
-            }
+            delete_grants(tx, &principal)?;
             tx.execute("DELETE FROM accounts WHERE id = ?1", [&id])?;
             log(tx, Entity::Account, &id, None)?;
             Ok(())
@@ -1178,6 +1347,207 @@ impl Store for SqliteStore {
                 log(tx, Entity::Acls, &cluster, Some(&cluster))?;
             }
             Ok(found)
+        })
+        .await
+    }
+
+    async fn create_provider(&self, p: IdentityProvider) -> Result<()> {
+        self.write(move |tx| write_provider(tx, &p, true)).await
+    }
+
+    async fn get_provider(&self, id: &str) -> Result<IdentityProvider> {
+        let id = id.to_owned();
+        self.run(move |c| get_provider(c, &id)).await
+    }
+
+    async fn list_providers(&self) -> Result<Vec<IdentityProvider>> {
+        self.run(|c| {
+            query_all(
+                c,
+                &format!("SELECT {PROVIDER_COLS} FROM identity_providers ORDER BY created_at, id"),
+                [],
+                provider_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_provider(
+        &self,
+        id: &str,
+        patch: Patch,
+        at: Timestamp,
+    ) -> Result<IdentityProvider> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let mut p = get_provider(tx, &id)?;
+            if let Some(v) = patch.display_name {
+                p.display_name = v;
+            }
+            if let Some(v) = patch.description {
+                p.description = v;
+            }
+            if let Some(v) = patch.issuer {
+                p.issuer = v;
+            }
+            if let Some(v) = patch.jwks_uri {
+                p.jwks_uri = v;
+            }
+            if let Some(v) = patch.identity_claim {
+                p.identity_claim = v;
+            }
+            if let Some(v) = patch.enabled {
+                p.enabled = v;
+            }
+            p.updated_at = at;
+            write_provider(tx, &p, false)?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn set_provider_jwks(&self, id: &str, jwks: String, at: Timestamp) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let mut p = get_provider(tx, &id)?;
+            let changed = p.jwks != jwks;
+            p.jwks_fetched_at = Some(at);
+            if changed {
+                p.jwks = jwks;
+                write_provider(tx, &p, false)?;
+            } else {
+                tx.execute(
+                    "UPDATE identity_providers SET jwks_fetched_at = ?2 WHERE id = ?1",
+                    params![id, ts(at)],
+                )?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn delete_provider(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            get_provider(tx, &id)?;
+            let pools: Vec<String> = query_all(
+                tx,
+                "SELECT id FROM identity_pools WHERE provider_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?;
+            for pool in pools {
+                delete_pool_in(tx, &pool)?;
+            }
+            tx.execute("DELETE FROM identity_providers WHERE id = ?1", [&id])?;
+            log(tx, Entity::IdentityProvider, &id, None)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_pool(&self, p: IdentityPool) -> Result<()> {
+        self.write(move |tx| {
+            get_provider(tx, &p.provider_id)?;
+            write_pool(tx, &p, true)
+        })
+        .await
+    }
+
+    async fn get_pool(&self, id: &str) -> Result<IdentityPool> {
+        let id = id.to_owned();
+        self.run(move |c| get_pool(c, &id)).await
+    }
+
+    async fn list_pools(&self, provider_id: &str) -> Result<Vec<IdentityPool>> {
+        let provider_id = provider_id.to_owned();
+        self.run(move |c| {
+            get_provider(c, &provider_id)?;
+            query_all(
+                c,
+                &format!("SELECT {POOL_COLS} FROM identity_pools WHERE provider_id = ?1 ORDER BY created_at, id"),
+                [&provider_id],
+                pool_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_pool(&self, id: &str, patch: Patch, at: Timestamp) -> Result<IdentityPool> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let mut p = get_pool(tx, &id)?;
+            if let Some(v) = patch.display_name {
+                p.display_name = v;
+            }
+            if let Some(v) = patch.description {
+                p.description = v;
+            }
+            if let Some(v) = patch.identity_claim {
+                p.identity_claim = v;
+            }
+            if let Some(v) = patch.filter {
+                p.filter = v;
+            }
+            if let Some(v) = patch.enabled {
+                p.enabled = v;
+            }
+            p.updated_at = at;
+            write_pool(tx, &p, false)?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn delete_pool(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            get_pool(tx, &id)?;
+            delete_pool_in(tx, &id)
+        })
+        .await
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>> {
+        self.run(|c| {
+            query_all(
+                c,
+                "SELECT kid, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+                [],
+                signing_key_row,
+            )
+        })
+        .await
+    }
+
+    async fn add_signing_key(&self, k: SigningKey, retire_others: bool) -> Result<()> {
+        self.write(move |tx| {
+            if retire_others {
+                tx.execute(
+                    "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
+                    [ts(k.created_at)],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO signing_keys (kid, created_at, retired_at) VALUES (?1, ?2, ?3)",
+                params![k.kid, ts(k.created_at), k.retired_at.map(ts)],
+            )?;
+            log(tx, Entity::SigningKey, &k.kid, None)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retire_signing_keys(&self, before: Timestamp, at: Timestamp) -> Result<u32> {
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE signing_keys SET retired_at = ?2 WHERE retired_at IS NULL AND created_at < ?1",
+                params![ts(before), ts(at)],
+            )?;
+            if n > 0 {
+                log(tx, Entity::SigningKey, "*", None)?;
+            }
+            Ok(n as u32)
         })
         .await
     }

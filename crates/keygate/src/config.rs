@@ -65,6 +65,11 @@ struct FileConfig {
     gateway_max_frame_bytes: Option<usize>,
     gateway_auth_timeout_ms: Option<u64>,
     gateway_max_session_lifetime_s: Option<u64>,
+    oauth_clock_skew_s: Option<u64>,
+    oauth_jwks_refresh_s: Option<u64>,
+    oauth_unknown_kid_refresh_s: Option<u64>,
+    oauth_fetch_timeout_ms: Option<u64>,
+    sts_key_rotation_h: Option<u64>,
 }
 
 /// Resolved settings.
@@ -81,6 +86,17 @@ pub(crate) struct ServerConfig {
     pub(crate) admin_email: String,
     pub(crate) crn_authority: String,
     pub(crate) gateway: keygate_kafka::GatewayConfig,
+    pub(crate) oauth: OAuthFileConfig,
+}
+
+/// External OAuth and STS settings.
+#[derive(Debug, Clone)]
+pub(crate) struct OAuthFileConfig {
+    pub(crate) clock_skew: Duration,
+    pub(crate) jwks_refresh: Duration,
+    pub(crate) unknown_kid_refresh: Duration,
+    pub(crate) fetch_timeout: Duration,
+    pub(crate) sts_key_rotation: Duration,
 }
 
 /// Where state lives.
@@ -127,6 +143,19 @@ gateway_auth_timeout_ms = 10000
 # Upper bound of a SASL session (KIP-368); clients re-authenticate before it ends.
 gateway_max_session_lifetime_s = 3600
 
+# External OAuth. Tokens' exp/nbf may be off by this much (clock skew between hosts).
+oauth_clock_skew_s = 30
+# Every identity provider's keys are fetched again this often (removed keys stop working).
+oauth_jwks_refresh_s = 300
+# A token naming an unknown key id triggers a refresh at most this often per provider.
+oauth_unknown_kid_refresh_s = 10
+# Timeout of every fetch from an identity provider (discovery, JWKS).
+oauth_fetch_timeout_ms = 5000
+# A new STS signing key takes over this often; the previous one keeps verifying for
+# the longest token lifetime (900 s), then is retired. Keys are derived from the
+# pepper; only their ids are stored.
+sts_key_rotation_h = 24
+
 # Used only at the very first start, to create the organization and its first admin.
 organization_name = "keygate"
 admin_email = "admin@keygate.local"
@@ -170,6 +199,19 @@ impl ServerArgs {
                 .admin_email
                 .unwrap_or_else(|| "admin@keygate.local".into()),
             crn_authority: file.crn_authority.unwrap_or_else(|| "keygate".into()),
+            oauth: OAuthFileConfig {
+                clock_skew: Duration::from_secs(file.oauth_clock_skew_s.unwrap_or(30)),
+                jwks_refresh: Duration::from_secs(file.oauth_jwks_refresh_s.unwrap_or(300).max(1)),
+                unknown_kid_refresh: Duration::from_secs(
+                    file.oauth_unknown_kid_refresh_s.unwrap_or(10),
+                ),
+                fetch_timeout: Duration::from_millis(
+                    file.oauth_fetch_timeout_ms.unwrap_or(5000).max(100),
+                ),
+                sts_key_rotation: Duration::from_secs(
+                    file.sts_key_rotation_h.unwrap_or(24).max(1) * 3600,
+                ),
+            },
             gateway: {
                 let d = keygate_kafka::GatewayConfig::default();
                 let listen_host = self

@@ -4,7 +4,10 @@
 use crate::config::{Database, ServerConfig};
 use anyhow::{bail, Context};
 use keygate_api::{ApiConfig, AppState};
-use keygate_iam::{Iam, IamConfig, SecretHasher, UsageRecorder, PEPPER_LEN};
+use keygate_iam::{
+    Iam, IamConfig, OAuthConfig, OAuthSettings, SecretHasher, UsageRecorder, PEPPER_LEN,
+};
+use keygate_oauth::fetch::Fetcher;
 use keygate_store::{SqliteStore, Store};
 use std::io::Write;
 use std::path::Path;
@@ -92,6 +95,19 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             hasher,
             IamConfig {
                 max_keys_per_owner: cfg.max_keys_per_owner,
+                oauth: OAuthConfig {
+                    settings: OAuthSettings {
+                        // STS tokens are issued by this server's public URL.
+                        issuer: public_url.clone(),
+                        skew_secs: cfg.oauth.clock_skew.as_secs() as i64,
+                    },
+                    fetcher: Fetcher::new(
+                        cfg.oauth.fetch_timeout.min(Duration::from_secs(2)),
+                        cfg.oauth.fetch_timeout,
+                    ),
+                    unknown_key_refresh_interval: cfg.oauth.unknown_kid_refresh,
+                    sts_key_rotation: cfg.oauth.sts_key_rotation,
+                },
             },
         )
         .await?,
@@ -131,6 +147,32 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     drop(out);
 
     tokio::spawn(iam.follower().clone().run(Duration::from_secs(1)));
+    // STS signing keys: one exists before the first request; rotation on schedule.
+    if let Err(e) = iam.maintain_signing_keys().await {
+        tracing::warn!(error = %e, "could not prepare the STS signing key");
+    }
+    tokio::spawn({
+        let iam = iam.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                if let Err(e) = iam.maintain_signing_keys().await {
+                    tracing::warn!(error = %e, "STS signing-key maintenance failed");
+                }
+            }
+        }
+    });
+    // Identity providers' keys, fetched again on schedule.
+    tokio::spawn({
+        let iam = iam.clone();
+        let every = cfg.oauth.jwks_refresh;
+        async move {
+            loop {
+                tokio::time::sleep(every).await;
+                iam.refresh_all_jwks().await;
+            }
+        }
+    });
     let usage = Arc::new(UsageRecorder::default());
     tokio::spawn(usage.clone().run(store.clone(), cfg.key_usage_flush));
 
