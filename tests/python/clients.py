@@ -2,8 +2,10 @@
 
 Run by the Rust integration tests (crates/keygate/tests/it/clients.rs) with the
 virtualenv scripts/test creates. Settings come from the environment: BOOTSTRAP,
-KEY, SECRET, TOPIC, GROUP. Prints one JSON line with what happened; exits non-zero
-when the scenario's expectation fails.
+KEY, SECRET, TOPIC, GROUP. With OIDC_TOKEN_URL set, the client authenticates with
+OAUTHBEARER through librdkafka's OIDC method instead: KEY and SECRET are then the
+OAuth client id and secret, OIDC_EXTENSIONS the SASL extensions. Prints one JSON
+line with what happened; exits non-zero when the scenario's expectation fails.
 """
 
 import json
@@ -18,13 +20,26 @@ SECRET = os.environ["SECRET"]
 TOPIC = os.environ.get("TOPIC", "orders")
 GROUP = os.environ.get("GROUP", "g1")
 
-CONF = {
-    "bootstrap.servers": BOOTSTRAP,
-    "security.protocol": "SASL_PLAINTEXT",
-    "sasl.mechanism": "PLAIN",
-    "sasl.username": KEY,
-    "sasl.password": SECRET,
-}
+if os.environ.get("OIDC_TOKEN_URL"):
+    CONF = {
+        "bootstrap.servers": BOOTSTRAP,
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "OAUTHBEARER",
+        "sasl.oauthbearer.method": "oidc",
+        "sasl.oauthbearer.client.id": KEY,
+        "sasl.oauthbearer.client.secret": SECRET,
+        "sasl.oauthbearer.token.endpoint.url": os.environ["OIDC_TOKEN_URL"],
+        "sasl.oauthbearer.scope": "kafka",
+        "sasl.oauthbearer.extensions": os.environ.get("OIDC_EXTENSIONS", ""),
+    }
+else:
+    CONF = {
+        "bootstrap.servers": BOOTSTRAP,
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": KEY,
+        "sasl.password": SECRET,
+    }
 
 
 def done(ok, **facts):

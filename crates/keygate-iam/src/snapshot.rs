@@ -636,8 +636,9 @@ impl OAuthState {
             .filter_map(|k| StsKey::derive(&k.kid, hasher.derive(STS_PURPOSE, &k.kid)))
             .map(Arc::new)
             .collect();
-        let mut sts_keys = Jwks::default();
-        sts_keys.keys = live.iter().map(|k| k.public().clone()).collect();
+        let sts_keys = Jwks {
+            keys: live.iter().map(|k| k.public().clone()).collect(),
+        };
         OAuthState {
             directory: Directory::new(
                 providers,

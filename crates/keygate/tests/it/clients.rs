@@ -34,7 +34,7 @@ fn scenario(
 }
 
 /// Run one scenario of tests/python/clients.py; returns success and its output.
-fn run_scenario(
+pub fn run_scenario(
     name: &str,
     bootstrap: &str,
     key: &str,

@@ -33,7 +33,7 @@ fn kcat_bin() -> &'static str {
 }
 
 /// A free port, with the next one free as well.
-fn free_ports(n: u16) -> u16 {
+pub fn free_ports(n: u16) -> u16 {
     for _ in 0..200 {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let p = l.local_addr().expect("addr").port();
@@ -45,7 +45,7 @@ fn free_ports(n: u16) -> u16 {
     panic!("no free ports");
 }
 
-fn wait_for_port(port: u16) {
+pub fn wait_for_port(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -187,6 +187,8 @@ impl World {
         stdin: Option<&str>,
     ) -> (bool, String) {
         let mut cmd = Command::new(kcat_bin());
+        // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
+        cmd.env_remove("LD_LIBRARY_PATH");
         cmd.args([
             "-b",
             &self.bootstrap,

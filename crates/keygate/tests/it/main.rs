@@ -10,4 +10,5 @@ mod clients;
 mod durability;
 mod gateway;
 mod harness;
+mod oauth;
 mod rdkafka_client;

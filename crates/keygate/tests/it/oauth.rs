@@ -1,0 +1,648 @@
+//! External OAuth end to end: a real OpenID provider (npm's oidc-provider, see
+//! tests/idp), keygate's REST API and STS, and Kafka clients authenticating with
+//! OAUTHBEARER through the gateway — kcat and confluent-kafka with librdkafka's OIDC
+//! method, and the rdkafka crate with a token callback.
+
+use crate::clients::run_scenario;
+use crate::gateway::{free_ports, wait_for_port, world, World};
+use crate::harness::Api;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The test IdP on a loopback port.
+pub struct Idp {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Idp {
+    /// Start it with these signing key ids (the first signs) and algorithm.
+    pub fn start(kids: &str, alg: &str) -> Idp {
+        Self::start_on(free_ports(1), kids, alg)
+    }
+
+    pub fn start_on(port: u16, kids: &str, alg: &str) -> Idp {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/idp");
+        assert!(
+            std::path::Path::new(&format!("{dir}/node_modules/oidc-provider")).exists(),
+            "the test IdP is not installed: run scripts/test (npm ci in tests/idp)"
+        );
+        let mut child = Command::new("node")
+            .args([&format!("{dir}/idp.mjs"), &port.to_string(), kids, alg])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node (the test IdP)");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("idp output");
+        assert!(line.contains("idp ready"), "the IdP did not start: {line}");
+        wait_for_port(port);
+        Idp { child, port }
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.issuer())
+    }
+
+    /// A client_credentials access token for `client` (`payments-app`, `web-app`).
+    pub fn token(&self, client: &str) -> String {
+        let secret = client.replace("-app", "-secret");
+        let resp = ureq::post(&self.token_url())
+            .set(
+                "Authorization",
+                &crate::harness::base64_basic(client, &secret),
+            )
+            .send_form(&[("grant_type", "client_credentials"), ("scope", "kafka")])
+            .expect("token request");
+        let v: Value = resp.into_json().expect("token json");
+        v["access_token"].as_str().expect("access_token").to_owned()
+    }
+}
+
+/// A provider for `idp` and a pool admitting the `payments` group; returns their ids.
+fn provider_and_pool(admin: &Api, idp: &Idp) -> (String, String) {
+    // No jwks_uri: discovered from the issuer.
+    let p = admin.ok(
+        admin.post(
+            "/iam/v2/identity-providers",
+            json!({"display_name":"corp","issuer": idp.issuer()}),
+        ),
+        201,
+    );
+    assert_eq!(p["jwks_uri"], format!("{}/jwks", idp.issuer()));
+    assert!(!p["keys"].as_array().expect("keys").is_empty(), "{p}");
+    let op = p["id"].as_str().expect("op").to_owned();
+    let pool = admin.ok(
+        admin.post(
+            &format!("/iam/v2/identity-providers/{op}/identity-pools"),
+            json!({"display_name":"payments","identity_claim":"claims.sub",
+                   "filter":"claims.aud == \"kafka\" && \"payments\" in claims.groups"}),
+        ),
+        201,
+    );
+    assert_eq!(
+        pool["principal"],
+        format!("User:{}", pool["id"].as_str().expect("id"))
+    );
+    (op, pool["id"].as_str().expect("pool").to_owned())
+}
+
+fn sts(api: &Api, fields: &[(&str, &str)]) -> (u16, Value) {
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    api.raw(
+        "POST",
+        "/sts/v1/oauth2/token",
+        Some(&body),
+        Some("application/x-www-form-urlencoded"),
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn exchange(api: &Api, token: &str, pool: &str) -> (u16, Value) {
+    sts(
+        api,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", token),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("identity_pool_id", pool),
+        ],
+    )
+}
+
+fn bearer(url: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let req = ureq::request(method, &format!("{url}{path}"))
+        .set("Authorization", &format!("Bearer {token}"));
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let (code, text) = match res {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn providers_pools_and_the_sts_exchange_over_rest() {
+    let idp = Idp::start("k1", "RS256");
+    let (srv, _dir) = crate::harness::Server::start(&[]);
+    let admin = srv.admin();
+    let (op, pool) = provider_and_pool(&admin, &idp);
+    // Filters are compiled when saved.
+    let pools = format!("/iam/v2/identity-providers/{op}/identity-pools");
+    for (filter, says) in [
+        ("claims.aud ==", "does not compile"),
+        ("\"just a string\"", "must yield a bool"),
+        (&"true && ".repeat(40)[..], "longer than 300"),
+    ] {
+        let (code, body) = admin.post(&pools, json!({"display_name":"bad","filter":filter}));
+        assert_eq!(code, 422, "{filter}: {body}");
+        assert!(crate::harness::detail(&body).contains(says), "{body}");
+    }
+    // A bad issuer, an unknown provider.
+    let (code, _) = admin.post(
+        "/iam/v2/identity-providers",
+        json!({"display_name":"x","issuer":"not a url"}),
+    );
+    assert_eq!(code, 422);
+    let (code, _) = admin.get("/iam/v2/identity-providers/op-nope/identity-pools");
+    assert_eq!(code, 404);
+    // Keys refresh on demand: unchanged.
+    let r = admin.ok(
+        admin.patch(&format!("/iam/v2/identity-providers/{op}/jwks"), json!({})),
+        200,
+    );
+    assert_eq!(r["status"], "OK");
+
+    // The exchange: an IdP token of the payments client for the pool.
+    let (code, body) = exchange(&admin, &idp.token("payments-app"), &pool);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_i64().expect("expires_in") <= 900);
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    // A client whose token the filter refuses; a pool of nobody; malformed requests.
+    let (code, body) = exchange(&admin, &idp.token("web-app"), &pool);
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{body}"
+    );
+    let (code, _) = exchange(&admin, &idp.token("payments-app"), "pool-nope");
+    assert_eq!(code, 401);
+    let (code, body) = sts(&admin, &[("grant_type", "password")]);
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (code, body) = sts(
+        &admin,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", &idp.token("payments-app")),
+            ("identity_pool_id", &pool),
+            ("expires_in", "1000"),
+        ],
+    );
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+
+    // The STS token authenticates REST calls as the pool, with the pool's roles.
+    let (code, _) = bearer(
+        &srv.url,
+        &token,
+        "POST",
+        "/iam/v2/service-accounts",
+        Some(json!({"display_name":"made-by-pool"})),
+    );
+    assert_eq!(code, 403, "no role yet");
+    admin.bind(&format!("User:{pool}"), "AccountAdmin", &admin.org_crn());
+    let (code, body) = bearer(
+        &srv.url,
+        &token,
+        "POST",
+        "/iam/v2/service-accounts",
+        Some(json!({"display_name":"made-by-pool"})),
+    );
+    assert_eq!(code, 201, "{body}");
+    // An IdP token itself is not accepted by REST; nor a tampered STS token.
+    let (code, _) = bearer(
+        &srv.url,
+        &idp.token("payments-app"),
+        "GET",
+        "/iam/v2/service-accounts",
+        None,
+    );
+    assert_eq!(code, 401);
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    let (code, body) = bearer(
+        &srv.url,
+        &parts.join("."),
+        "GET",
+        "/iam/v2/service-accounts",
+        None,
+    );
+    assert_eq!(code, 401);
+    assert!(
+        !body.to_string().contains("signature"),
+        "the reason is not told: {body}"
+    );
+
+    // keygate's keys are published; rotating with retire_previous kills old tokens.
+    let (code, jwks) = admin.get("/.well-known/jwks.json");
+    assert_eq!(code, 200);
+    assert_eq!(jwks["keys"].as_array().expect("keys").len(), 1);
+    let rotated = admin.ok(
+        admin.post(
+            "/sts/v1/signing-keys:rotate",
+            json!({"retire_previous": true}),
+        ),
+        201,
+    );
+    let (_, jwks) = admin.get("/.well-known/jwks.json");
+    assert_eq!(jwks["keys"][0]["kid"], rotated["kid"]);
+    let (code, _) = bearer(&srv.url, &token, "GET", "/iam/v2/service-accounts", None);
+    assert_eq!(code, 401, "a token signed by a retired key");
+    let (_, body) = exchange(&admin, &idp.token("payments-app"), &pool);
+    let fresh = body["access_token"].as_str().expect("token");
+    let (code, _) = bearer(&srv.url, fresh, "GET", "/iam/v2/service-accounts", None);
+    assert_eq!(code, 200);
+
+    // A disabled pool authenticates nobody; deleting the provider removes its pools
+    // and their role bindings.
+    admin.ok(
+        admin.patch(&format!("{pools}/{pool}"), json!({"state":"DISABLED"})),
+        200,
+    );
+    let (code, _) = bearer(&srv.url, fresh, "GET", "/iam/v2/service-accounts", None);
+    assert_eq!(code, 401);
+    admin.ok(
+        admin.delete(&format!("/iam/v2/identity-providers/{op}")),
+        204,
+    );
+    let bindings = admin.all(&format!(
+        "/iam/v2/role-bindings?crn_pattern={}&principal=User:{pool}",
+        admin.org_crn()
+    ));
+    assert!(bindings.is_empty(), "{bindings:?}");
+    let logs = srv.logs();
+    assert!(
+        !logs.contains(&token) && !logs.contains(fresh),
+        "tokens never reach the log"
+    );
+}
+
+#[test]
+fn idp_key_rotation_is_followed_and_removed_keys_stop_working() {
+    let port = free_ports(1);
+    let idp = Idp::start_on(port, "k1", "ES256");
+    let (srv, _dir) = crate::harness::Server::start(&[]);
+    let admin = srv.admin();
+    let (_, pool) = provider_and_pool(&admin, &idp);
+    let old = idp.token("payments-app");
+    assert_eq!(exchange(&admin, &old, &pool).0, 200);
+    // The IdP rotates to a new key (k2) and drops k1.
+    drop(idp);
+    let idp = Idp::start_on(port, "k2", "ES256");
+    let new = idp.token("payments-app");
+    // Unknown kid → one refresh → accepted.
+    let (code, body) = exchange(&admin, &new, &pool);
+    assert_eq!(code, 200, "{body}");
+    assert!(srv.logs().contains("unknown key id"));
+    // k1 is gone from the refreshed JWKS: the old token no longer verifies.
+    assert_eq!(exchange(&admin, &old, &pool).0, 401);
+}
+
+/// A world with the IdP registered, a pool for payments-app, and ACLs for the pool.
+fn oauth_world(idp: &Idp) -> (World, String) {
+    let w = world(&["orders", "payments"], "");
+    let (_, pool) = provider_and_pool(&w.admin, idp);
+    let acls: Vec<Value> = [("TOPIC", "orders", "WRITE"), ("TOPIC", "orders", "READ"), ("GROUP", "oauth-group", "READ")]
+        .iter()
+        .map(|(rt, rn, op)| json!({"resource_type":rt,"resource_name":rn,"pattern_type":"LITERAL","principal":format!("User:{pool}"),"operation":op,"permission":"ALLOW"}))
+        .collect();
+    w.admin.ok(
+        w.admin.post(
+            &format!("/kafka/v3/clusters/{}/acls:batch", w.lkc),
+            json!({"data": acls}),
+        ),
+        201,
+    );
+    (w, pool)
+}
+
+fn kcat_oidc(
+    w: &World,
+    idp: &Idp,
+    client: &str,
+    extensions: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = Command::new("kcat")
+        .env("LD_LIBRARY_PATH", librdkafka_with_oidc())
+        .args(["-b", &w.bootstrap])
+        .args([
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+            "-X",
+            "sasl.mechanism=OAUTHBEARER",
+        ])
+        .args(["-X", "sasl.oauthbearer.method=oidc"])
+        .arg("-X")
+        .arg(format!("sasl.oauthbearer.client.id={client}"))
+        .arg("-X")
+        .arg(format!(
+            "sasl.oauthbearer.client.secret={}",
+            client.replace("-app", "-secret")
+        ))
+        .arg("-X")
+        .arg(format!(
+            "sasl.oauthbearer.token.endpoint.url={}",
+            idp.token_url()
+        ))
+        .args(["-X", "sasl.oauthbearer.scope=kafka"])
+        .arg("-X")
+        .arg(format!("sasl.oauthbearer.extensions={extensions}"))
+        .args(["-X", "fetch.wait.max.ms=10", "-m", "8"])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("kcat output");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A directory holding a `librdkafka.so.1` built with libcurl, for Debian's kcat.
+///
+/// Debian's librdkafka (2.0.2) is built without libcurl, so its OIDC method is refused
+/// ("not supported in this build"); the librdkafka that PyPI's confluent-kafka ships
+/// has it, and exposes the same C ABI. kcat stays Debian's.
+fn librdkafka_with_oidc() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let libs = std::fs::read_dir(format!("{root}/.venv/lib"))
+        .expect("the test virtualenv is missing: run scripts/test")
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("site-packages/confluent_kafka.libs"))
+        .find(|p| p.exists())
+        .expect("confluent-kafka's bundled librdkafka (run scripts/test)");
+    let lib = std::fs::read_dir(&libs)
+        .expect("libs")
+        .filter_map(Result::ok)
+        .map(|d| d.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("librdkafka") && n.ends_with(".so.1"))
+        })
+        .expect("librdkafka in confluent_kafka.libs");
+    let dir = std::env::temp_dir().join(format!("keygate-rdkafka-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let link = dir.join("librdkafka.so.1");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&lib, &link).expect("symlink");
+    dir.display().to_string()
+}
+
+#[test]
+fn kcat_with_debians_own_librdkafka_sends_an_unsigned_token_and_is_refused() {
+    // librdkafka's default OAUTHBEARER method builds an unsecured JWT (alg none).
+    let idp = Idp::start("k1", "RS256");
+    let (w, pool) = oauth_world(&idp);
+    let out = Command::new("kcat")
+        .env_remove("LD_LIBRARY_PATH")
+        .args(["-b", &w.bootstrap, "-L", "-m", "5"])
+        .args(["-X", "enable.sasl.oauthbearer.unsecure.jwt=true"])
+        .args([
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+            "-X",
+            "sasl.mechanism=OAUTHBEARER",
+        ])
+        .arg("-X")
+        .arg(format!(
+            "sasl.oauthbearer.config=principal=admin extension_identityPoolId={pool}"
+        ))
+        .output()
+        .expect("kcat");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    let logs = w.srv.logs();
+    assert!(
+        logs.contains("unsigned tokens (alg none) are refused"),
+        "{text}\n{logs}"
+    );
+}
+
+#[test]
+fn kcat_with_oidc_produces_and_consumes_as_the_pool() {
+    let idp = Idp::start("k1", "RS256");
+    let (w, pool) = oauth_world(&idp);
+    let ext = format!("logicalCluster={},identityPoolId={pool}", w.lkc);
+    let (ok, out) = kcat_oidc(
+        &w,
+        &idp,
+        "payments-app",
+        &ext,
+        &["-P", "-t", "orders"],
+        Some("o1\no2\n"),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = kcat_oidc(
+        &w,
+        &idp,
+        "payments-app",
+        &ext,
+        &["-C", "-t", "orders", "-o", "beginning", "-e"],
+        None,
+    );
+    assert!(ok && out.contains("o1") && out.contains("o2"), "{out}");
+    // Without identityPoolId the matching pool applies.
+    let (ok, out) = kcat_oidc(
+        &w,
+        &idp,
+        "payments-app",
+        &format!("logicalCluster={}", w.lkc),
+        &["-C", "-t", "orders", "-o", "beginning", "-e"],
+        None,
+    );
+    assert!(ok && out.contains("o1"), "{out}");
+    // The pool may not write `payments`: denied by the gateway.
+    let (_, out) = kcat_oidc(
+        &w,
+        &idp,
+        "payments-app",
+        &ext,
+        &["-P", "-t", "payments"],
+        Some("x\n"),
+    );
+    assert!(
+        out.contains("TOPIC_AUTHORIZATION_FAILED") || out.contains("authorization failed"),
+        "{out}"
+    );
+    // A client the filter refuses; a logicalCluster naming another cluster.
+    let (ok, out) = kcat_oidc(&w, &idp, "web-app", &ext, &["-L"], None);
+    assert!(!ok && out.to_lowercase().contains("authenticat"), "{out}");
+    let (ok, out) = kcat_oidc(
+        &w,
+        &idp,
+        "payments-app",
+        &format!("logicalCluster=lkc-other,identityPoolId={pool}"),
+        &["-L"],
+        None,
+    );
+    assert!(!ok && out.to_lowercase().contains("authenticat"), "{out}");
+    let logs = w.srv.logs();
+    assert!(
+        logs.contains("filter of identity pool")
+            && logs.contains("logicalCluster names another cluster"),
+        "the reasons are logged"
+    );
+}
+
+#[test]
+fn confluent_kafka_with_oidc_uses_a_consumer_group_as_the_pool() {
+    let idp = Idp::start("k1", "PS256");
+    let (w, pool) = oauth_world(&idp);
+    let ext = format!("logicalCluster={},identityPoolId={pool}", w.lkc);
+    let env = [
+        ("TOPIC", "orders"),
+        ("GROUP", "oauth-group"),
+        ("OIDC_TOKEN_URL", &idp.token_url()[..]),
+        ("OIDC_EXTENSIONS", &ext[..]),
+    ];
+    let (ok, out) = run_scenario(
+        "confluent-group",
+        &w.bootstrap,
+        "payments-app",
+        "payments-secret",
+        &env,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run_scenario(
+        "confluent-group",
+        &w.bootstrap,
+        "web-app",
+        "web-secret",
+        &env,
+    );
+    assert!(!ok, "a client outside the pool: {out}");
+}
+
+#[test]
+fn rdkafka_with_a_token_callback_and_an_sts_token() {
+    use rdkafka::client::OAuthToken;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::ClientContext;
+
+    /// The rdkafka crate carries no SASL extensions: the pool is found by matching.
+    struct Tokens {
+        token: String,
+    }
+    impl rdkafka::consumer::ConsumerContext for Tokens {}
+    impl ClientContext for Tokens {
+        const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+        fn generate_oauth_token(
+            &self,
+            _config: Option<&str>,
+        ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+            Ok(OAuthToken {
+                token: self.token.clone(),
+                principal_name: "pool".into(),
+                lifetime_ms: chrono_now_ms() + 300_000,
+            })
+        }
+    }
+    fn chrono_now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+    let idp = Idp::start("k1", "EdDSA");
+    let (w, pool) = oauth_world(&idp);
+    // An STS token (keygate's own) authenticates at the gateway too.
+    let (code, body) = exchange(&w.admin, &idp.token("payments-app"), &pool);
+    assert_eq!(code, 200, "{body}");
+    for token in [
+        idp.token("payments-app"),
+        body["access_token"].as_str().expect("token").to_owned(),
+    ] {
+        let consumer: BaseConsumer<Tokens> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &w.bootstrap)
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "OAUTHBEARER")
+            .set("group.id", "oauth-group")
+            .create_with_context(Tokens { token })
+            .expect("consumer");
+        // The token callback runs from poll.
+        for _ in 0..5 {
+            let _ = consumer.poll(Duration::from_millis(100));
+        }
+        let md = consumer
+            .fetch_metadata(None, Duration::from_secs(15))
+            .expect("metadata through the gateway");
+        let topics: Vec<&str> = md.topics().iter().map(|t| t.name()).collect();
+        assert!(
+            topics.contains(&"orders") && !topics.contains(&"payments"),
+            "{topics:?}"
+        );
+    }
+}
