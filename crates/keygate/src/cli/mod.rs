@@ -4,6 +4,7 @@
 
 pub(crate) mod client;
 pub(crate) mod context;
+pub(crate) mod oauth;
 pub(crate) mod output;
 
 use crate::config::ServerArgs;
@@ -173,6 +174,12 @@ pub(crate) enum IamCmd {
     /// Role-based access control.
     #[command(subcommand)]
     Rbac(RbacCmd),
+    /// External OAuth identity providers.
+    #[command(subcommand)]
+    Provider(oauth::ProviderCmd),
+    /// Identity pools of an identity provider.
+    #[command(subcommand)]
+    Pool(oauth::PoolCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -451,7 +458,7 @@ const ACL_COLS: &[Col] = &[
     ("Pattern Type", "/pattern_type"),
 ];
 
-fn client() -> anyhow::Result<Client> {
+pub(crate) fn client() -> anyhow::Result<Client> {
     let cfg = CliConfig::load()?;
     let ctx = cfg.current()?;
     Ok(Client::new(&ctx.url, &ctx.api_key, &ctx.api_secret))
@@ -471,6 +478,8 @@ pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
         Cmd::Tableflow(c) => resource("/tableflow/v1/endpoints", true, c, fmt),
         Cmd::Iam(IamCmd::User(c)) => user(c, fmt),
         Cmd::Iam(IamCmd::ServiceAccount(c)) => service_account(c, fmt),
+        Cmd::Iam(IamCmd::Provider(c)) => oauth::provider(c, fmt),
+        Cmd::Iam(IamCmd::Pool(c)) => oauth::pool(c, fmt),
         Cmd::Iam(IamCmd::Rbac(RbacCmd::RoleBinding(c))) => role_binding(c, fmt),
         Cmd::ApiKey(c) => api_key(c, fmt),
     }

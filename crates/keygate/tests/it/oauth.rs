@@ -646,3 +646,84 @@ fn rdkafka_with_a_token_callback_and_an_sts_token() {
         );
     }
 }
+
+#[test]
+fn cli_manages_providers_and_pools() {
+    let idp = Idp::start("k1", "RS256");
+    let (srv, _dir) = crate::harness::Server::start(&[]);
+    let (key, secret) = srv.creds.clone().expect("creds");
+    let cli = crate::harness::CliEnv::new();
+    let (ok, _, err) = cli.run(&[
+        "login",
+        "--url",
+        &srv.url,
+        "--api-key",
+        &key,
+        "--api-secret",
+        &secret,
+    ]);
+    assert!(ok, "{err}");
+    let p = cli.json(&[
+        "iam",
+        "provider",
+        "create",
+        "--name",
+        "corp",
+        "--issuer",
+        &idp.issuer(),
+    ]);
+    let op = p["id"].as_str().expect("id").to_owned();
+    assert_eq!(p["state"], "ENABLED");
+    let filter = r#"claims.aud == "kafka" && "payments" in claims.groups"#;
+    let pool = cli.json(&[
+        "iam",
+        "pool",
+        "create",
+        "--provider",
+        &op,
+        "--name",
+        "payments",
+        "--identity-claim",
+        "claims.sub",
+        "--filter",
+        filter,
+    ]);
+    assert_eq!(pool["filter"], filter);
+    let pools = cli.json(&["iam", "pool", "list", "--provider", &op]);
+    assert_eq!(pools.as_array().map(Vec::len), Some(1), "{pools}");
+    let r = cli.json(&["iam", "provider", "refresh-keys", &op]);
+    assert_eq!(r["status"], "OK");
+    // A filter that does not compile: the server's message, a non-zero exit.
+    let (ok, _, err) = cli.run(&[
+        "iam",
+        "pool",
+        "create",
+        "--provider",
+        &op,
+        "--name",
+        "bad",
+        "--filter",
+        "claims.aud ==",
+    ]);
+    assert!(!ok && err.contains("does not compile"), "{err}");
+    let (ok, out, _) = cli.run(&["iam", "provider", "list"]);
+    assert!(
+        ok && out.contains("corp") && out.contains(&idp.issuer()),
+        "{out}"
+    );
+    let pool_id = pool["id"].as_str().expect("pool");
+    cli.json(&[
+        "iam",
+        "pool",
+        "update",
+        pool_id,
+        "--provider",
+        &op,
+        "--state",
+        "DISABLED",
+    ]);
+    let (ok, _, _) = cli.run(&["iam", "pool", "delete", pool_id, "--provider", &op]);
+    assert!(ok);
+    let (ok, _, _) = cli.run(&["iam", "provider", "delete", &op]);
+    assert!(ok);
+}
