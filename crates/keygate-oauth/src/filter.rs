@@ -8,9 +8,13 @@
 //! refused; one that fails there (it reads a claim) is accepted, and at run time
 //! anything but `true` — an error included — does not match.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use cel::{Context, Program, Value};
+use cel::{Context, Env, Program, Value};
+
+/// The standard library, built once: building it per evaluation cost more than the
+/// evaluation itself.
+static STDLIB: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 /// Longest filter accepted, in characters (the hosted anchor's limit).
 pub const MAX_FILTER_CHARS: usize = 300;
@@ -69,7 +73,7 @@ impl Filter {
     fn eval(&self, claims: &serde_json::Value) -> Result<Value, ()> {
         let value = cel::to_value(claims).map_err(drop)?;
         let value: Box<dyn cel::common::value::Val> = value.try_into().map_err(drop)?;
-        let mut ctx = Context::default();
+        let mut ctx = Context::with_env(STDLIB.clone());
         ctx.add_variable_as_val("claims", value);
         self.program.execute(&ctx).map_err(drop)
     }
