@@ -31,6 +31,11 @@ impl Idp {
     }
 
     pub fn start_on(port: u16, kids: &str, alg: &str) -> Idp {
+        Self::start_with(port, kids, alg, 300)
+    }
+
+    /// Start with access tokens living `ttl` seconds.
+    pub fn start_with(port: u16, kids: &str, alg: &str, ttl: u32) -> Idp {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/idp");
         assert!(
             std::path::Path::new(&format!("{dir}/node_modules/oidc-provider")).exists(),
@@ -38,6 +43,7 @@ impl Idp {
         );
         let mut child = Command::new("node")
             .args([&format!("{dir}/idp.mjs"), &port.to_string(), kids, alg])
+            .env("IDP_TOKEN_TTL", ttl.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -324,7 +330,7 @@ fn idp_key_rotation_is_followed_and_removed_keys_stop_working() {
     let idp = Idp::start_on(port, "k1", "ES256");
     let (srv, _dir) = crate::harness::Server::start(&[]);
     let admin = srv.admin();
-    let (_, pool) = provider_and_pool(&admin, &idp);
+    let (op, pool) = provider_and_pool(&admin, &idp);
     let old = idp.token("payments-app");
     assert_eq!(exchange(&admin, &old, &pool).0, 200);
     // The IdP rotates to a new key (k2) and drops k1.
@@ -337,6 +343,21 @@ fn idp_key_rotation_is_followed_and_removed_keys_stop_working() {
     assert!(srv.logs().contains("unknown key id"));
     // k1 is gone from the refreshed JWKS: the old token no longer verifies.
     assert_eq!(exchange(&admin, &old, &pool).0, 401);
+    let p = admin.ok(admin.get(&format!("/iam/v2/identity-providers/{op}")), 200);
+    assert_eq!(p["keys"][0]["kid"], "k2", "{p}");
+    // The IdP goes away: a refresh reports it and keeps the stored keys.
+    drop(idp);
+    let r = admin.ok(
+        admin.patch(&format!("/iam/v2/identity-providers/{op}/jwks"), json!({})),
+        200,
+    );
+    assert_eq!(r["status"], "ERROR_FETCHING_JWKS");
+    assert_eq!(r["identity_provider"]["keys"][0]["kid"], "k2");
+    assert_eq!(
+        exchange(&admin, &new, &pool).0,
+        200,
+        "stored keys keep working"
+    );
 }
 
 /// A world with the IdP registered, a pool for payments-app, and ACLs for the pool.
@@ -726,4 +747,155 @@ fn cli_manages_providers_and_pools() {
     assert!(ok);
     let (ok, _, _) = cli.run(&["iam", "provider", "delete", &op]);
     assert!(ok);
+}
+
+#[test]
+fn confluent_kafka_re_authenticates_with_fresh_tokens() {
+    // Tokens live 12 s: session_lifetime_ms follows exp, so the client must fetch a new
+    // token and re-authenticate (KIP-368) to keep producing for 20 s.
+    let idp = Idp::start_with(free_ports(1), "k1", "RS256", 12);
+    let (w, pool) = oauth_world(&idp);
+    let ext = format!("logicalCluster={},identityPoolId={pool}", w.lkc);
+    let env = [
+        ("TOPIC", "orders"),
+        ("SECONDS", "20"),
+        ("OIDC_TOKEN_URL", &idp.token_url()[..]),
+        ("OIDC_EXTENSIONS", &ext[..]),
+    ];
+    let (ok, out) = run_scenario(
+        "long-producer",
+        &w.bootstrap,
+        "payments-app",
+        "payments-secret",
+        &env,
+    );
+    assert!(ok, "{out}");
+    let logs = w.srv.logs();
+    assert!(
+        logs.contains("re-authenticated"),
+        "no re-authentication: {out}"
+    );
+}
+
+/// Raw OAUTHBEARER over SaslHandshake v1 / SaslAuthenticate v1: returns the stream and
+/// the SaslAuthenticate response body (error code, message, auth bytes, lifetime).
+fn raw_oauthbearer(addr: std::net::SocketAddr, msg: &[u8]) -> (std::net::TcpStream, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut call = |c: &mut std::net::TcpStream, api: i16, body: &[u8], corr: i32| -> Vec<u8> {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&api.to_be_bytes());
+        frame.extend_from_slice(&1i16.to_be_bytes());
+        frame.extend_from_slice(&corr.to_be_bytes());
+        frame.extend_from_slice(&2i16.to_be_bytes());
+        frame.extend_from_slice(b"it");
+        frame.extend_from_slice(body);
+        let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(&frame);
+        c.write_all(&out).expect("write");
+        let mut len = [0u8; 4];
+        c.read_exact(&mut len).expect("response length");
+        let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+        c.read_exact(&mut resp).expect("response");
+        resp[4..].to_vec()
+    };
+    let mech = b"OAUTHBEARER";
+    let mut body = (mech.len() as i16).to_be_bytes().to_vec();
+    body.extend_from_slice(mech);
+    let r = call(&mut c, 17, &body, 1);
+    assert_eq!(&r[..2], &[0, 0], "SaslHandshake OAUTHBEARER");
+    let mut body = (msg.len() as i32).to_be_bytes().to_vec();
+    body.extend_from_slice(msg);
+    let r = call(&mut c, 36, &body, 2);
+    (c, r)
+}
+
+/// Parse a SaslAuthenticate v1 response body.
+fn sasl_auth_v1(r: &[u8]) -> (i16, Vec<u8>, i64) {
+    let code = i16::from_be_bytes([r[0], r[1]]);
+    let mut at = 2;
+    let mlen = i16::from_be_bytes([r[at], r[at + 1]]);
+    at += 2 + mlen.max(0) as usize;
+    let blen = i32::from_be_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]) as usize;
+    at += 4;
+    let bytes = r[at..at + blen].to_vec();
+    at += blen;
+    let lifetime = i64::from_be_bytes(r[at..at + 8].try_into().expect("8 bytes"));
+    (code, bytes, lifetime)
+}
+
+#[test]
+fn oauthbearer_on_the_wire_lifetime_challenge_and_pool_revocation() {
+    use std::io::{Read, Write};
+    let idp = Idp::start("k1", "ES256");
+    let (w, pool) = oauth_world(&idp);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let token = idp.token("payments-app");
+    let msg = format!(
+        "n,,\x01auth=Bearer {token}\x01logicalCluster={}\x01identityPoolId={pool}\x01\x01",
+        w.lkc
+    );
+    let (mut c, r) = raw_oauthbearer(addr, msg.as_bytes());
+    let (code, bytes, lifetime) = sasl_auth_v1(&r);
+    assert_eq!(code, 0);
+    assert!(bytes.is_empty(), "success carries empty auth bytes");
+    // The token lives 300 s: the session lasts what is left of it, not the 1 h maximum.
+    assert!(
+        (250_000..=300_000).contains(&lifetime),
+        "session_lifetime_ms {lifetime}"
+    );
+
+    // Disabling the pool ends the open session within a second.
+    let op = w.admin.all("/iam/v2/identity-providers")[0]["id"]
+        .as_str()
+        .expect("op")
+        .to_owned();
+    w.admin.ok(
+        w.admin.patch(
+            &format!("/iam/v2/identity-providers/{op}/identity-pools/{pool}"),
+            json!({"state":"DISABLED"}),
+        ),
+        200,
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let _ = c.write_all(&[0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 7, 0, 0, 0xff, 0xff]);
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(c.read(&mut buf), Ok(0) | Err(_)),
+        "the connection of a disabled pool is closed"
+    );
+
+    // A refused token: the RFC 7628 challenge first, error 58 after the client's %x01.
+    let (mut c, r) = raw_oauthbearer(addr, msg.as_bytes());
+    let (code, bytes, _) = sasl_auth_v1(&r);
+    assert_eq!(code, 0);
+    assert_eq!(bytes, br#"{"status":"invalid_token"}"#);
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&36i16.to_be_bytes());
+    frame.extend_from_slice(&1i16.to_be_bytes());
+    frame.extend_from_slice(&3i32.to_be_bytes());
+    frame.extend_from_slice(&2i16.to_be_bytes());
+    frame.extend_from_slice(b"it");
+    frame.extend_from_slice(&1i32.to_be_bytes());
+    frame.push(1);
+    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    c.write_all(&out).expect("write");
+    let mut len = [0u8; 4];
+    c.read_exact(&mut len).expect("length");
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    c.read_exact(&mut resp).expect("response");
+    let (code, _, _) = sasl_auth_v1(&resp[4..]);
+    assert_eq!(code, 58, "SASL_AUTHENTICATION_FAILED");
+    let text = String::from_utf8_lossy(&resp);
+    assert!(
+        !text.contains("disabled") && !text.contains("pool"),
+        "the reason is not told: {text}"
+    );
+    assert!(w
+        .srv
+        .logs()
+        .contains(&format!("identity pool {pool} is disabled")));
 }
