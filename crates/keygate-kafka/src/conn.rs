@@ -234,13 +234,13 @@ async fn serve(
                     if post == Post::None {
                         frame
                     } else {
-                        writer_shared.post_process(
-                            api,
-                            version,
-                            &post,
-                            &principals_for_writer,
-                            frame,
-                        )
+                        writer_shared
+                            .post_process(api, version, &post, &principals_for_writer, frame)
+                            .ok_or_else(|| {
+                                ConnError::Protocol(format!(
+                                    "undecodable upstream {api:?} v{version} response"
+                                ))
+                            })?
                     }
                 }
             };

@@ -139,7 +139,10 @@ impl ClusterShared {
         }
     }
 
-    /// Rewrite addresses and filter what the principal may not see.
+    /// Rewrite addresses and filter what the principals may not see. `None` when the
+    /// upstream response cannot be decoded: the caller closes the connection rather
+    /// than pass on a response it could not filter (topic names) or rewrite (broker
+    /// addresses that would let the client bypass the gateway).
     pub(crate) fn post_process(
         &self,
         api: ApiKey,
@@ -147,19 +150,17 @@ impl ClusterShared {
         post: &Post,
         principals: &[Principal],
         frame: Bytes,
-    ) -> Bytes {
-        match self.try_post_process(api, version, post, principals, &frame) {
-            Some(b) => b,
-            None => {
-                tracing::warn!(
-                    cluster = self.cluster_id,
-                    ?api,
-                    version,
-                    "could not rewrite an upstream response; passing it through"
-                );
-                frame
-            }
+    ) -> Option<Bytes> {
+        let out = self.try_post_process(api, version, post, principals, &frame);
+        if out.is_none() {
+            tracing::warn!(
+                cluster = self.cluster_id,
+                ?api,
+                version,
+                "could not rewrite an upstream response; closing the connection"
+            );
         }
+        out
     }
 
     fn try_post_process(
