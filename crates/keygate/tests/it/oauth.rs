@@ -784,7 +784,7 @@ fn raw_oauthbearer(addr: std::net::SocketAddr, msg: &[u8]) -> (std::net::TcpStre
     let mut c = std::net::TcpStream::connect(addr).expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let mut call = |c: &mut std::net::TcpStream, api: i16, body: &[u8], corr: i32| -> Vec<u8> {
+    let call = |c: &mut std::net::TcpStream, api: i16, body: &[u8], corr: i32| -> Vec<u8> {
         let mut frame = Vec::new();
         frame.extend_from_slice(&api.to_be_bytes());
         frame.extend_from_slice(&1i16.to_be_bytes());
