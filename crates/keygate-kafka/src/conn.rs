@@ -167,7 +167,8 @@ async fn serve(
             Ok(ApiKey::SaslAuthenticate) if mechanism.is_some() => {
                 if let Some(reason) = failing.take() {
                     tokio::time::sleep(cfg.auth_failure_delay).await;
-                    write_frame(&mut cw, &auth_failure(h)).await?;
+                    let m = mechanism.unwrap_or(Mechanism::OAuthBearer);
+                    write_frame(&mut cw, &auth_failure(h, m)).await?;
                     return Err(ConnError::AuthFailed(reason));
                 }
                 let m = mechanism.unwrap_or(Mechanism::Plain);
@@ -322,7 +323,7 @@ async fn serve(
                         continue;
                     }
                     Auth::Challenge(_, reason) | Auth::Fail(_, reason) => {
-                        let _ = tx.send(Pending::Local(auth_failure(h)));
+                        let _ = tx.send(Pending::Local(auth_failure(h, m)));
                         break Err(ConnError::AuthFailed(reason));
                     }
                 }
@@ -557,13 +558,15 @@ fn sasl_handshake(frame: &Bytes, h: Header) -> Result<(Bytes, Option<Mechanism>)
     Ok((bytes, m))
 }
 
-/// The one failure answer: error 58 with a message that reveals nothing.
-fn auth_failure(h: Header) -> Bytes {
+/// The one failure answer per mechanism: error 58 with a message that reveals
+/// nothing about the cause.
+fn auth_failure(h: Header, m: Mechanism) -> Bytes {
     let mut resp = SaslAuthenticateResponse::default();
     resp.error_code = codes::SASL_AUTH_FAILED;
-    resp.error_message = Some(StrBytes::from_static_str(
-        "Authentication failed: invalid credentials",
-    ));
+    resp.error_message = Some(StrBytes::from_static_str(match m {
+        Mechanism::Plain => "Authentication failed: invalid API key or secret",
+        Mechanism::OAuthBearer => "Authentication failed: invalid token",
+    }));
     encode_response(
         ApiKey::SaslAuthenticate,
         h.version,
@@ -608,7 +611,7 @@ async fn authenticate(
     same_as: Option<&[Principal]>,
 ) -> Auth {
     let api = ApiKey::SaslAuthenticate;
-    let fail = |reason: String| Auth::Fail(auth_failure(h), reason);
+    let fail = |reason: String| Auth::Fail(auth_failure(h, mechanism), reason);
     let mut body = frame.clone();
     if RequestHeader::decode(&mut body, api.request_header_version(h.version)).is_err() {
         return fail("malformed SaslAuthenticate".into());
@@ -662,7 +665,7 @@ async fn authenticate(
                 resp.auth_bytes = Bytes::from_static(br#"{"status":"invalid_token"}"#);
                 match encode_response(api, h.version, h.correlation_id, &resp.into()) {
                     Some(b) => Auth::Challenge(b, reason),
-                    None => Auth::Fail(auth_failure(h), reason),
+                    None => Auth::Fail(auth_failure(h, mechanism), reason),
                 }
             };
             let Some(msg) = crate::sasl::parse_oauthbearer(&req.auth_bytes) else {
