@@ -647,3 +647,175 @@ async fn migrating_from_v1_assigns_slots_in_creation_order() {
         None
     );
 }
+
+/// Identity providers, pools and STS signing keys: uniqueness, cascades, the change
+/// log, and "unchanged keys are not a change".
+async fn oauth_story(store: &dyn Store) {
+    use keygate_core::model::{IdentityPool, IdentityProvider, SigningKey};
+    let now = Utc::now();
+    let provider = |id: &str, name: &str, issuer: &str| IdentityProvider {
+        id: id.into(),
+        display_name: name.into(),
+        description: String::new(),
+        issuer: issuer.into(),
+        jwks_uri: format!("{issuer}/jwks"),
+        identity_claim: "claims.sub".into(),
+        enabled: true,
+        jwks: String::new(),
+        jwks_fetched_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let pool = |id: &str, op: &str, name: &str| IdentityPool {
+        id: id.into(),
+        provider_id: op.into(),
+        display_name: name.into(),
+        description: String::new(),
+        identity_claim: "claims.sub".into(),
+        filter: "true".into(),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .create_provider(provider("op-1", "corp", "https://idp.example"))
+        .await
+        .expect("provider");
+    for dup in [
+        provider("op-2", "corp", "https://other.example"),
+        provider("op-2", "other", "https://idp.example"),
+    ] {
+        assert!(matches!(
+            store.create_provider(dup).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    store
+        .create_pool(pool("pool-1", "op-1", "payments"))
+        .await
+        .expect("pool");
+    assert!(matches!(
+        store.create_pool(pool("pool-2", "op-1", "payments")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_pool(pool("pool-3", "op-nope", "x")).await,
+        Err(StoreError::NotFound(..))
+    ));
+    let p = store
+        .update_pool(
+            "pool-1",
+            Patch {
+                filter: Some("claims.aud == \"kafka\"".into()),
+                enabled: Some(false),
+                ..Patch::default()
+            },
+            Utc::now(),
+        )
+        .await
+        .expect("update pool");
+    assert!(!p.enabled && p.filter.contains("kafka"));
+    // Fetched keys: a change only when they differ.
+    let seq = |s: Vec<keygate_store::Change>| s.last().map(|c| c.seq).unwrap_or(0);
+    assert!(store
+        .set_provider_jwks("op-1", r#"{"keys":[]}"#.into(), Utc::now())
+        .await
+        .expect("jwks"));
+    let before = seq(store.changes_since(0, 100_000).await.expect("changes"));
+    assert!(!store
+        .set_provider_jwks("op-1", r#"{"keys":[]}"#.into(), Utc::now())
+        .await
+        .expect("jwks"));
+    assert_eq!(
+        seq(store.changes_since(0, 100_000).await.expect("changes")),
+        before,
+        "unchanged keys log nothing"
+    );
+    assert!(store
+        .get_provider("op-1")
+        .await
+        .expect("get")
+        .jwks_fetched_at
+        .is_some());
+    // A pool's grants go with its provider.
+    let rb = RoleBinding {
+        id: "rb-pool".into(),
+        principal: Principal::user("pool-1"),
+        role: Role::AccountAdmin,
+        crn_pattern: CrnPattern::parse("crn://keygate/organization=org-1").expect("crn"),
+        created_at: now,
+    };
+    store.create_role_binding(rb, None).await.expect("binding");
+    store
+        .delete_provider("op-1")
+        .await
+        .expect("delete provider");
+    assert!(matches!(
+        store.get_pool("pool-1").await,
+        Err(StoreError::NotFound(..))
+    ));
+    assert!(matches!(
+        store.get_role_binding("rb-pool").await,
+        Err(StoreError::NotFound(..))
+    ));
+    let kinds: Vec<Entity> = store
+        .changes_since(0, 100_000)
+        .await
+        .expect("changes")
+        .into_iter()
+        .map(|c| c.entity)
+        .collect();
+    assert!(kinds.contains(&Entity::IdentityProvider) && kinds.contains(&Entity::IdentityPool));
+
+    // Signing keys: the lifecycle only.
+    let k = |kid: &str, secs: i64| SigningKey {
+        kid: kid.into(),
+        created_at: now + chrono::Duration::seconds(secs),
+        retired_at: None,
+    };
+    store
+        .add_signing_key(k("kgk-1", 0), false)
+        .await
+        .expect("k1");
+    store
+        .add_signing_key(k("kgk-2", 10), false)
+        .await
+        .expect("k2");
+    let live = |ks: Vec<SigningKey>| -> Vec<String> {
+        ks.into_iter()
+            .filter(|k| k.retired_at.is_none())
+            .map(|k| k.kid)
+            .collect()
+    };
+    assert_eq!(
+        live(store.list_signing_keys().await.expect("keys")),
+        ["kgk-1", "kgk-2"]
+    );
+    let n = store
+        .retire_signing_keys(now + chrono::Duration::seconds(10), Utc::now())
+        .await
+        .expect("retire");
+    assert_eq!(n, 1);
+    assert_eq!(
+        live(store.list_signing_keys().await.expect("keys")),
+        ["kgk-2"]
+    );
+    store
+        .add_signing_key(k("kgk-3", 20), true)
+        .await
+        .expect("k3");
+    assert_eq!(
+        live(store.list_signing_keys().await.expect("keys")),
+        ["kgk-3"]
+    );
+    let state = store.load_all().await.expect("load");
+    assert_eq!(state.signing_keys.len(), 3);
+    assert!(state.identity_providers.is_empty() && state.identity_pools.is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_oauth_entities() {
+    oauth_story(&SqliteStore::open_in_memory().expect("open")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    oauth_story(&SqliteStore::open(&dir.path().join("o.db")).expect("open")).await;
+}
