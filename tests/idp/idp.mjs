@@ -38,6 +38,8 @@ const provider = new Provider(issuer, {
     id_token_signed_response_alg: alg,
   })),
   jwks: { keys: kids.split(',').map(keyFor) },
+  // ES384 is not among oidc-provider's default algorithms; allow exactly the chosen one.
+  enabledJWA: { idTokenSigningAlgValues: [alg] },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
