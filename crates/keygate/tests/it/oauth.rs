@@ -48,12 +48,12 @@ impl Idp {
             .stderr(Stdio::null())
             .spawn()
             .expect("node (the test IdP)");
-        let out = child.stdout.take().expect("stdout");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("idp output");
+        out.read_line(&mut line).expect("idp output");
         assert!(line.contains("idp ready"), "the IdP did not start: {line}");
+        // Keep draining its output so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         wait_for_port(port);
         Idp { child, port }
     }
