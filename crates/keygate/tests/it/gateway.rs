@@ -476,39 +476,69 @@ fn an_upstream_that_goes_away_and_comes_back() {
     assert!(ok && out.contains("orders"), "{out}");
 }
 
-/// A raw client: SaslHandshake v1 and SaslAuthenticate v1 (PLAIN), nothing else.
-fn raw_authenticated(addr: std::net::SocketAddr, key: &str, secret: &str) -> TcpStream {
+/// One request on a raw connection (client id `it`; a v2 header with empty tagged
+/// fields when `flexible`); returns the response body after its header, having checked
+/// the correlation id.
+pub fn raw_call(
+    c: &mut TcpStream,
+    api: i16,
+    version: i16,
+    corr: i32,
+    flexible: bool,
+    body: &[u8],
+) -> Vec<u8> {
     use std::io::Read;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&api.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&corr.to_be_bytes());
+    frame.extend_from_slice(&2i16.to_be_bytes());
+    frame.extend_from_slice(b"it");
+    if flexible {
+        frame.push(0);
+    }
+    frame.extend_from_slice(body);
+    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    c.write_all(&out).expect("write");
+    let mut len = [0u8; 4];
+    c.read_exact(&mut len).expect("response length");
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    c.read_exact(&mut resp).expect("response");
+    assert_eq!(&resp[..4], &corr.to_be_bytes(), "correlation id");
+    resp[if flexible { 5 } else { 4 }..].to_vec()
+}
+
+/// A SaslAuthenticate v1 request body carrying `token`.
+pub fn sasl_bytes(token: &[u8]) -> Vec<u8> {
+    let mut body = (token.len() as i32).to_be_bytes().to_vec();
+    body.extend_from_slice(token);
+    body
+}
+
+/// A raw client: SaslHandshake v1 for `mechanism` (which must be accepted), then
+/// SaslAuthenticate v1 with `token`; returns the stream and the SaslAuthenticate
+/// response body.
+pub fn raw_sasl(
+    addr: std::net::SocketAddr,
+    mechanism: &[u8],
+    token: &[u8],
+) -> (TcpStream, Vec<u8>) {
     let mut c = TcpStream::connect(addr).expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let mut call = |api: i16, body: &[u8], corr: i32| -> Vec<u8> {
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&api.to_be_bytes());
-        frame.extend_from_slice(&1i16.to_be_bytes());
-        frame.extend_from_slice(&corr.to_be_bytes());
-        frame.extend_from_slice(&2i16.to_be_bytes());
-        frame.extend_from_slice(b"it");
-        frame.extend_from_slice(body);
-        let mut out = (frame.len() as i32).to_be_bytes().to_vec();
-        out.extend_from_slice(&frame);
-        c.write_all(&out).expect("write");
-        let mut len = [0u8; 4];
-        c.read_exact(&mut len).expect("response length");
-        let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
-        c.read_exact(&mut resp).expect("response");
-        resp
-    };
-    let mech = b"PLAIN";
-    let mut body = (mech.len() as i16).to_be_bytes().to_vec();
-    body.extend_from_slice(mech);
-    let r = call(17, &body, 1);
-    assert_eq!(&r[4..6], &[0, 0], "SaslHandshake failed");
-    let token = format!("\0{key}\0{secret}");
-    let mut body = (token.len() as i32).to_be_bytes().to_vec();
-    body.extend_from_slice(token.as_bytes());
-    let r = call(36, &body, 2);
-    assert_eq!(&r[4..6], &[0, 0], "SaslAuthenticate failed");
+    let mut body = (mechanism.len() as i16).to_be_bytes().to_vec();
+    body.extend_from_slice(mechanism);
+    let r = raw_call(&mut c, 17, 1, 1, false, &body);
+    assert_eq!(&r[..2], &[0, 0], "SaslHandshake failed");
+    let r = raw_call(&mut c, 36, 1, 2, false, &sasl_bytes(token));
+    (c, r)
+}
+
+/// A raw client authenticated with SASL/PLAIN, nothing else.
+fn raw_authenticated(addr: std::net::SocketAddr, key: &str, secret: &str) -> TcpStream {
+    let (c, r) = raw_sasl(addr, b"PLAIN", format!("\0{key}\0{secret}").as_bytes());
+    assert_eq!(&r[..2], &[0, 0], "SaslAuthenticate failed");
     c
 }
 
@@ -605,29 +635,6 @@ fn malformed_input_closes_only_that_connection() {
     assert!(ok && out.contains("orders"), "{out}");
 }
 
-/// One flexible-header (v2) request on an authenticated raw connection; the response
-/// body after its header (correlation id and tagged fields).
-fn raw_flexible_call(c: &mut TcpStream, api: i16, version: i16, body: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut frame = Vec::new();
-    frame.extend_from_slice(&api.to_be_bytes());
-    frame.extend_from_slice(&version.to_be_bytes());
-    frame.extend_from_slice(&9i32.to_be_bytes());
-    frame.extend_from_slice(&2i16.to_be_bytes());
-    frame.extend_from_slice(b"it");
-    frame.push(0); // header tagged fields
-    frame.extend_from_slice(body);
-    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&frame);
-    c.write_all(&out).expect("write");
-    let mut len = [0u8; 4];
-    c.read_exact(&mut len).expect("response length");
-    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
-    c.read_exact(&mut resp).expect("response");
-    assert_eq!(&resp[..4], &9i32.to_be_bytes(), "correlation id");
-    resp[5..].to_vec()
-}
-
 #[test]
 fn cluster_operator_apis_need_alter_on_the_cluster() {
     let w = world(&["orders"], "");
@@ -644,18 +651,18 @@ fn cluster_operator_apis_need_alter_on_the_cluster() {
     let body = [0, 0, 3, 0xe8, 0, 0];
     let error_code = |resp: &[u8]| i16::from_be_bytes([resp[4], resp[5]]);
     let mut c = raw_authenticated(addr, &k, &s);
-    let resp = raw_flexible_call(&mut c, 46, 0, &body);
+    let resp = raw_call(&mut c, 46, 0, 9, true, &body);
     assert_eq!(
         error_code(&resp),
         31,
         "CLUSTER_AUTHORIZATION_FAILED from the gateway"
     );
     // The connection stays usable after a denial.
-    let resp = raw_flexible_call(&mut c, 46, 0, &body);
+    let resp = raw_call(&mut c, 46, 0, 9, true, &body);
     assert_eq!(error_code(&resp), 31);
     // With ALTER on the cluster the request reaches Tansu, which answers it.
     let mut c = raw_authenticated(addr, &ok_k, &ok_s);
-    let resp = raw_flexible_call(&mut c, 46, 0, &body);
+    let resp = raw_call(&mut c, 46, 0, 9, true, &body);
     assert_ne!(error_code(&resp), 31, "forwarded for an operator");
     assert!(w.srv.logs().contains("request denied"));
 }

@@ -4,7 +4,7 @@
 //! method, and the rdkafka crate with a token callback.
 
 use crate::clients::run_scenario;
-use crate::gateway::{free_ports, wait_for_port, world, World};
+use crate::gateway::{free_ports, raw_call, raw_sasl, sasl_bytes, wait_for_port, world, World};
 use crate::harness::Api;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -777,41 +777,6 @@ fn confluent_kafka_re_authenticates_with_fresh_tokens() {
     );
 }
 
-/// Raw OAUTHBEARER over SaslHandshake v1 / SaslAuthenticate v1: returns the stream and
-/// the SaslAuthenticate response body (error code, message, auth bytes, lifetime).
-fn raw_oauthbearer(addr: std::net::SocketAddr, msg: &[u8]) -> (std::net::TcpStream, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(addr).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let call = |c: &mut std::net::TcpStream, api: i16, body: &[u8], corr: i32| -> Vec<u8> {
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&api.to_be_bytes());
-        frame.extend_from_slice(&1i16.to_be_bytes());
-        frame.extend_from_slice(&corr.to_be_bytes());
-        frame.extend_from_slice(&2i16.to_be_bytes());
-        frame.extend_from_slice(b"it");
-        frame.extend_from_slice(body);
-        let mut out = (frame.len() as i32).to_be_bytes().to_vec();
-        out.extend_from_slice(&frame);
-        c.write_all(&out).expect("write");
-        let mut len = [0u8; 4];
-        c.read_exact(&mut len).expect("response length");
-        let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
-        c.read_exact(&mut resp).expect("response");
-        resp[4..].to_vec()
-    };
-    let mech = b"OAUTHBEARER";
-    let mut body = (mech.len() as i16).to_be_bytes().to_vec();
-    body.extend_from_slice(mech);
-    let r = call(&mut c, 17, &body, 1);
-    assert_eq!(&r[..2], &[0, 0], "SaslHandshake OAUTHBEARER");
-    let mut body = (msg.len() as i32).to_be_bytes().to_vec();
-    body.extend_from_slice(msg);
-    let r = call(&mut c, 36, &body, 2);
-    (c, r)
-}
-
 /// Parse a SaslAuthenticate v1 response body.
 fn sasl_auth_v1(r: &[u8]) -> (i16, Vec<u8>, i64) {
     let code = i16::from_be_bytes([r[0], r[1]]);
@@ -837,7 +802,7 @@ fn oauthbearer_on_the_wire_lifetime_challenge_and_pool_revocation() {
         "n,,\x01auth=Bearer {token}\x01logicalCluster={}\x01identityPoolId={pool}\x01\x01",
         w.lkc
     );
-    let (mut c, r) = raw_oauthbearer(addr, msg.as_bytes());
+    let (mut c, r) = raw_sasl(addr, b"OAUTHBEARER", msg.as_bytes());
     let (code, bytes, lifetime) = sasl_auth_v1(&r);
     assert_eq!(code, 0);
     assert!(bytes.is_empty(), "success carries empty auth bytes");
@@ -868,26 +833,12 @@ fn oauthbearer_on_the_wire_lifetime_challenge_and_pool_revocation() {
     );
 
     // A refused token: the RFC 7628 challenge first, error 58 after the client's %x01.
-    let (mut c, r) = raw_oauthbearer(addr, msg.as_bytes());
+    let (mut c, r) = raw_sasl(addr, b"OAUTHBEARER", msg.as_bytes());
     let (code, bytes, _) = sasl_auth_v1(&r);
     assert_eq!(code, 0);
     assert_eq!(bytes, br#"{"status":"invalid_token"}"#);
-    let mut frame = Vec::new();
-    frame.extend_from_slice(&36i16.to_be_bytes());
-    frame.extend_from_slice(&1i16.to_be_bytes());
-    frame.extend_from_slice(&3i32.to_be_bytes());
-    frame.extend_from_slice(&2i16.to_be_bytes());
-    frame.extend_from_slice(b"it");
-    frame.extend_from_slice(&1i32.to_be_bytes());
-    frame.push(1);
-    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&frame);
-    c.write_all(&out).expect("write");
-    let mut len = [0u8; 4];
-    c.read_exact(&mut len).expect("length");
-    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
-    c.read_exact(&mut resp).expect("response");
-    let (code, _, _) = sasl_auth_v1(&resp[4..]);
+    let resp = raw_call(&mut c, 36, 1, 3, false, &sasl_bytes(&[1]));
+    let (code, _, _) = sasl_auth_v1(&resp);
     assert_eq!(code, 58, "SASL_AUTHENTICATION_FAILED");
     let text = String::from_utf8_lossy(&resp);
     assert!(
