@@ -1,0 +1,301 @@
+//! From emitters to sinks.
+//!
+//! ```text
+//! control plane ── same transaction as the change ──────────────┐
+//! gateway, REST failures ── Auditor (bounded channel) ── writer ─┤→ audit table (the outbox)
+//!                                                                 ├─ shipper "file"  → JSON lines
+//!                                                                 └─ shipper "kafka" → topic
+//! ```
+//!
+//! The database table is both the queryable sink and the durable outbox: each other
+//! sink is a cursor over it, advanced only after the sink has confirmed a batch (the
+//! file synced, the broker acknowledged). A sink that is down keeps its cursor, and
+//! retention never deletes a row a sink has not confirmed, so delivery is at least
+//! once and in table order.
+//!
+//! Emitters never wait: [`Auditor::record`] is a `try_send`. Under overload records
+//! are counted and dropped, and a pipeline record says how many — a denied-request
+//! flood must not stall the Kafka path or grow memory without bound.
+
+use crate::event::{types, CloudEvent};
+use crate::usage::{Totals, UsageBatch};
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Errors of the audit log and its sinks; messages are safe to log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// The audit table, as the pipeline sees it.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Append records in order, in one transaction.
+    async fn append(&self, events: Vec<CloudEvent>) -> Result<(), SinkError>;
+    /// Up to `limit` records after sequence number `seq`, in order.
+    async fn read_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, CloudEvent)>, SinkError>;
+    /// A sink's position (0 when new).
+    async fn cursor(&self, sink: &str) -> Result<i64, SinkError>;
+    /// Move a sink's position.
+    async fn set_cursor(&self, sink: &str, seq: i64) -> Result<(), SinkError>;
+    /// Delete records older than `before` that every sink in `sinks` has confirmed.
+    async fn prune(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        sinks: &[String],
+    ) -> Result<u64, SinkError>;
+    /// Ticks whenever records are appended.
+    fn subscribe(&self) -> watch::Receiver<i64>;
+}
+
+enum Input {
+    Event(Box<CloudEvent>),
+    Usage(UsageBatch),
+}
+
+/// The emitters' handle: cheap to clone, never blocks.
+#[derive(Clone, Debug)]
+pub struct Auditor {
+    tx: Option<mpsc::Sender<Input>>,
+    dropped: Arc<AtomicU64>,
+    summary_every: Duration,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Input")
+    }
+}
+
+/// The writer's end of the channel.
+#[derive(Debug)]
+pub struct Receiver {
+    rx: mpsc::Receiver<Input>,
+    dropped: Arc<AtomicU64>,
+    summary_every: Duration,
+}
+
+/// A connected emitter handle and writer end. `capacity` bounds the records waiting
+/// in memory; `summary_every` is the Produce/Fetch summary window.
+pub fn channel(capacity: usize, summary_every: Duration) -> (Auditor, Receiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        Auditor {
+            tx: Some(tx),
+            dropped: dropped.clone(),
+            summary_every,
+        },
+        Receiver {
+            rx,
+            dropped,
+            summary_every,
+        },
+    )
+}
+
+impl Auditor {
+    /// A handle that records nothing (audit switched off, unit tests).
+    pub fn disabled() -> Self {
+        Auditor {
+            tx: None,
+            dropped: Arc::new(AtomicU64::new(0)),
+            summary_every: Duration::from_secs(60),
+        }
+    }
+
+    /// Whether records go anywhere (emitters skip building them when not).
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// How often connections should hand over their counts.
+    pub fn summary_every(&self) -> Duration {
+        self.summary_every
+    }
+
+    /// Queue a record.
+    pub fn record(&self, e: CloudEvent) {
+        if let Some(tx) = &self.tx {
+            if tx.try_send(Input::Event(Box::new(e))).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Hand over a connection's Produce/Fetch counts.
+    pub fn usage(&self, b: UsageBatch) {
+        if let Some(tx) = &self.tx {
+            if tx.try_send(Input::Usage(b)).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records dropped under overload since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+const BATCH: usize = 1000;
+
+/// Write queued records to the audit table in batches, and close summary windows.
+/// `source` is the CRN pipeline records come from (the organization). Returns when
+/// every [`Auditor`] is gone, after writing what was queued.
+pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String) {
+    let mut totals = Totals::new(chrono::Utc::now());
+    let mut window = tokio::time::interval(r.summary_every);
+    window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    window.tick().await;
+    let mut reported_drops = 0u64;
+    let mut batch: Vec<CloudEvent> = Vec::new();
+    let mut open = true;
+    while open {
+        tokio::select! {
+            got = r.rx.recv() => match got {
+                Some(i) => {
+                    take(i, &mut batch, &mut totals);
+                    while batch.len() < BATCH {
+                        match r.rx.try_recv() {
+                            Ok(i) => take(i, &mut batch, &mut totals),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => {
+                    open = false;
+                    batch.extend(totals.close(chrono::Utc::now()));
+                }
+            },
+            _ = window.tick() => batch.extend(totals.close(chrono::Utc::now())),
+        }
+        let dropped = r.dropped.load(Ordering::Relaxed);
+        if dropped > reported_drops {
+            batch.push(
+                CloudEvent::new(
+                    types::AUDIT_PIPELINE,
+                    source.clone(),
+                    "keygate.audit",
+                    "audit.RecordsDropped",
+                    source.clone(),
+                    chrono::Utc::now(),
+                )
+                .result(
+                    crate::status::FAILURE,
+                    Some(format!(
+                        "{} audit records dropped because the pipeline was overloaded",
+                        dropped - reported_drops
+                    )),
+                ),
+            );
+            reported_drops = dropped;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match log.append(batch.clone()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, records = batch.len(), "could not write audit records; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+fn take(i: Input, batch: &mut Vec<CloudEvent>, totals: &mut Totals) {
+    match i {
+        Input::Event(e) => batch.push(*e),
+        Input::Usage(u) => totals.add(u),
+    }
+}
+
+/// A destination the shipper delivers to.
+#[async_trait]
+pub trait Sink: Send + 'static {
+    /// Deliver records in order; `Ok` only when all are durable at the destination.
+    async fn deliver(&mut self, batch: &[(i64, CloudEvent)]) -> Result<(), SinkError>;
+}
+
+/// Deliver every record of the audit table to `sink`, from its cursor on, forever.
+/// A failed batch is retried (with backoff) until it succeeds: nothing is skipped.
+pub async fn run_shipper(name: String, log: Arc<dyn AuditLog>, mut sink: Box<dyn Sink>) {
+    let mut ticks = log.subscribe();
+    let mut cursor = loop {
+        match log.cursor(&name).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(sink = name, error = %e, "could not read the audit sink cursor");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut delay = Duration::from_millis(200);
+    let mut failing = false;
+    loop {
+        let batch = match log.read_after(cursor, BATCH as u32).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(sink = name, error = %e, "could not read audit records");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(last) = batch.last().map(|(s, _)| *s) else {
+            // Caught up: wait for new records (or poll, in case another process wrote).
+            let _ = tokio::time::timeout(Duration::from_secs(1), ticks.changed()).await;
+            continue;
+        };
+        match sink.deliver(&batch).await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!(sink = name, "audit sink delivering again");
+                    failing = false;
+                }
+                delay = Duration::from_millis(200);
+                cursor = last;
+                while let Err(e) = log.set_cursor(&name, cursor).await {
+                    tracing::warn!(sink = name, error = %e, "could not save the audit sink cursor");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(sink = name, error = %e, "audit sink failed; records wait in the outbox");
+                    failing = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Delete records older than `keep` (once every sink in `sinks` has them), every
+/// `every`.
+pub async fn run_retention(
+    log: Arc<dyn AuditLog>,
+    keep: Duration,
+    sinks: Vec<String>,
+    every: Duration,
+) {
+    loop {
+        let before =
+            chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        match log.prune(before, &sinks).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "audit retention removed old records"),
+            Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
