@@ -5,7 +5,7 @@
 //! builders take no secret-shaped input, which is how "no secret in an audit record"
 //! is kept by construction rather than by scrubbing.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Event types (`type`).
@@ -226,7 +226,7 @@ fn uuid4() -> String {
 
 impl CloudEvent {
     /// A record of `kind` from `source` about `resource`, successful until told
-    /// otherwise.
+    /// otherwise. The time is kept to the microsecond.
     pub fn new(
         kind: &str,
         source: impl Into<String>,
@@ -243,7 +243,8 @@ impl CloudEvent {
             kind: kind.to_owned(),
             datacontenttype: "application/json".into(),
             subject: resource.clone(),
-            time,
+            // Stored and serialised in microseconds: keep exactly that.
+            time: time.trunc_subsecs(6),
             data: AuditData {
                 service_name: service.into(),
                 method_name: method.into(),

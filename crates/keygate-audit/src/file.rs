@@ -135,6 +135,9 @@ mod tests {
         }
         assert!(!s.rotated(3).exists(), "only `keep` rotated files");
         let newest = read(&path);
-        assert!(newest.contains("\"r39\""), "the last record is in the live file");
+        assert!(
+            newest.contains("\"r39\""),
+            "the last record is in the live file"
+        );
     }
 }

@@ -123,12 +123,12 @@ impl Sink for KafkaSink {
             let rec = FutureRecord::to(&self.cfg.topic)
                 .key(e.source.as_str())
                 .payload(payload.as_str())
-                .headers(rdkafka::message::OwnedHeaders::new().insert(
-                    rdkafka::message::Header {
+                .headers(
+                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
                         key: "ce_id",
                         value: Some(e.id.as_str()),
-                    },
-                ));
+                    }),
+                );
             match self.producer.send_result(rec) {
                 Ok(f) => pending.push(f),
                 Err((err, _)) => {

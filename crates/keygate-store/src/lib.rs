@@ -18,6 +18,7 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+pub use keygate_audit::CloudEvent;
 use keygate_core::model::{
     Account, AccountKind, Acl, ApiKey, Environment, IdentityPool, IdentityProvider, Organization,
     Resource, RoleBinding, SigningKey, Timestamp,
@@ -234,12 +235,48 @@ pub struct Patch {
     pub enabled: Option<bool>,
 }
 
+/// A query of the audit log. Every `None` matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Records with a sequence number above this (paging forwards, `tail -f`).
+    pub after: Option<i64>,
+    /// Records with a sequence number below this (paging backwards).
+    pub before: Option<i64>,
+    /// At or after this time.
+    pub start_time: Option<Timestamp>,
+    /// Before this time.
+    pub end_time: Option<Timestamp>,
+    /// `User:sa-…`.
+    pub principal: Option<String>,
+    /// `kafka.Authentication`, `CreateAPIKey`, …
+    pub method: Option<String>,
+    /// The resource name; a trailing `*` matches by prefix.
+    pub resource: Option<String>,
+    /// Granted or denied.
+    pub granted: Option<bool>,
+    /// The credential (API key id).
+    pub identifier: Option<String>,
+    /// Newest first.
+    pub descending: bool,
+    /// At most this many (capped at 1000).
+    pub limit: u32,
+}
+
+/// One stored audit record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// Its position in the log.
+    pub seq: i64,
+    /// The record.
+    pub event: CloudEvent,
+}
+
 /// The persistence seam. Implementations: [`SqliteStore`]; PostgreSQL follows.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Create the organization, first admin, binding and key — unless an
     /// organization exists already. Returns whether it created them.
-    async fn bootstrap(&self, b: Bootstrap) -> Result<bool>;
+    async fn bootstrap(&self, b: Bootstrap, audit: &CloudEvent) -> Result<bool>;
     /// Read everything consistently.
     async fn load_all(&self) -> Result<FullState>;
     /// Changes after `seq`, ascending, at most `limit`.
@@ -248,7 +285,7 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe(&self) -> watch::Receiver<i64>;
 
     /// Create an environment (unique display name).
-    async fn create_environment(&self, e: Environment) -> Result<()>;
+    async fn create_environment(&self, e: Environment, audit: &CloudEvent) -> Result<()>;
     /// One environment.
     async fn get_environment(&self, id: &str) -> Result<Environment>;
     /// All environments, oldest first.
@@ -259,12 +296,13 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         patch: Patch,
         now: Timestamp,
+        audit: &CloudEvent,
     ) -> Result<Environment>;
     /// Delete an (empty) environment and the role bindings inside it.
-    async fn delete_environment(&self, id: &str, crn: &str) -> Result<()>;
+    async fn delete_environment(&self, id: &str, crn: &str, audit: &CloudEvent) -> Result<()>;
 
     /// Register a resource.
-    async fn create_resource(&self, r: Resource) -> Result<()>;
+    async fn create_resource(&self, r: Resource, audit: &CloudEvent) -> Result<()>;
     /// One resource by storage key.
     async fn get_resource(&self, key: &str) -> Result<Resource>;
     /// Resources of a kind, optionally in one environment.
@@ -274,61 +312,97 @@ pub trait Store: Send + Sync + 'static {
         environment_id: Option<&str>,
     ) -> Result<Vec<Resource>>;
     /// Change a resource's name or upstream.
-    async fn update_resource(&self, key: &str, patch: Patch, now: Timestamp) -> Result<Resource>;
+    async fn update_resource(
+        &self,
+        key: &str,
+        patch: Patch,
+        now: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<Resource>;
     /// Delete a resource with its keys, ACLs and the role bindings below `crn`.
-    async fn delete_resource(&self, key: &str, crn: &str) -> Result<()>;
+    async fn delete_resource(&self, key: &str, crn: &str, audit: &CloudEvent) -> Result<()>;
 
     /// Create a user or service account.
-    async fn create_account(&self, a: Account) -> Result<()>;
+    async fn create_account(&self, a: Account, audit: &CloudEvent) -> Result<()>;
     /// One account.
     async fn get_account(&self, id: &str) -> Result<Account>;
     /// Accounts of one kind, oldest first.
     async fn list_accounts(&self, kind: AccountKind) -> Result<Vec<Account>>;
     /// Update an account's names.
-    async fn update_account(&self, id: &str, patch: Patch, now: Timestamp) -> Result<Account>;
+    async fn update_account(
+        &self,
+        id: &str,
+        patch: Patch,
+        now: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<Account>;
     /// Delete an account with its keys, role bindings and ACLs.
-    async fn delete_account(&self, id: &str) -> Result<()>;
+    async fn delete_account(&self, id: &str, audit: &CloudEvent) -> Result<()>;
 
     /// Create a key, unless its owner already has `max_per_owner`.
-    async fn create_api_key(&self, k: ApiKey, max_per_owner: u32) -> Result<()>;
+    async fn create_api_key(&self, k: ApiKey, max_per_owner: u32, audit: &CloudEvent)
+        -> Result<()>;
     /// One key.
     async fn get_api_key(&self, id: &KeyId) -> Result<ApiKey>;
     /// Keys matching a filter, oldest first.
     async fn list_api_keys(&self, f: &KeyFilter) -> Result<Vec<ApiKey>>;
     /// Change a key's name or description.
-    async fn update_api_key(&self, id: &KeyId, patch: Patch, now: Timestamp) -> Result<ApiKey>;
+    async fn update_api_key(
+        &self,
+        id: &KeyId,
+        patch: Patch,
+        now: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<ApiKey>;
     /// Disable or enable a key.
     async fn set_api_key_disabled(
         &self,
         id: &KeyId,
         disabled: bool,
         now: Timestamp,
+        audit: &CloudEvent,
     ) -> Result<ApiKey>;
     /// Delete a key.
-    async fn delete_api_key(&self, id: &KeyId) -> Result<()>;
+    async fn delete_api_key(&self, id: &KeyId, audit: &CloudEvent) -> Result<()>;
     /// Record last use of keys, in one batch (no change-log rows: usage is not state
     /// the snapshot needs).
     async fn record_key_usage(&self, uses: &[(KeyId, Timestamp)]) -> Result<()>;
 
     /// Create a role binding (the same principal, role and pattern twice → conflict).
-    async fn create_role_binding(&self, rb: RoleBinding, cluster_id: Option<&str>) -> Result<()>;
+    async fn create_role_binding(
+        &self,
+        rb: RoleBinding,
+        cluster_id: Option<&str>,
+        audit: &CloudEvent,
+    ) -> Result<()>;
     /// One binding.
     async fn get_role_binding(&self, id: &str) -> Result<RoleBinding>;
     /// Bindings matching a filter.
     async fn list_role_bindings(&self, f: &BindingFilter) -> Result<Vec<RoleBinding>>;
     /// Delete a binding (not the last OrganizationAdmin's).
-    async fn delete_role_binding(&self, id: &str, cluster_id: Option<&str>) -> Result<()>;
+    async fn delete_role_binding(
+        &self,
+        id: &str,
+        cluster_id: Option<&str>,
+        audit: &CloudEvent,
+    ) -> Result<()>;
 
     /// Add ACLs to a cluster; existing identical ACLs are kept (as Kafka does).
-    async fn create_acls(&self, cluster_id: &str, acls: Vec<Acl>) -> Result<()>;
+    async fn create_acls(&self, cluster_id: &str, acls: Vec<Acl>, audit: &CloudEvent)
+        -> Result<()>;
     /// ACLs of a cluster matching a filter.
     async fn list_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>>;
     /// Delete ACLs matching a filter; returns them.
-    async fn delete_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>>;
+    async fn delete_acls(
+        &self,
+        cluster_id: &str,
+        f: &AclFilter,
+        audit: &CloudEvent,
+    ) -> Result<Vec<Acl>>;
 
     // identity providers and pools
     /// Create an identity provider (display name and issuer are unique).
-    async fn create_provider(&self, p: IdentityProvider) -> Result<()>;
+    async fn create_provider(&self, p: IdentityProvider, audit: &CloudEvent) -> Result<()>;
     /// One provider.
     async fn get_provider(&self, id: &str) -> Result<IdentityProvider>;
     /// Every provider.
@@ -339,29 +413,68 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         patch: Patch,
         now: Timestamp,
+        audit: &CloudEvent,
     ) -> Result<IdentityProvider>;
     /// Store a freshly fetched JWKS; returns whether it differs from the stored one
     /// (only then is a change logged).
-    async fn set_provider_jwks(&self, id: &str, jwks: String, at: Timestamp) -> Result<bool>;
+    async fn set_provider_jwks(
+        &self,
+        id: &str,
+        jwks: String,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<bool>;
     /// Delete a provider, its pools and their role bindings and ACLs.
-    async fn delete_provider(&self, id: &str) -> Result<()>;
+    async fn delete_provider(&self, id: &str, audit: &CloudEvent) -> Result<()>;
     /// Create a pool (display name unique per provider).
-    async fn create_pool(&self, p: IdentityPool) -> Result<()>;
+    async fn create_pool(&self, p: IdentityPool, audit: &CloudEvent) -> Result<()>;
     /// One pool.
     async fn get_pool(&self, id: &str) -> Result<IdentityPool>;
     /// The pools of a provider.
     async fn list_pools(&self, provider_id: &str) -> Result<Vec<IdentityPool>>;
     /// Update name, description, identity claim, filter or state.
-    async fn update_pool(&self, id: &str, patch: Patch, now: Timestamp) -> Result<IdentityPool>;
+    async fn update_pool(
+        &self,
+        id: &str,
+        patch: Patch,
+        now: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<IdentityPool>;
     /// Delete a pool and its role bindings and ACLs.
-    async fn delete_pool(&self, id: &str) -> Result<()>;
+    async fn delete_pool(&self, id: &str, audit: &CloudEvent) -> Result<()>;
 
     // STS signing keys
     /// Every signing key, retired ones included, oldest first.
     async fn list_signing_keys(&self) -> Result<Vec<SigningKey>>;
     /// Add a signing key; with `retire_before`, retire every other unretired key
     /// created before it at `k.created_at`.
-    async fn add_signing_key(&self, k: SigningKey, retire_others: bool) -> Result<()>;
+    async fn add_signing_key(
+        &self,
+        k: SigningKey,
+        retire_others: bool,
+        audit: &CloudEvent,
+    ) -> Result<()>;
     /// Retire unretired keys created before `before` (they stop verifying).
-    async fn retire_signing_keys(&self, before: Timestamp, at: Timestamp) -> Result<u32>;
+    async fn retire_signing_keys(
+        &self,
+        before: Timestamp,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<u32>;
+
+    // ---- audit log ------------------------------------------------------------------
+
+    /// Append records (not tied to a change: gateway records, failed calls), in order,
+    /// in one transaction.
+    async fn append_audit(&self, events: Vec<CloudEvent>) -> Result<()>;
+    /// Query the audit log.
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>>;
+    /// How far a sink has delivered (0 when never).
+    async fn audit_cursor(&self, sink: &str) -> Result<i64>;
+    /// Record that a sink delivered everything up to `seq`.
+    async fn set_audit_cursor(&self, sink: &str, seq: i64) -> Result<()>;
+    /// Delete records older than `before` that every sink in `sinks` has delivered.
+    async fn prune_audit(&self, before: Timestamp, sinks: &[String]) -> Result<u64>;
+    /// The newest audit sequence number, updated on every append.
+    fn subscribe_audit(&self) -> watch::Receiver<i64>;
 }

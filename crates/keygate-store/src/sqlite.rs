@@ -7,11 +7,12 @@
 //! the binary is refused rather than misread.
 
 use crate::{
-    AclFilter, BindingFilter, Bootstrap, Change, Entity, FullState, KeyFilter, Patch, Result,
-    Store, StoreError,
+    AclFilter, AuditQuery, AuditRow, BindingFilter, Bootstrap, Change, Entity, FullState,
+    KeyFilter, Patch, Result, Store, StoreError,
 };
 use async_trait::async_trait;
 use chrono::DateTime;
+use keygate_audit::CloudEvent;
 use keygate_core::crn::CrnPattern;
 use keygate_core::model::{
     Account, AccountKind, Acl, ApiKey, Environment, IdentityPool, IdentityProvider, KeyScope,
@@ -34,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema_v1.sql"),
     include_str!("sqlite/schema_v2.sql"),
     include_str!("sqlite/schema_v3.sql"),
+    include_str!("sqlite/schema_v4.sql"),
 ];
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 
@@ -41,6 +43,7 @@ const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     notify: watch::Sender<i64>,
+    audit_notify: watch::Sender<i64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -115,9 +118,11 @@ impl SqliteStore {
             r.get(0)
         })?;
         let (notify, _) = watch::channel(seq);
+        let (audit_notify, _) = watch::channel(max_audit_seq(&conn)?);
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             notify,
+            audit_notify,
         })
     }
 
@@ -137,33 +142,44 @@ impl SqliteStore {
         .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
     }
 
-    /// Run `f` in an IMMEDIATE transaction, commit, then publish the new sequence.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    /// Run `f` in an IMMEDIATE transaction, add the change's audit record (when `f`
+    /// succeeded), commit, then publish the new sequences. A change and its record
+    /// commit together or not at all.
+    async fn write<T, F>(&self, audit: Option<CloudEvent>, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let (value, seq) = self
+        let (value, seq, audit_seq) = self
             .run(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let value = f(&tx)?;
+                if let Some(a) = &audit {
+                    insert_audit(&tx, a)?;
+                }
                 let seq: i64 =
                     tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
                         r.get(0)
                     })?;
+                let audit_seq = max_audit_seq(&tx)?;
                 tx.commit()?;
-                Ok((value, seq))
+                Ok((value, seq, audit_seq))
             })
             .await?;
-        self.notify.send_if_modified(|cur| {
-            let newer = seq > *cur;
-            if newer {
-                *cur = seq;
-            }
-            newer
-        });
+        publish(&self.notify, seq);
+        publish(&self.audit_notify, audit_seq);
         Ok(value)
     }
+}
+
+fn publish(w: &watch::Sender<i64>, seq: i64) {
+    w.send_if_modified(|cur| {
+        let newer = seq > *cur;
+        if newer {
+            *cur = seq;
+        }
+        newer
+    });
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -741,8 +757,9 @@ fn delete_pool_in(tx: &Transaction<'_>, id: &str) -> Result<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn bootstrap(&self, b: Bootstrap) -> Result<bool> {
-        self.write(move |tx| {
+    async fn bootstrap(&self, b: Bootstrap, audit: &CloudEvent) -> Result<bool> {
+        let audit = audit.clone();
+        self.write(None, move |tx| {
             let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", [], |r| r.get(0))?;
             if exists {
                 return Ok(false);
@@ -756,6 +773,7 @@ impl Store for SqliteStore {
             insert_account(tx, &b.admin)?;
             insert_binding(tx, &b.binding, None)?;
             insert_key(tx, &b.key)?;
+            insert_audit(tx, &audit)?;
             Ok(true)
         })
         .await
@@ -858,8 +876,8 @@ impl Store for SqliteStore {
         self.notify.subscribe()
     }
 
-    async fn create_environment(&self, e: Environment) -> Result<()> {
-        self.write(move |tx| {
+    async fn create_environment(&self, e: Environment, audit: &CloudEvent) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
             let res = tx.execute(
                 &format!("INSERT INTO environments ({ENV_COLS}) VALUES (?1, ?2, ?3, ?4)"),
                 params![e.id, e.display_name, ts(e.created_at), ts(e.updated_at)],
@@ -901,9 +919,10 @@ impl Store for SqliteStore {
         id: &str,
         patch: Patch,
         at: Timestamp,
+        audit: &CloudEvent,
     ) -> Result<Environment> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let mut e = get_env(tx, &id)?;
             if let Some(name) = patch.display_name {
                 e.display_name = name;
@@ -928,9 +947,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_environment(&self, id: &str, crn: &str) -> Result<()> {
+    async fn delete_environment(&self, id: &str, crn: &str, audit: &CloudEvent) -> Result<()> {
         let (id, crn) = (id.to_owned(), crn.to_owned());
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             get_env(tx, &id)?;
             let n: i64 = tx.query_row("SELECT COUNT(*) FROM resources WHERE environment_id = ?1", [&id], |r| r.get(0))?;
             if n > 0 {
@@ -946,8 +965,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_resource(&self, r: Resource) -> Result<()> {
-        self.write(move |tx| {
+    async fn create_resource(&self, r: Resource, audit: &CloudEvent) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
             get_env(tx, &r.environment_id)?;
             let key = r.storage_key();
             let exists: bool =
@@ -1021,9 +1040,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_resource(&self, key: &str, patch: Patch, at: Timestamp) -> Result<Resource> {
+    async fn update_resource(
+        &self,
+        key: &str,
+        patch: Patch,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<Resource> {
         let key = key.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let mut r = get_resource(tx, &key)?;
             if let Some(n) = patch.display_name {
                 r.display_name = n;
@@ -1043,9 +1068,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_resource(&self, key: &str, crn: &str) -> Result<()> {
+    async fn delete_resource(&self, key: &str, crn: &str, audit: &CloudEvent) -> Result<()> {
         let (key, crn) = (key.to_owned(), crn.to_owned());
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let r = get_resource(tx, &key)?;
             delete_keys_where(tx, "resource_key = ?1", [&key])?;
             delete_bindings_where(tx, UNDER_CRN, [&crn])?;
@@ -1062,8 +1087,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_account(&self, a: Account) -> Result<()> {
-        self.write(move |tx| {
+    async fn create_account(&self, a: Account, audit: &CloudEvent) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
             check_account_names(tx, &a)?;
             insert_account(tx, &a)
         })
@@ -1089,9 +1114,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_account(&self, id: &str, patch: Patch, at: Timestamp) -> Result<Account> {
+    async fn update_account(
+        &self,
+        id: &str,
+        patch: Patch,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<Account> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let mut a = get_account(tx, &id)?;
             if let Some(n) = patch.display_name {
                 a.display_name = n;
@@ -1111,9 +1142,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_account(&self, id: &str) -> Result<()> {
+    async fn delete_account(&self, id: &str, audit: &CloudEvent) -> Result<()> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             get_account(tx, &id)?;
             let principal = Principal::user(id.clone()).to_string();
             let is_admin: bool = tx.query_row(
@@ -1133,8 +1164,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_api_key(&self, k: ApiKey, max_per_owner: u32) -> Result<()> {
-        self.write(move |tx| {
+    async fn create_api_key(
+        &self,
+        k: ApiKey,
+        max_per_owner: u32,
+        audit: &CloudEvent,
+    ) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
             get_account(tx, &k.owner_id)?;
             let n: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM api_keys WHERE owner_id = ?1",
@@ -1170,9 +1206,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_api_key(&self, id: &KeyId, patch: Patch, at: Timestamp) -> Result<ApiKey> {
+    async fn update_api_key(
+        &self,
+        id: &KeyId,
+        patch: Patch,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<ApiKey> {
         let id = id.as_str().to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let mut k = get_key(tx, &id)?;
             if let Some(n) = patch.display_name {
                 k.display_name = n;
@@ -1196,9 +1238,10 @@ impl Store for SqliteStore {
         id: &KeyId,
         disabled: bool,
         at: Timestamp,
+        audit: &CloudEvent,
     ) -> Result<ApiKey> {
         let id = id.as_str().to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let mut k = get_key(tx, &id)?;
             k.disabled = disabled;
             k.updated_at = at;
@@ -1212,9 +1255,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_api_key(&self, id: &KeyId) -> Result<()> {
+    async fn delete_api_key(&self, id: &KeyId, audit: &CloudEvent) -> Result<()> {
         let id = id.as_str().to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             if tx.execute("DELETE FROM api_keys WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound("API key", id));
             }
@@ -1245,10 +1288,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_role_binding(&self, rb: RoleBinding, cluster_id: Option<&str>) -> Result<()> {
+    async fn create_role_binding(
+        &self,
+        rb: RoleBinding,
+        cluster_id: Option<&str>,
+        audit: &CloudEvent,
+    ) -> Result<()> {
         let cluster = cluster_id.map(str::to_owned);
-        self.write(move |tx| insert_binding(tx, &rb, cluster.as_deref()))
-            .await
+        self.write(Some(audit.clone()), move |tx| {
+            insert_binding(tx, &rb, cluster.as_deref())
+        })
+        .await
     }
 
     async fn get_role_binding(&self, id: &str) -> Result<RoleBinding> {
@@ -1281,9 +1331,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_role_binding(&self, id: &str, cluster_id: Option<&str>) -> Result<()> {
+    async fn delete_role_binding(
+        &self,
+        id: &str,
+        cluster_id: Option<&str>,
+        audit: &CloudEvent,
+    ) -> Result<()> {
         let (id, cluster) = (id.to_owned(), cluster_id.map(str::to_owned));
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let role: Option<String> = tx
                 .query_row("SELECT role FROM role_bindings WHERE id = ?1", [&id], |r| {
                     r.get(0)
@@ -1302,9 +1357,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_acls(&self, cluster_id: &str, acls: Vec<Acl>) -> Result<()> {
+    async fn create_acls(
+        &self,
+        cluster_id: &str,
+        acls: Vec<Acl>,
+        audit: &CloudEvent,
+    ) -> Result<()> {
         let cluster = cluster_id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             {
                 let mut stmt = tx.prepare_cached(&format!(
                     "INSERT INTO acls ({ACL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -1336,9 +1396,14 @@ impl Store for SqliteStore {
         self.run(move |c| select_acls(c, &cluster, &f)).await
     }
 
-    async fn delete_acls(&self, cluster_id: &str, f: &AclFilter) -> Result<Vec<Acl>> {
+    async fn delete_acls(
+        &self,
+        cluster_id: &str,
+        f: &AclFilter,
+        audit: &CloudEvent,
+    ) -> Result<Vec<Acl>> {
         let (cluster, f) = (cluster_id.to_owned(), f.clone());
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let found = select_acls(tx, &cluster, &f)?;
             for a in &found {
                 tx.execute("DELETE FROM acls WHERE id = ?1", [&a.id])?;
@@ -1351,8 +1416,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_provider(&self, p: IdentityProvider) -> Result<()> {
-        self.write(move |tx| write_provider(tx, &p, true)).await
+    async fn create_provider(&self, p: IdentityProvider, audit: &CloudEvent) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| write_provider(tx, &p, true))
+            .await
     }
 
     async fn get_provider(&self, id: &str) -> Result<IdentityProvider> {
@@ -1377,9 +1443,10 @@ impl Store for SqliteStore {
         id: &str,
         patch: Patch,
         at: Timestamp,
+        audit: &CloudEvent,
     ) -> Result<IdentityProvider> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let mut p = get_provider(tx, &id)?;
             if let Some(v) = patch.display_name {
                 p.display_name = v;
@@ -1406,15 +1473,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_provider_jwks(&self, id: &str, jwks: String, at: Timestamp) -> Result<bool> {
+    async fn set_provider_jwks(
+        &self,
+        id: &str,
+        jwks: String,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<bool> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        let audit = audit.clone();
+        self.write(None, move |tx| {
             let mut p = get_provider(tx, &id)?;
             let changed = p.jwks != jwks;
             p.jwks_fetched_at = Some(at);
             if changed {
                 p.jwks = jwks;
                 write_provider(tx, &p, false)?;
+                insert_audit(tx, &audit)?;
             } else {
                 tx.execute(
                     "UPDATE identity_providers SET jwks_fetched_at = ?2 WHERE id = ?1",
@@ -1426,9 +1501,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_provider(&self, id: &str) -> Result<()> {
+    async fn delete_provider(&self, id: &str, audit: &CloudEvent) -> Result<()> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             get_provider(tx, &id)?;
             let pools: Vec<String> = query_all(
                 tx,
@@ -1446,8 +1521,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_pool(&self, p: IdentityPool) -> Result<()> {
-        self.write(move |tx| {
+    async fn create_pool(&self, p: IdentityPool, audit: &CloudEvent) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
             get_provider(tx, &p.provider_id)?;
             write_pool(tx, &p, true)
         })
@@ -1473,9 +1548,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_pool(&self, id: &str, patch: Patch, at: Timestamp) -> Result<IdentityPool> {
+    async fn update_pool(
+        &self,
+        id: &str,
+        patch: Patch,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<IdentityPool> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             let mut p = get_pool(tx, &id)?;
             if let Some(v) = patch.display_name {
                 p.display_name = v;
@@ -1499,9 +1580,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_pool(&self, id: &str) -> Result<()> {
+    async fn delete_pool(&self, id: &str, audit: &CloudEvent) -> Result<()> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Some(audit.clone()), move |tx| {
             get_pool(tx, &id)?;
             delete_pool_in(tx, &id)
         })
@@ -1520,8 +1601,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_signing_key(&self, k: SigningKey, retire_others: bool) -> Result<()> {
-        self.write(move |tx| {
+    async fn add_signing_key(
+        &self,
+        k: SigningKey,
+        retire_others: bool,
+        audit: &CloudEvent,
+    ) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
             if retire_others {
                 tx.execute(
                     "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
@@ -1538,17 +1624,190 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn retire_signing_keys(&self, before: Timestamp, at: Timestamp) -> Result<u32> {
-        self.write(move |tx| {
+    async fn retire_signing_keys(
+        &self,
+        before: Timestamp,
+        at: Timestamp,
+        audit: &CloudEvent,
+    ) -> Result<u32> {
+        let audit = audit.clone();
+        self.write(None, move |tx| {
             let n = tx.execute(
                 "UPDATE signing_keys SET retired_at = ?2 WHERE retired_at IS NULL AND created_at < ?1",
                 params![ts(before), ts(at)],
             )?;
             if n > 0 {
                 log(tx, Entity::SigningKey, "*", None)?;
+                insert_audit(tx, &audit)?;
             }
             Ok(n as u32)
         })
         .await
     }
+
+    async fn append_audit(&self, events: Vec<CloudEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let seq = self
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                for e in &events {
+                    insert_audit(&tx, e)?;
+                }
+                let seq = max_audit_seq(&tx)?;
+                tx.commit()?;
+                Ok(seq)
+            })
+            .await?;
+        publish(&self.audit_notify, seq);
+        Ok(())
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        let q = q.clone();
+        self.run(move |c| {
+            use rusqlite::types::Value as V;
+            let mut sql = String::from("SELECT seq, event FROM audit_events WHERE 1 = 1");
+            let mut args: Vec<V> = Vec::new();
+            // Appends a condition, numbering its `?` placeholders in order.
+            let mut cond = |part: &str, vals: Vec<V>| {
+                for (i, piece) in part.split('?').enumerate() {
+                    if i > 0 {
+                        sql.push_str(&format!("?{}", args.len() + i));
+                    }
+                    sql.push_str(piece);
+                }
+                args.extend(vals);
+            };
+            if let Some(a) = q.after {
+                cond(" AND seq > ?", vec![V::Integer(a)]);
+            }
+            if let Some(b) = q.before {
+                cond(" AND seq < ?", vec![V::Integer(b)]);
+            }
+            if let Some(t) = q.start_time {
+                cond(" AND time >= ?", vec![V::Integer(ts(t))]);
+            }
+            if let Some(t) = q.end_time {
+                cond(" AND time < ?", vec![V::Integer(ts(t))]);
+            }
+            if let Some(p) = q.principal {
+                cond(" AND principal = ?", vec![V::Text(p)]);
+            }
+            if let Some(m) = q.method {
+                cond(" AND method = ?", vec![V::Text(m)]);
+            }
+            if let Some(r) = q.resource {
+                match r.strip_suffix('*') {
+                    Some(prefix) => cond(
+                        " AND substr(resource, 1, ?) = ?",
+                        vec![
+                            V::Integer(prefix.chars().count() as i64),
+                            V::Text(prefix.to_owned()),
+                        ],
+                    ),
+                    None => cond(" AND resource = ?", vec![V::Text(r)]),
+                }
+            }
+            if let Some(g) = q.granted {
+                cond(" AND granted = ?", vec![V::Integer(i64::from(g))]);
+            }
+            if let Some(i) = q.identifier {
+                cond(" AND identifier = ?", vec![V::Text(i)]);
+            }
+            let order = if q.descending { "DESC" } else { "ASC" };
+            let limit = q.limit.clamp(1, 1000);
+            let sql = format!("{sql} ORDER BY seq {order} LIMIT {limit}");
+            query_all(c, &sql, rusqlite::params_from_iter(args), |r| {
+                let json: String = r.get(1)?;
+                Ok(AuditRow {
+                    seq: r.get(0)?,
+                    event: CloudEvent::from_json(&json).map_err(|e| corrupt(e.to_string()))?,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn audit_cursor(&self, sink: &str) -> Result<i64> {
+        let sink = sink.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT seq FROM audit_cursors WHERE sink = ?1",
+                [&sink],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_audit_cursor(&self, sink: &str, seq: i64) -> Result<()> {
+        let sink = sink.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO audit_cursors (sink, seq) VALUES (?1, ?2) \
+                 ON CONFLICT (sink) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                params![sink, seq],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn prune_audit(&self, before: Timestamp, sinks: &[String]) -> Result<u64> {
+        let sinks = sinks.to_vec();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut limit = i64::MAX;
+            for s in &sinks {
+                let seq: i64 = tx
+                    .query_row("SELECT seq FROM audit_cursors WHERE sink = ?1", [s], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .unwrap_or(0);
+                limit = limit.min(seq);
+            }
+            let n = tx.execute(
+                "DELETE FROM audit_events WHERE time < ?1 AND seq <= ?2",
+                params![ts(before), limit],
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    fn subscribe_audit(&self) -> watch::Receiver<i64> {
+        self.audit_notify.subscribe()
+    }
+}
+
+fn insert_audit(tx: &Connection, e: &CloudEvent) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO audit_events (id, time, type, source, principal, method, resource, granted, identifier, event) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        e.id,
+        ts(e.time),
+        e.kind,
+        e.source,
+        e.principal(),
+        e.data.method_name,
+        e.data.resource_name,
+        e.granted(),
+        e.identifier(),
+        e.to_json()
+    ])?;
+    Ok(())
+}
+
+fn max_audit_seq(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_events", [], |r| {
+        r.get(0)
+    })
 }

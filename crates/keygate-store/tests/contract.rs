@@ -12,8 +12,40 @@ use keygate_core::{
     Role,
 };
 use keygate_store::{
-    AclFilter, BindingFilter, Bootstrap, Entity, KeyFilter, Patch, SqliteStore, Store, StoreError,
+    AclFilter, AuditQuery, BindingFilter, Bootstrap, CloudEvent, Entity, KeyFilter, Patch,
+    SqliteStore, Store, StoreError,
 };
+
+/// A change's audit record (its content does not matter to these tests).
+fn ev() -> CloudEvent {
+    rec("Change", "User:u-admin", "crn://k/organization=o", None)
+}
+
+fn rec(method: &str, principal: &str, resource: &str, granted: Option<bool>) -> CloudEvent {
+    let mut e = CloudEvent::new(
+        keygate_audit::types::IAM_REQUEST,
+        "crn://k/organization=o",
+        "keygate.iam",
+        method,
+        resource,
+        Utc::now(),
+    )
+    .who(
+        Some(principal.into()),
+        Some("HTTP_BASIC"),
+        Some("KEY1".into()),
+    );
+    if let Some(g) = granted {
+        e = e.authorization(keygate_audit::AuthorizationInfo {
+            granted: g,
+            operation: "WRITE".into(),
+            resource_type: "Topic".into(),
+            resource_name: resource.into(),
+            ..Default::default()
+        });
+    }
+    e
+}
 
 fn account(id: &str, kind: AccountKind, name: &str) -> Account {
     let now = Utc::now();
@@ -90,9 +122,15 @@ async fn story(store: &dyn Store) {
         key: key("AAAAAAAAAAAAAAAA", "u-admin", KeyScope::Cloud),
     };
     let mut rx = store.subscribe();
-    assert!(store.bootstrap(boot.clone()).await.expect("bootstrap"));
+    assert!(store
+        .bootstrap(boot.clone(), &ev())
+        .await
+        .expect("bootstrap"));
     assert!(
-        !store.bootstrap(boot).await.expect("second bootstrap"),
+        !store
+            .bootstrap(boot, &ev())
+            .await
+            .expect("second bootstrap"),
         "bootstrap is once"
     );
     assert!(
@@ -109,13 +147,16 @@ async fn story(store: &dyn Store) {
         created_at: now,
         updated_at: now,
     };
-    store.create_environment(env.clone()).await.expect("env");
+    store
+        .create_environment(env.clone(), &ev())
+        .await
+        .expect("env");
     let same_id = Environment {
         display_name: "other".into(),
         ..env.clone()
     };
     assert!(matches!(
-        store.create_environment(same_id).await,
+        store.create_environment(same_id, &ev()).await,
         Err(StoreError::IdCollision)
     ));
     let dup = Environment {
@@ -123,7 +164,7 @@ async fn story(store: &dyn Store) {
         ..env.clone()
     };
     assert!(matches!(
-        store.create_environment(dup).await,
+        store.create_environment(dup, &ev()).await,
         Err(StoreError::Conflict(_))
     ));
     let e = store
@@ -134,6 +175,7 @@ async fn story(store: &dyn Store) {
                 ..Patch::default()
             },
             now,
+            &ev(),
         )
         .await
         .expect("update");
@@ -151,7 +193,10 @@ async fn story(store: &dyn Store) {
         updated_at: now,
         gateway_slot: None,
     };
-    store.create_resource(lkc.clone()).await.expect("lkc");
+    store
+        .create_resource(lkc.clone(), &ev())
+        .await
+        .expect("lkc");
     // Kafka clusters get the smallest free gateway slot and keep it: deleting one
     // never moves another, and a freed slot is reused.
     let lkc_b = Resource {
@@ -162,8 +207,14 @@ async fn story(store: &dyn Store) {
         id: "lkc-c".into(),
         ..lkc.clone()
     };
-    store.create_resource(lkc_b.clone()).await.expect("lkc-b");
-    store.create_resource(lkc_c.clone()).await.expect("lkc-c");
+    store
+        .create_resource(lkc_b.clone(), &ev())
+        .await
+        .expect("lkc-b");
+    store
+        .create_resource(lkc_c.clone(), &ev())
+        .await
+        .expect("lkc-c");
     let slot = |r: Resource| r.gateway_slot;
     assert_eq!(
         slot(store.get_resource("lkc-1").await.expect("get")),
@@ -181,6 +232,7 @@ async fn story(store: &dyn Store) {
         .delete_resource(
             "lkc-b",
             "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-b",
+            &ev(),
         )
         .await
         .expect("delete");
@@ -193,7 +245,7 @@ async fn story(store: &dyn Store) {
         id: "lkc-d".into(),
         ..lkc.clone()
     };
-    store.create_resource(lkc_d).await.expect("lkc-d");
+    store.create_resource(lkc_d, &ev()).await.expect("lkc-d");
     assert_eq!(
         slot(store.get_resource("lkc-d").await.expect("get")),
         Some(1),
@@ -203,6 +255,7 @@ async fn story(store: &dyn Store) {
         .delete_resource(
             "lkc-c",
             "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-c",
+            &ev(),
         )
         .await
         .expect("delete");
@@ -210,6 +263,7 @@ async fn story(store: &dyn Store) {
         .delete_resource(
             "lkc-d",
             "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-d",
+            &ev(),
         )
         .await
         .expect("delete");
@@ -219,18 +273,24 @@ async fn story(store: &dyn Store) {
         upstream: "http://f".into(),
         ..lkc.clone()
     };
-    store.create_resource(flink.clone()).await.expect("flink");
+    store
+        .create_resource(flink.clone(), &ev())
+        .await
+        .expect("flink");
     assert!(matches!(
-        store.create_resource(flink.clone()).await,
+        store.create_resource(flink.clone(), &ev()).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .create_resource(Resource {
-                environment_id: "env-none".into(),
-                id: "lkc-2".into(),
-                ..lkc.clone()
-            })
+            .create_resource(
+                Resource {
+                    environment_id: "env-none".into(),
+                    id: "lkc-2".into(),
+                    ..lkc.clone()
+                },
+                &ev()
+            )
             .await,
         Err(StoreError::NotFound(..))
     ));
@@ -262,30 +322,44 @@ async fn story(store: &dyn Store) {
                 ..Patch::default()
             },
             now,
+            &ev(),
         )
         .await
         .expect("update");
     assert_eq!(r.upstream, "b:9092");
     assert!(matches!(
         store
-            .delete_environment("env-1", &org_crn.child("environment", "env-1").to_string())
+            .delete_environment(
+                "env-1",
+                &org_crn.child("environment", "env-1").to_string(),
+                &ev()
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
 
     // Accounts.
     store
-        .create_account(account("sa-1", AccountKind::ServiceAccount, "orders"))
+        .create_account(
+            account("sa-1", AccountKind::ServiceAccount, "orders"),
+            &ev(),
+        )
         .await
         .expect("sa");
     assert!(matches!(
         store
-            .create_account(account("sa-2", AccountKind::ServiceAccount, "orders"))
+            .create_account(
+                account("sa-2", AccountKind::ServiceAccount, "orders"),
+                &ev()
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .create_account(account("sa-2", AccountKind::ServiceAccount, "billing"))
+        .create_account(
+            account("sa-2", AccountKind::ServiceAccount, "billing"),
+            &ev(),
+        )
         .await
         .expect("sa2");
     assert!(matches!(
@@ -296,7 +370,8 @@ async fn story(store: &dyn Store) {
                     display_name: Some("orders".into()),
                     ..Patch::default()
                 },
-                now
+                now,
+                &ev()
             )
             .await,
         Err(StoreError::Conflict(_))
@@ -325,22 +400,26 @@ async fn story(store: &dyn Store) {
         environment_id: "env-1".into(),
     };
     store
-        .create_api_key(key("BBBBBBBBBBBBBBBB", "sa-1", lkc_scope.clone()), 2)
+        .create_api_key(key("BBBBBBBBBBBBBBBB", "sa-1", lkc_scope.clone()), 2, &ev())
         .await
         .expect("key");
     store
-        .create_api_key(key("CCCCCCCCCCCCCCCC", "sa-1", KeyScope::Cloud), 2)
+        .create_api_key(key("CCCCCCCCCCCCCCCC", "sa-1", KeyScope::Cloud), 2, &ev())
         .await
         .expect("key");
     assert!(matches!(
         store
-            .create_api_key(key("DDDDDDDDDDDDDDDD", "sa-1", KeyScope::Cloud), 2)
+            .create_api_key(key("DDDDDDDDDDDDDDDD", "sa-1", KeyScope::Cloud), 2, &ev())
             .await,
         Err(StoreError::QuotaExceeded(2))
     ));
     assert!(matches!(
         store
-            .create_api_key(key("EEEEEEEEEEEEEEEE", "sa-none", KeyScope::Cloud), 2)
+            .create_api_key(
+                key("EEEEEEEEEEEEEEEE", "sa-none", KeyScope::Cloud),
+                2,
+                &ev()
+            )
             .await,
         Err(StoreError::NotFound(..))
     ));
@@ -366,7 +445,7 @@ async fn story(store: &dyn Store) {
     );
     assert!(
         store
-            .set_api_key_disabled(&b, true, now)
+            .set_api_key_disabled(&b, true, now, &ev())
             .await
             .expect("disable")
             .disabled
@@ -379,7 +458,8 @@ async fn story(store: &dyn Store) {
                     description: Some("d".into()),
                     ..Patch::default()
                 },
-                now
+                now,
+                &ev()
             )
             .await
             .expect("update")
@@ -398,7 +478,7 @@ async fn story(store: &dyn Store) {
     };
     let before = store.changes_since(0, 10_000).await.expect("changes").len();
     store
-        .create_role_binding(rb.clone(), Some("lkc-1"))
+        .create_role_binding(rb.clone(), Some("lkc-1"), &ev())
         .await
         .expect("rb");
     assert!(matches!(
@@ -408,7 +488,8 @@ async fn story(store: &dyn Store) {
                     id: "rb-9".into(),
                     ..rb.clone()
                 },
-                Some("lkc-1")
+                Some("lkc-1"),
+                &ev()
             )
             .await,
         Err(StoreError::Conflict(_))
@@ -468,7 +549,7 @@ async fn story(store: &dyn Store) {
         },
     ];
     store
-        .create_acls("lkc-1", acls.clone())
+        .create_acls("lkc-1", acls.clone(), &ev())
         .await
         .expect("acls");
     let again = vec![Acl {
@@ -476,7 +557,7 @@ async fn story(store: &dyn Store) {
         ..acls[0].clone()
     }];
     store
-        .create_acls("lkc-1", again)
+        .create_acls("lkc-1", again, &ev())
         .await
         .expect("identical ACL is accepted");
     assert_eq!(
@@ -492,12 +573,15 @@ async fn story(store: &dyn Store) {
         operation: Some(Operation::Write),
         ..AclFilter::default()
     };
-    let deleted = store.delete_acls("lkc-1", &f).await.expect("delete");
+    let deleted = store.delete_acls("lkc-1", &f, &ev()).await.expect("delete");
     assert_eq!(deleted.len(), 1);
     assert_eq!(deleted[0].binding.operation, Operation::Write);
 
     // Deleting an account cascades; the last OrganizationAdmin stays.
-    store.delete_account("sa-1").await.expect("delete sa");
+    store
+        .delete_account("sa-1", &ev())
+        .await
+        .expect("delete sa");
     assert!(matches!(
         store.get_api_key(&b).await,
         Err(StoreError::NotFound(..))
@@ -513,23 +597,24 @@ async fn story(store: &dyn Store) {
         .expect("list")
         .is_empty());
     assert!(matches!(
-        store.delete_account("u-admin").await,
+        store.delete_account("u-admin", &ev()).await,
         Err(StoreError::LastOrgAdmin)
     ));
     assert!(matches!(
-        store.delete_role_binding("rb-admin", None).await,
+        store.delete_role_binding("rb-admin", None, &ev()).await,
         Err(StoreError::LastOrgAdmin)
     ));
 
     // Deleting a resource takes its keys, ACLs and bindings; then the environment can go.
     store
-        .create_api_key(key("FFFFFFFFFFFFFFFF", "sa-2", lkc_scope), 5)
+        .create_api_key(key("FFFFFFFFFFFFFFFF", "sa-2", lkc_scope), 5, &ev())
         .await
         .expect("key");
     store
         .delete_resource(
             "lkc-1",
             "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1",
+            &ev(),
         )
         .await
         .expect("delete lkc");
@@ -543,6 +628,7 @@ async fn story(store: &dyn Store) {
         .delete_resource(
             &flink.storage_key(),
             "crn://keygate/organization=org-1/environment=env-1/flink-region=aws.us-east-1",
+            &ev(),
         )
         .await
         .expect("delete flink");
@@ -550,6 +636,7 @@ async fn story(store: &dyn Store) {
         .delete_environment(
             "env-1",
             "crn://keygate/organization=org-1/environment=env-1",
+            &ev(),
         )
         .await
         .expect("delete env");
@@ -678,7 +765,7 @@ async fn oauth_story(store: &dyn Store) {
         updated_at: now,
     };
     store
-        .create_provider(provider("op-1", "corp", "https://idp.example"))
+        .create_provider(provider("op-1", "corp", "https://idp.example"), &ev())
         .await
         .expect("provider");
     for dup in [
@@ -686,20 +773,24 @@ async fn oauth_story(store: &dyn Store) {
         provider("op-2", "other", "https://idp.example"),
     ] {
         assert!(matches!(
-            store.create_provider(dup).await,
+            store.create_provider(dup, &ev()).await,
             Err(StoreError::Conflict(_))
         ));
     }
     store
-        .create_pool(pool("pool-1", "op-1", "payments"))
+        .create_pool(pool("pool-1", "op-1", "payments"), &ev())
         .await
         .expect("pool");
     assert!(matches!(
-        store.create_pool(pool("pool-2", "op-1", "payments")).await,
+        store
+            .create_pool(pool("pool-2", "op-1", "payments"), &ev())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.create_pool(pool("pool-3", "op-nope", "x")).await,
+        store
+            .create_pool(pool("pool-3", "op-nope", "x"), &ev())
+            .await,
         Err(StoreError::NotFound(..))
     ));
     let p = store
@@ -711,6 +802,7 @@ async fn oauth_story(store: &dyn Store) {
                 ..Patch::default()
             },
             Utc::now(),
+            &ev(),
         )
         .await
         .expect("update pool");
@@ -718,12 +810,12 @@ async fn oauth_story(store: &dyn Store) {
     // Fetched keys: a change only when they differ.
     let seq = |s: Vec<keygate_store::Change>| s.last().map(|c| c.seq).unwrap_or(0);
     assert!(store
-        .set_provider_jwks("op-1", r#"{"keys":[]}"#.into(), Utc::now())
+        .set_provider_jwks("op-1", r#"{"keys":[]}"#.into(), Utc::now(), &ev())
         .await
         .expect("jwks"));
     let before = seq(store.changes_since(0, 100_000).await.expect("changes"));
     assert!(!store
-        .set_provider_jwks("op-1", r#"{"keys":[]}"#.into(), Utc::now())
+        .set_provider_jwks("op-1", r#"{"keys":[]}"#.into(), Utc::now(), &ev())
         .await
         .expect("jwks"));
     assert_eq!(
@@ -745,9 +837,12 @@ async fn oauth_story(store: &dyn Store) {
         crn_pattern: CrnPattern::parse("crn://keygate/organization=org-1").expect("crn"),
         created_at: now,
     };
-    store.create_role_binding(rb, None).await.expect("binding");
     store
-        .delete_provider("op-1")
+        .create_role_binding(rb, None, &ev())
+        .await
+        .expect("binding");
+    store
+        .delete_provider("op-1", &ev())
         .await
         .expect("delete provider");
     assert!(matches!(
@@ -774,11 +869,11 @@ async fn oauth_story(store: &dyn Store) {
         retired_at: None,
     };
     store
-        .add_signing_key(k("kgk-1", 0), false)
+        .add_signing_key(k("kgk-1", 0), false, &ev())
         .await
         .expect("k1");
     store
-        .add_signing_key(k("kgk-2", 10), false)
+        .add_signing_key(k("kgk-2", 10), false, &ev())
         .await
         .expect("k2");
     let live = |ks: Vec<SigningKey>| -> Vec<String> {
@@ -792,7 +887,7 @@ async fn oauth_story(store: &dyn Store) {
         ["kgk-1", "kgk-2"]
     );
     let n = store
-        .retire_signing_keys(now + chrono::Duration::seconds(10), Utc::now())
+        .retire_signing_keys(now + chrono::Duration::seconds(10), Utc::now(), &ev())
         .await
         .expect("retire");
     assert_eq!(n, 1);
@@ -801,7 +896,7 @@ async fn oauth_story(store: &dyn Store) {
         ["kgk-2"]
     );
     store
-        .add_signing_key(k("kgk-3", 20), true)
+        .add_signing_key(k("kgk-3", 20), true, &ev())
         .await
         .expect("k3");
     assert_eq!(
@@ -818,4 +913,229 @@ async fn sqlite_oauth_entities() {
     oauth_story(&SqliteStore::open_in_memory().expect("open")).await;
     let dir = tempfile::tempdir().expect("tempdir");
     oauth_story(&SqliteStore::open(&dir.path().join("o.db")).expect("open")).await;
+}
+
+/// Changes and their records commit together; queries filter and page; sinks' cursors
+/// hold back retention.
+async fn audit_story(store: &dyn Store) {
+    let all = |q: AuditQuery| async move {
+        store
+            .query_audit(&AuditQuery { limit: 1000, ..q })
+            .await
+            .expect("query")
+    };
+    let now = Utc::now();
+    let env = |id: &str, name: &str| Environment {
+        id: id.into(),
+        display_name: name.into(),
+        created_at: now,
+        updated_at: now,
+    };
+    let ticks = store.subscribe_audit();
+    let first = rec(
+        "CreateEnvironment",
+        "User:u-a",
+        "crn://k/organization=o/environment=env-1",
+        Some(true),
+    );
+    store
+        .create_environment(env("env-1", "prod"), &first)
+        .await
+        .expect("create");
+    assert!(
+        ticks.has_changed().unwrap_or(false),
+        "appending ticks the watch"
+    );
+    // A change that fails leaves no record.
+    let dup = rec(
+        "CreateEnvironment",
+        "User:u-a",
+        "crn://k/organization=o/environment=env-2",
+        Some(true),
+    );
+    assert!(matches!(
+        store.create_environment(env("env-2", "prod"), &dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let rows = all(AuditQuery::default()).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].event, first, "stored as written");
+
+    store
+        .append_audit(vec![
+            rec(
+                "kafka.Authentication",
+                "User:sa-1",
+                "crn://k/organization=o/kafka=lkc-1",
+                None,
+            ),
+            rec(
+                "kafka.Produce",
+                "User:sa-1",
+                "crn://k/organization=o/kafka=lkc-1/topic=orders",
+                Some(false),
+            ),
+            rec(
+                "kafka.Produce",
+                "User:sa-2",
+                "crn://k/organization=o/kafka=lkc-1/topic=payments",
+                Some(true),
+            ),
+        ])
+        .await
+        .expect("append");
+    let rows = all(AuditQuery::default()).await;
+    assert_eq!(rows.len(), 4);
+    assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+    let methods = |rows: Vec<keygate_store::AuditRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.event.data.method_name).collect()
+    };
+    assert_eq!(
+        methods(
+            all(AuditQuery {
+                principal: Some("User:sa-1".into()),
+                ..Default::default()
+            })
+            .await
+        ),
+        ["kafka.Authentication", "kafka.Produce"]
+    );
+    assert_eq!(
+        methods(
+            all(AuditQuery {
+                granted: Some(false),
+                ..Default::default()
+            })
+            .await
+        ),
+        ["kafka.Produce"]
+    );
+    assert_eq!(
+        all(AuditQuery {
+            method: Some("kafka.Produce".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        all(AuditQuery {
+            resource: Some("crn://k/organization=o/kafka=lkc-1*".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        all(AuditQuery {
+            resource: Some("crn://k/organization=o/kafka=lkc-1".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(
+        all(AuditQuery {
+            identifier: Some("KEY1".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        4
+    );
+    assert!(all(AuditQuery {
+        identifier: Some("KEY2".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    assert!(all(AuditQuery {
+        start_time: Some(Utc::now() + chrono::Duration::seconds(5)),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    assert_eq!(
+        all(AuditQuery {
+            end_time: Some(Utc::now() + chrono::Duration::seconds(5)),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        4
+    );
+    // Paging both ways.
+    let page1 = store
+        .query_audit(&AuditQuery {
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!(page1.len(), 3);
+    let page2 = all(AuditQuery {
+        after: Some(page1[2].seq),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page2.len(), 1);
+    let newest = store
+        .query_audit(&AuditQuery {
+            limit: 2,
+            descending: true,
+            ..Default::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!(newest[0].seq, page2[0].seq);
+    let older = all(AuditQuery {
+        before: Some(newest[1].seq),
+        descending: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(older.len(), 2);
+
+    // Cursors only move forwards; retention keeps what a sink has not delivered.
+    assert_eq!(store.audit_cursor("kafka").await.expect("cursor"), 0);
+    store
+        .set_audit_cursor("kafka", page1[1].seq)
+        .await
+        .expect("set");
+    store
+        .set_audit_cursor("kafka", page1[0].seq)
+        .await
+        .expect("set");
+    assert_eq!(
+        store.audit_cursor("kafka").await.expect("cursor"),
+        page1[1].seq
+    );
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    let pruned = store
+        .prune_audit(later, &["kafka".into(), "file".into()])
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 0, "the file sink has delivered nothing");
+    let pruned = store
+        .prune_audit(later, &["kafka".into()])
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 2, "only what the Kafka sink has");
+    assert_eq!(all(AuditQuery::default()).await.len(), 2);
+    let pruned = store
+        .prune_audit(now - chrono::Duration::days(1), &[])
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 0, "nothing is old enough");
+    assert_eq!(store.prune_audit(later, &[]).await.expect("prune"), 2);
+}
+
+#[tokio::test]
+async fn sqlite_audit_log() {
+    audit_story(&SqliteStore::open_in_memory().expect("open")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    audit_story(&SqliteStore::open(&dir.path().join("a.db")).expect("open")).await;
 }
