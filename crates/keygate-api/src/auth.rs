@@ -44,12 +44,29 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let client_address = crate::audit::peer(&parts.extensions);
+        let done = |parts: &Parts, mut caller: Caller| {
+            caller.client_address = client_address.clone();
+            if let Some(slot) = parts.extensions.get::<crate::audit::CallerSlot>() {
+                if let Ok(mut s) = slot.0.lock() {
+                    *s = Some(caller.clone());
+                }
+            }
+            Ok(Authed(caller))
+        };
         if let Some(token) = bearer_token(parts) {
             return match state.iam.authenticate_bearer(token).await {
-                Ok(caller) => Ok(Authed(caller)),
+                Ok(caller) => done(parts, caller),
                 Err(e) => {
-                    // Which check failed is logged; the token never is.
+                    // Which check failed is logged and audited; the token never is.
                     tracing::info!(reason = %e, "REST bearer authentication failed");
+                    crate::audit::failed_authentication(
+                        state,
+                        parts,
+                        "HTTP_BEARER",
+                        None,
+                        &e.to_string(),
+                    );
                     tokio::time::sleep(state.cfg.auth_failure_delay).await;
                     Err(ApiError::unauthenticated())
                 }
@@ -67,7 +84,7 @@ impl FromRequestParts<AppState> for Authed {
                 if let Some(k) = &caller.key_id {
                     state.usage.record(*k);
                 }
-                Ok(Authed(caller))
+                done(parts, caller)
             }
             Err((key, reason)) => {
                 // The key id is not secret; the secret never leaves this function.
@@ -75,6 +92,15 @@ impl FromRequestParts<AppState> for Authed {
                     key = key.as_deref().unwrap_or("-"),
                     reason,
                     "REST authentication failed"
+                );
+                // Only an id-shaped username is recorded: a client that put its
+                // secret in the wrong field must not get it into the audit log.
+                crate::audit::failed_authentication(
+                    state,
+                    parts,
+                    "HTTP_BASIC",
+                    key.filter(|k| keygate_core::KeyId::parse(k).is_some()),
+                    reason,
                 );
                 tokio::time::sleep(state.cfg.auth_failure_delay).await;
                 Err(ApiError::unauthenticated())

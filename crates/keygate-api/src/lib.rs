@@ -7,6 +7,7 @@
 //! The OpenAPI document is generated from the handlers' annotations.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod handlers;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub usage: Arc<UsageRecorder>,
     /// Settings.
     pub cfg: Arc<ApiConfig>,
+    /// Where failed authentications and denied calls are recorded.
+    pub auditor: keygate_audit::Auditor,
 }
 
 #[derive(OpenApi)]
@@ -76,6 +79,7 @@ pub struct AppState {
         oauth::list_providers, oauth::create_provider, oauth::get_provider, oauth::update_provider, oauth::delete_provider, oauth::refresh_provider_jwks,
         oauth::list_pools, oauth::create_pool, oauth::get_pool, oauth::update_pool, oauth::delete_pool,
         oauth::token_exchange, oauth::jwks, oauth::rotate_signing_key,
+        audit::list_events,
     ),
     modifiers(&BasicAuth)
 )]
@@ -281,7 +285,8 @@ pub fn router(state: AppState) -> Router {
             "/sts/v1/signing-keys:rotate",
             post(oauth::rotate_signing_key),
         )
-        .route("/.well-known/jwks.json", get(oauth::jwks));
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route("/audit/v1/events", get(audit::list_events));
     for kind in ResourceKind::ALL {
         r = r.merge(resource_routes(kind));
     }
@@ -295,6 +300,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(error::MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_denials,
+        ))
         .layer(middleware::from_fn(log_requests))
         .with_state(state)
 }

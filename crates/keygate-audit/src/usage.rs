@@ -47,6 +47,8 @@ pub struct Counts {
 pub struct Subject {
     /// The cluster's CRN (the records' source).
     pub cluster_crn: Arc<str>,
+    /// Prefix of its resources' CRNs (`…/cloud-cluster=lkc-…/kafka=lkc-…`).
+    pub resource_base: Arc<str>,
     /// `User:sa-…` (the first principal of the connection).
     pub principal: Arc<str>,
     /// `SASL_PLAIN` or `SASL_OAUTHBEARER`.
@@ -150,7 +152,7 @@ impl Totals {
         entries
             .into_iter()
             .map(|((s, t, topic), c)| {
-                let resource = format!("{}/topic={topic}", s.cluster_crn);
+                let resource = format!("{}/topic={topic}", s.resource_base);
                 CloudEvent::new(
                     types::KAFKA_REQUEST_SUMMARY,
                     s.cluster_crn.as_ref(),
@@ -189,7 +191,8 @@ mod tests {
 
     fn subject(p: &str) -> Subject {
         Subject {
-            cluster_crn: "crn://k/organization=o/kafka=lkc-1".into(),
+            cluster_crn: "crn://k/organization=o/cloud-cluster=lkc-1".into(),
+            resource_base: "crn://k/organization=o/cloud-cluster=lkc-1/kafka=lkc-1".into(),
             principal: p.into(),
             mechanism: "SASL_PLAIN",
             identifier: "KEY".into(),
@@ -219,7 +222,7 @@ mod tests {
         assert_eq!((s.requests, s.bytes), (3, 151));
         assert_eq!(
             produce.data.resource_name,
-            "crn://k/organization=o/kafka=lkc-1/topic=orders"
+            "crn://k/organization=o/cloud-cluster=lkc-1/kafka=lkc-1/topic=orders"
         );
         assert_eq!(produce.granted(), Some(true));
         assert!(t.close(Utc::now()).is_empty(), "a new window starts empty");

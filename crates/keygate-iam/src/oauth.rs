@@ -265,7 +265,13 @@ impl Iam {
                 updated_at: now,
             };
             let store = self.store.clone();
-            async move { store.create_provider(p.clone()).await.map(|_| p) }
+            let rec = self.change(
+                c,
+                "CreateIdentityProvider",
+                "IdentityProvider",
+                self.provider_crn(&p.id).to_string(),
+            );
+            async move { store.create_provider(p.clone(), &rec).await.map(|_| p) }
         })
         .await?;
         self.settle().await;
@@ -307,7 +313,15 @@ impl Iam {
         self.store.get_provider(id).await?;
         self.require_identity_admin(c, "manage identity providers")?;
         let uri_changed = patch.jwks_uri.is_some();
-        self.store.update_provider(id, patch, Utc::now()).await?;
+        let rec = self.change(
+            c,
+            "UpdateIdentityProvider",
+            "IdentityProvider",
+            self.provider_crn(id).to_string(),
+        );
+        self.store
+            .update_provider(id, patch, Utc::now(), &rec)
+            .await?;
         if uri_changed {
             self.refresh_jwks(id).await?;
         }
@@ -319,7 +333,13 @@ impl Iam {
     pub async fn delete_provider(&self, c: &Caller, id: &str) -> Result<()> {
         self.store.get_provider(id).await?;
         self.require_identity_admin(c, "manage identity providers")?;
-        self.store.delete_provider(id).await?;
+        let rec = self.change(
+            c,
+            "DeleteIdentityProvider",
+            "IdentityProvider",
+            self.provider_crn(id).to_string(),
+        );
+        self.store.delete_provider(id, &rec).await?;
         self.settle().await;
         Ok(())
     }
@@ -347,7 +367,22 @@ impl Iam {
             Ok(set) => {
                 let changed = self
                     .store
-                    .set_provider_jwks(id, set.to_document().to_string(), Utc::now())
+                    .set_provider_jwks(
+                        id,
+                        set.to_document().to_string(),
+                        Utc::now(),
+                        &self
+                            .change_by(
+                                None,
+                                "RefreshIdentityProviderKeys",
+                                "IdentityProvider",
+                                self.provider_crn(id).to_string(),
+                            )
+                            .result(
+                                keygate_audit::status::SUCCESS,
+                                Some(format!("{} signing keys", set.keys.len())),
+                            ),
+                    )
                     .await?;
                 if changed {
                     tracing::info!(provider = %id, keys = set.keys.len(), "identity provider keys refreshed");
@@ -425,7 +460,13 @@ impl Iam {
                 updated_at: now,
             };
             let store = self.store.clone();
-            async move { store.create_pool(p.clone()).await.map(|_| p) }
+            let rec = self.change(
+                c,
+                "CreateIdentityPool",
+                "IdentityPool",
+                self.identity_pool_crn(provider_id, &p.id),
+            );
+            async move { store.create_pool(p.clone(), &rec).await.map(|_| p) }
         })
         .await?;
         self.settle().await;
@@ -469,7 +510,13 @@ impl Iam {
         let p = self.store.get_pool(id).await?;
         Self::pool_in(provider_id, &p)?;
         self.require_identity_admin(c, "manage identity pools")?;
-        let p = self.store.update_pool(id, patch, Utc::now()).await?;
+        let rec = self.change(
+            c,
+            "UpdateIdentityPool",
+            "IdentityPool",
+            self.identity_pool_crn(provider_id, id),
+        );
+        let p = self.store.update_pool(id, patch, Utc::now(), &rec).await?;
         self.settle().await;
         Ok(p)
     }
@@ -479,7 +526,13 @@ impl Iam {
         let p = self.store.get_pool(id).await?;
         Self::pool_in(provider_id, &p)?;
         self.require_identity_admin(c, "manage identity pools")?;
-        self.store.delete_pool(id).await?;
+        let rec = self.change(
+            c,
+            "DeleteIdentityPool",
+            "IdentityPool",
+            self.identity_pool_crn(provider_id, id),
+        );
+        self.store.delete_pool(id, &rec).await?;
         self.settle().await;
         Ok(())
     }
@@ -548,6 +601,8 @@ impl Iam {
             principal: Principal::user(pool.clone()),
             account_id: pool,
             key_id: None,
+            mechanism: "HTTP_BEARER",
+            client_address: None,
         })
     }
 
@@ -628,11 +683,17 @@ impl Iam {
             .unwrap_or(chrono::Duration::days(1));
         let newest = live.iter().map(|k| k.created_at).max();
         if newest.is_none_or(|t| now - t >= rotation) {
-            self.add_signing_key(false).await?;
+            self.add_signing_key(None, false).await?;
         } else if let Some(newest) = newest {
             let grace = chrono::Duration::seconds(MAX_STS_LIFETIME_SECS + 60);
             if now - newest > grace {
-                let n = self.store.retire_signing_keys(newest, now).await?;
+                let rec = self.change_by(
+                    None,
+                    "RetireSigningKeys",
+                    "SigningKey",
+                    self.org_crn().child("sts-signing-key", "*").to_string(),
+                );
+                let n = self.store.retire_signing_keys(newest, now, &rec).await?;
                 if n > 0 {
                     tracing::info!(retired = n, "superseded STS signing keys retired");
                 }
@@ -642,7 +703,7 @@ impl Iam {
         Ok(())
     }
 
-    async fn add_signing_key(&self, retire_others: bool) -> Result<String> {
+    async fn add_signing_key(&self, by: Option<&Caller>, retire_others: bool) -> Result<String> {
         let mut raw = [0u8; 8];
         OsRng.fill_bytes(&mut raw);
         let kid = format!(
@@ -657,6 +718,17 @@ impl Iam {
                     retired_at: None,
                 },
                 retire_others,
+                &self
+                    .change_by(
+                        by,
+                        "RotateSigningKey",
+                        "SigningKey",
+                        self.org_crn().child("sts-signing-key", &kid).to_string(),
+                    )
+                    .result(
+                        keygate_audit::status::SUCCESS,
+                        retire_others.then(|| "every earlier key retired".to_owned()),
+                    ),
             )
             .await?;
         tracing::info!(kid = %kid, retire_others, "new STS signing key");
@@ -672,7 +744,7 @@ impl Iam {
             &self.org_crn(),
             "rotate the token signing key",
         )?;
-        let kid = self.add_signing_key(retire_previous).await?;
+        let kid = self.add_signing_key(Some(c), retire_previous).await?;
         self.settle().await;
         Ok(kid)
     }

@@ -4,6 +4,7 @@ use crate::hasher::SecretHasher;
 use crate::snapshot::{Follower, KeyRejection, ScopeCheck, Snapshot};
 use crate::{IamError, Result};
 use chrono::Utc;
+use keygate_audit::{types, AuthorizationInfo, CloudEvent};
 use keygate_authz::{Authorizer, Capability};
 use keygate_core::acl::CLUSTER_RESOURCE_NAME;
 use keygate_core::crn::CrnPattern;
@@ -47,6 +48,22 @@ pub struct Caller {
     pub account_id: String,
     /// The key used, if any.
     pub key_id: Option<KeyId>,
+    /// How it authenticated: `HTTP_BASIC`, `HTTP_BEARER`, `SASL_PLAIN`,
+    /// `SASL_OAUTHBEARER` (for audit records).
+    pub mechanism: &'static str,
+    /// The peer's address, when known (for audit records).
+    pub client_address: Option<String>,
+}
+
+impl Caller {
+    /// The credential's identifier for audit records: the key id, or the identity
+    /// pool of a token. Never a secret or token.
+    pub fn identifier(&self) -> String {
+        match &self.key_id {
+            Some(k) => k.to_string(),
+            None => self.account_id.clone(),
+        }
+    }
 }
 
 /// A new resource registration.
@@ -244,13 +261,33 @@ impl Iam {
             updated_at: now,
         };
         let key_id = key.id;
+        let org_crn = org.crn().to_string();
+        let record = CloudEvent::new(
+            types::IAM_REQUEST,
+            org_crn.clone(),
+            "keygate.iam",
+            "BootstrapOrganization",
+            org_crn,
+            now,
+        )
+        .who(Some("System:keygate".into()), None, None)
+        .result(
+            keygate_audit::status::SUCCESS,
+            Some(format!(
+                "created the organization, user {} (OrganizationAdmin) and CLOUD key {}",
+                admin.id, key.id
+            )),
+        );
         let created = store
-            .bootstrap(Bootstrap {
-                organization: org,
-                admin: admin.clone(),
-                binding,
-                key,
-            })
+            .bootstrap(
+                Bootstrap {
+                    organization: org,
+                    admin: admin.clone(),
+                    binding,
+                    key,
+                },
+                &record,
+            )
             .await?;
         Ok(created.then_some((key_id, secret, admin)))
     }
@@ -319,6 +356,8 @@ impl Iam {
             principal: Principal::user(entry.owner_id.to_string()),
             account_id: entry.owner_id.to_string(),
             key_id: Some(entry.id),
+            mechanism: "HTTP_BASIC",
+            client_address: None,
         })
     }
 
@@ -334,6 +373,79 @@ impl Iam {
         } else {
             Err(forbidden(what))
         }
+    }
+
+    /// The audit record of a change `c` makes: `method` (`CreateAPIKey`, …) on
+    /// `resource` (its CRN) of `resource_type`. Written by the store in the change's
+    /// own transaction.
+    pub(crate) fn change(
+        &self,
+        c: &Caller,
+        method: &str,
+        resource_type: &str,
+        resource: impl Into<String>,
+    ) -> CloudEvent {
+        self.change_by(Some(c), method, resource_type, resource)
+    }
+
+    /// A change's record; `None` for changes keygate makes itself (key rotation,
+    /// JWKS refresh), whose principal is `System:keygate`.
+    pub(crate) fn change_by(
+        &self,
+        c: Option<&Caller>,
+        method: &str,
+        resource_type: &str,
+        resource: impl Into<String>,
+    ) -> CloudEvent {
+        let resource = resource.into();
+        let operation = [
+            "Create",
+            "Update",
+            "Delete",
+            "Disable",
+            "Enable",
+            "Rotate",
+            "Refresh",
+            "Retire",
+            "Bootstrap",
+        ]
+        .into_iter()
+        .find(|v| method.starts_with(v))
+        .map(|v| match v {
+            "Create" | "Bootstrap" => "CREATE",
+            "Delete" | "Retire" => "DELETE",
+            _ => "ALTER",
+        })
+        .unwrap_or("ALTER");
+        let org = self.org_crn().to_string();
+        let e = CloudEvent::new(
+            types::IAM_REQUEST,
+            org,
+            "keygate.iam",
+            method,
+            resource.clone(),
+            Utc::now(),
+        );
+        let e = match c {
+            Some(c) => e
+                .who(
+                    Some(c.principal.to_string()),
+                    Some(c.mechanism),
+                    Some(c.identifier()),
+                )
+                .client_address(c.client_address.clone()),
+            None => e.who(Some("System:keygate".into()), None, None),
+        };
+        e.authorization(AuthorizationInfo {
+            granted: true,
+            operation: operation.into(),
+            resource_type: resource_type.into(),
+            resource_name: resource,
+            super_user_authorization: c
+                .map(|c| self.authz().is_super_user(&c.principal))
+                .filter(|s| *s),
+            ..Default::default()
+        })
     }
 
     // ---- environments ------------------------------------------------------------
@@ -356,7 +468,13 @@ impl Iam {
                 updated_at: now,
             };
             let store = self.store.clone();
-            async move { store.create_environment(e.clone()).await.map(|_| e) }
+            let rec = self.change(
+                c,
+                "CreateEnvironment",
+                "Environment",
+                self.org_crn().child("environment", &e.id).to_string(),
+            );
+            async move { store.create_environment(e.clone(), &rec).await.map(|_| e) }
         })
         .await?;
         self.settle().await;
@@ -399,6 +517,12 @@ impl Iam {
                     ..Patch::default()
                 },
                 Utc::now(),
+                &self.change(
+                    c,
+                    "UpdateEnvironment",
+                    "Environment",
+                    self.org_crn().child("environment", id).to_string(),
+                ),
             )
             .await?;
         self.settle().await;
@@ -414,9 +538,9 @@ impl Iam {
             &self.org_crn(),
             "delete environments",
         )?;
-        self.store
-            .delete_environment(id, &self.org_crn().child("environment", id).to_string())
-            .await?;
+        let crn = self.org_crn().child("environment", id).to_string();
+        let rec = self.change(c, "DeleteEnvironment", "Environment", crn.clone());
+        self.store.delete_environment(id, &crn, &rec).await?;
         self.settle().await;
         Ok(())
     }
@@ -479,7 +603,13 @@ impl Iam {
                 gateway_slot: None,
             };
             let store = self.store.clone();
-            async move { store.create_resource(r.clone()).await.map(|_| r) }
+            let rec = self.change(
+                c,
+                &format!("Create{}", resource_noun(r.kind)),
+                resource_noun(r.kind),
+                r.crn(&self.org_crn()).to_string(),
+            );
+            async move { store.create_resource(r.clone(), &rec).await.map(|_| r) }
         })
         .await?;
         self.settle().await;
@@ -556,6 +686,12 @@ impl Iam {
                     ..Patch::default()
                 },
                 Utc::now(),
+                &self.change(
+                    c,
+                    &format!("Update{}", resource_noun(kind)),
+                    resource_noun(kind),
+                    r.crn(&self.org_crn()).to_string(),
+                ),
             )
             .await?;
         self.settle().await;
@@ -578,8 +714,15 @@ impl Iam {
         {
             return Err(forbidden("delete resources in this environment"));
         }
+        let crn = r.crn(&self.org_crn()).to_string();
+        let rec = self.change(
+            c,
+            &format!("Delete{}", resource_noun(kind)),
+            resource_noun(kind),
+            crn.clone(),
+        );
         self.store
-            .delete_resource(&r.storage_key(), &r.crn(&self.org_crn()).to_string())
+            .delete_resource(&r.storage_key(), &crn, &rec)
             .await?;
         self.settle().await;
         Ok(())
@@ -622,7 +765,13 @@ impl Iam {
                 updated_at: now,
             };
             let store = self.store.clone();
-            async move { store.create_account(a.clone()).await.map(|_| a) }
+            let rec = self.change(
+                c,
+                "CreateServiceAccount",
+                "ServiceAccount",
+                self.account_crn(&a.id).to_string(),
+            );
+            async move { store.create_account(a.clone(), &rec).await.map(|_| a) }
         })
         .await?;
         self.settle().await;
@@ -673,7 +822,8 @@ impl Iam {
                 updated_at: now,
             };
             let store = self.store.clone();
-            async move { store.create_account(a.clone()).await.map(|_| a) }
+            let rec = self.change(c, "CreateUser", "User", self.account_crn(&a.id).to_string());
+            async move { store.create_account(a.clone(), &rec).await.map(|_| a) }
         })
         .await?;
         self.settle().await;
@@ -735,6 +885,12 @@ impl Iam {
                     ..Patch::default()
                 },
                 Utc::now(),
+                &self.change(
+                    c,
+                    account_method("Update", kind),
+                    account_noun(kind),
+                    self.account_crn(id).to_string(),
+                ),
             )
             .await?;
         self.settle().await;
@@ -750,7 +906,13 @@ impl Iam {
             &self.account_crn(id),
             "delete this account",
         )?;
-        self.store.delete_account(id).await?;
+        let rec = self.change(
+            c,
+            account_method("Delete", kind),
+            account_noun(kind),
+            self.account_crn(id).to_string(),
+        );
+        self.store.delete_account(id, &rec).await?;
         self.settle().await;
         Ok(())
     }
@@ -915,9 +1077,10 @@ impl Iam {
                 updated_at: now,
             };
             let store = self.store.clone();
+            let rec = self.change(c, "CreateAPIKey", "APIKey", self.key_crn(&key.id));
             async move {
                 store
-                    .create_api_key(key.clone(), max)
+                    .create_api_key(key.clone(), max, &rec)
                     .await
                     .map(|_| (key, secret))
             }
@@ -1000,6 +1163,7 @@ impl Iam {
                     ..Patch::default()
                 },
                 Utc::now(),
+                &self.change(c, "UpdateAPIKey", "APIKey", self.key_crn(&k.id)),
             )
             .await?;
         self.settle().await;
@@ -1016,7 +1180,21 @@ impl Iam {
         let k = self.managed_key(c, id).await?;
         let k = self
             .store
-            .set_api_key_disabled(&k.id, disabled, Utc::now())
+            .set_api_key_disabled(
+                &k.id,
+                disabled,
+                Utc::now(),
+                &self.change(
+                    c,
+                    if disabled {
+                        "DisableAPIKey"
+                    } else {
+                        "EnableAPIKey"
+                    },
+                    "APIKey",
+                    self.key_crn(&k.id),
+                ),
+            )
             .await?;
         self.settle().await;
         Ok(k)
@@ -1025,7 +1203,8 @@ impl Iam {
     /// Delete a key.
     pub async fn delete_api_key(&self, c: &Caller, id: &str) -> Result<()> {
         let k = self.managed_key(c, id).await?;
-        self.store.delete_api_key(&k.id).await?;
+        let rec = self.change(c, "DeleteAPIKey", "APIKey", self.key_crn(&k.id));
+        self.store.delete_api_key(&k.id, &rec).await?;
         self.settle().await;
         Ok(())
     }
@@ -1131,9 +1310,23 @@ impl Iam {
             };
             let store = self.store.clone();
             let cluster = cluster.clone();
+            let rec = self
+                .change(
+                    c,
+                    "CreateRoleBinding",
+                    "RoleBinding",
+                    self.org_crn().child("role-binding", &rb.id).to_string(),
+                )
+                .result(
+                    keygate_audit::status::SUCCESS,
+                    Some(format!(
+                        "{} bound to {} on {}",
+                        rb.principal, rb.role, rb.crn_pattern
+                    )),
+                );
             async move {
                 store
-                    .create_role_binding(rb.clone(), cluster.as_deref())
+                    .create_role_binding(rb.clone(), cluster.as_deref(), &rec)
                     .await
                     .map(|_| rb)
             }
@@ -1204,8 +1397,22 @@ impl Iam {
                 rb.role, rb.crn_pattern
             )));
         }
+        let rec = self
+            .change(
+                c,
+                "DeleteRoleBindingById",
+                "RoleBinding",
+                self.org_crn().child("role-binding", id).to_string(),
+            )
+            .result(
+                keygate_audit::status::SUCCESS,
+                Some(format!(
+                    "{} unbound from {} on {}",
+                    rb.principal, rb.role, rb.crn_pattern
+                )),
+            );
         self.store
-            .delete_role_binding(id, rb.crn_pattern.get("cloud-cluster"))
+            .delete_role_binding(id, rb.crn_pattern.get("cloud-cluster"), &rec)
             .await?;
         self.settle().await;
         Ok(())
@@ -1252,7 +1459,7 @@ impl Iam {
         cluster_id: &str,
         acls: Vec<AclBinding>,
     ) -> Result<Vec<Acl>> {
-        self.kafka_cluster(cluster_id).await?;
+        let cluster = self.kafka_cluster(cluster_id).await?;
         for (i, a) in acls.iter().enumerate() {
             a.validate().map_err(|e| {
                 IamError::invalid(
@@ -1281,10 +1488,19 @@ impl Iam {
                 created_at: now,
             })
             .collect();
+        let rec = self
+            .change(
+                c,
+                "CreateAcls",
+                "Cluster",
+                cluster.crn(&self.org_crn()).to_string(),
+            )
+            .result(keygate_audit::status::SUCCESS, Some(describe_acls(&rows)));
         with_fresh_id(|| {
             let store = self.store.clone();
             let rows = rows.clone();
-            async move { store.create_acls(cluster_id, rows).await }
+            let rec = rec.clone();
+            async move { store.create_acls(cluster_id, rows, &rec).await }
         })
         .await?;
         self.settle().await;
@@ -1310,20 +1526,106 @@ impl Iam {
         cluster_id: &str,
         f: &AclFilter,
     ) -> Result<Vec<Acl>> {
-        self.kafka_cluster(cluster_id).await?;
+        let cluster = self.kafka_cluster(cluster_id).await?;
         self.require_cluster_op(
             c,
             cluster_id,
             Operation::Alter,
             "alter ACLs of this cluster",
         )?;
-        let deleted = self.store.delete_acls(cluster_id, f).await?;
+        let rec = self
+            .change(
+                c,
+                "DeleteAcls",
+                "Cluster",
+                cluster.crn(&self.org_crn()).to_string(),
+            )
+            .result(
+                keygate_audit::status::SUCCESS,
+                Some(format!("filter: {f:?}")),
+            );
+        let deleted = self.store.delete_acls(cluster_id, f, &rec).await?;
         self.settle().await;
         Ok(deleted)
+    }
+
+    fn key_crn(&self, id: &KeyId) -> String {
+        self.org_crn().child("api-key", id.as_str()).to_string()
     }
 
     /// Whether a binding pattern is at a scope where it can name Kafka resources.
     pub fn scope_of(pattern: &CrnPattern) -> Option<Scope> {
         Scope::of(pattern)
+    }
+}
+
+fn resource_noun(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Kafka => "KafkaCluster",
+        ResourceKind::SchemaRegistry => "SchemaRegistry",
+        ResourceKind::Ksql => "KsqlCluster",
+        ResourceKind::Flink => "FlinkRegion",
+        ResourceKind::Tableflow => "Tableflow",
+    }
+}
+
+fn account_noun(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::User => "User",
+        AccountKind::ServiceAccount => "ServiceAccount",
+    }
+}
+
+fn account_method(verb: &str, kind: AccountKind) -> &'static str {
+    match (verb, kind) {
+        ("Update", AccountKind::User) => "UpdateUser",
+        ("Update", AccountKind::ServiceAccount) => "UpdateServiceAccount",
+        (_, AccountKind::User) => "DeleteUser",
+        (_, AccountKind::ServiceAccount) => "DeleteServiceAccount",
+    }
+}
+
+/// The ACLs of a CreateAcls record, in Kafka's notation.
+fn describe_acls(rows: &[Acl]) -> String {
+    rows.iter()
+        .map(|a| {
+            let b = &a.binding;
+            format!(
+                "({} {} {} on {}:{}:{})",
+                b.principal,
+                b.permission.as_str(),
+                b.operation.as_str(),
+                b.resource_type.as_str(),
+                b.pattern_type.as_str(),
+                b.resource_name
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Iam {
+    /// Query the audit log. Operators of the organization (ViewOperations on it) see
+    /// everything; anyone may see the records of a key they manage (`identifier`).
+    pub async fn query_audit(
+        &self,
+        c: &Caller,
+        q: &keygate_store::AuditQuery,
+    ) -> Result<Vec<keygate_store::AuditRow>> {
+        let org_wide = self
+            .authz()
+            .can(&c.principal, Capability::ViewOperations, &self.org_crn());
+        if !org_wide {
+            match &q.identifier {
+                Some(id) => {
+                    // A key the caller may not manage looks like one without records.
+                    if self.managed_key(c, id).await.is_err() {
+                        return Ok(Vec::new());
+                    }
+                }
+                None => return Err(forbidden("read the organization's audit log")),
+            }
+        }
+        Ok(self.store.query_audit(q).await?)
     }
 }

@@ -5,6 +5,7 @@
 //! pending answers (local ones ready, upstream ones read from the broker in turn)
 //! feeds a writer task.
 
+use crate::audit::{CheckRec, Who};
 use crate::classify::{self, codes, Plan, Post};
 use crate::frame::{read_frame, write_frame, FrameError};
 use crate::gateway::ClusterShared;
@@ -12,8 +13,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use keygate_audit::usage::{ConnectionUsage, Subject, Traffic};
 use keygate_core::{Principal, ResourceKind, ResourceType, Secret};
 use keygate_iam::{ScopeCheck, Snapshot};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +77,8 @@ enum Pending {
         version: i16,
         post: Post,
         correlation_id: i32,
+        /// An allowed consumer Fetch: its topics, to count the response's bytes.
+        fetched: Option<Vec<StrBytes>>,
     },
 }
 
@@ -95,6 +100,21 @@ struct Session {
     /// For logs: the key id or the pools.
     label: String,
     expires: Option<Instant>,
+    mechanism: Mechanism,
+    /// The token's subject (OAUTHBEARER).
+    identity: Option<String>,
+}
+
+impl Session {
+    fn who(&self, peer: SocketAddr) -> Who {
+        Who {
+            principal: self.principals[0].to_string(),
+            mechanism: self.mechanism.audit_name(),
+            identifier: self.label.clone(),
+            identity: self.identity.clone(),
+            peer,
+        }
+    }
 }
 
 /// The SASL mechanism a connection negotiated.
@@ -104,11 +124,32 @@ enum Mechanism {
     OAuthBearer,
 }
 
+impl Mechanism {
+    fn audit_name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "SASL_PLAIN",
+            Mechanism::OAuthBearer => "SASL_OAUTHBEARER",
+        }
+    }
+}
+
+/// A failed authentication's record: what was attempted, as far as it is an
+/// identifier.
+fn failed_attempt(m: Mechanism, identifier: Option<String>, peer: SocketAddr) -> Who {
+    Who {
+        principal: String::new(),
+        mechanism: m.audit_name(),
+        identifier: identifier.unwrap_or_default(),
+        identity: None,
+        peer,
+    }
+}
+
 /// Run one client connection to the end. Errors are logged, never propagated: one
 /// connection's failure never affects another.
 pub async fn run(client: TcpStream, peer: SocketAddr, target: Target, shared: Arc<ClusterShared>) {
     let cluster = shared.cluster_id.clone();
-    match serve(client, target, shared).await {
+    match serve(client, peer, target, shared).await {
         Ok(()) => tracing::debug!(%peer, cluster, "connection closed"),
         Err(e) => tracing::info!(%peer, cluster, reason = %e, "connection closed"),
     }
@@ -134,6 +175,7 @@ enum ConnError {
 
 async fn serve(
     client: TcpStream,
+    peer: SocketAddr,
     target: Target,
     shared: Arc<ClusterShared>,
 ) -> Result<(), ConnError> {
@@ -172,16 +214,26 @@ async fn serve(
                     return Err(ConnError::AuthFailed(reason));
                 }
                 let m = mechanism.unwrap_or(Mechanism::Plain);
-                match authenticate(&shared, m, &frame, h, None).await {
+                let (outcome, attempted) = authenticate(&shared, m, &frame, h, None).await;
+                match outcome {
                     Auth::Ok(resp, session) => {
+                        shared.audit_authentication(&session.who(peer), None);
                         write_frame(&mut cw, &resp).await?;
                         break session;
                     }
                     Auth::Challenge(resp, reason) => {
+                        shared.audit_authentication(
+                            &failed_attempt(m, attempted, peer),
+                            Some(&reason),
+                        );
                         write_frame(&mut cw, &resp).await?;
                         failing = Some(reason);
                     }
                     Auth::Fail(resp, reason) => {
+                        shared.audit_authentication(
+                            &failed_attempt(m, attempted, peer),
+                            Some(&reason),
+                        );
                         // Same message for every cause; the close is delayed as Kafka does.
                         tokio::time::sleep(cfg.auth_failure_delay).await;
                         write_frame(&mut cw, &resp).await?;
@@ -215,6 +267,20 @@ async fn serve(
     let (mut ur, mut uw) = upstream.into_split();
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
+    // Allowed Produce and Fetch are counted here (reader: produced; writer: fetched
+    // bytes) and handed to the audit pipeline every summary interval.
+    let subject = Subject {
+        cluster_crn: shared.crn.clone(),
+        resource_base: shared.resource_base.clone(),
+        principal: session.principals[0].to_string().into(),
+        mechanism: session.mechanism.audit_name(),
+        identifier: session.label.clone().into(),
+    };
+    let every = shared.auditor.summary_every();
+    let mut produced = ConnectionUsage::new(subject.clone(), every);
+    let mut fetched_usage = ConnectionUsage::new(subject, every);
+    let writer_auditor = shared.auditor.clone();
+    let mut fetch_topics: Option<Vec<StrBytes>> = None;
     let writer_shared = shared.clone();
     let principals_for_writer = session.principals.clone();
     let max_frame = cfg.max_frame;
@@ -227,10 +293,20 @@ async fn serve(
                     version,
                     post,
                     correlation_id,
+                    fetched,
                 } => {
                     let frame = read_frame(&mut ur, max_frame).await?;
                     if frame.len() < 4 || (&frame[..4]).get_i32() != correlation_id {
                         return Err(ConnError::Protocol("upstream answered out of order".into()));
+                    }
+                    if let Some(topics) = fetched.filter(|t| !t.is_empty()) {
+                        let share = frame.len() as u64 / topics.len() as u64;
+                        for t in &topics {
+                            fetched_usage.add(Traffic::Fetch, t.as_str(), share);
+                        }
+                        if let Some(b) = fetched_usage.take(false) {
+                            writer_auditor.usage(b);
+                        }
                     }
                     if post == Post::None {
                         frame
@@ -245,7 +321,15 @@ async fn serve(
                     }
                 }
             };
-            write_frame(&mut cw, &bytes).await?;
+            if let Err(e) = write_frame(&mut cw, &bytes).await {
+                if let Some(b) = fetched_usage.take(true) {
+                    writer_auditor.usage(b);
+                }
+                return Err(e.into());
+            }
+        }
+        if let Some(b) = fetched_usage.take(true) {
+            writer_auditor.usage(b);
         }
         Ok::<(), ConnError>(())
     });
@@ -311,8 +395,11 @@ async fn serve(
             ApiKey::SaslAuthenticate => {
                 // KIP-368 re-authentication: the same principal, a fresh lifetime.
                 let m = mechanism.unwrap_or(Mechanism::Plain);
-                match authenticate(&shared, m, &frame, h, Some(&session.principals)).await {
+                let (outcome, attempted) =
+                    authenticate(&shared, m, &frame, h, Some(&session.principals)).await;
+                match outcome {
                     Auth::Ok(resp, s) => {
+                        shared.audit_authentication(&s.who(peer), None);
                         tracing::info!(
                             cluster = shared.cluster_id,
                             who = s.label,
@@ -323,6 +410,10 @@ async fn serve(
                         continue;
                     }
                     Auth::Challenge(_, reason) | Auth::Fail(_, reason) => {
+                        shared.audit_authentication(
+                            &failed_attempt(m, attempted, peer),
+                            Some(&reason),
+                        );
                         let _ = tx.send(Pending::Local(auth_failure(h, m)));
                         break Err(ConnError::AuthFailed(reason));
                     }
@@ -346,8 +437,36 @@ async fn serve(
                     Credential::Key(k) => keygate_core::KeyId::parse(k),
                     Credential::Pools(_) => None,
                 },
+                mechanism: session.mechanism.audit_name(),
+                client_address: Some(peer.to_string()),
             };
             let cluster = shared.cluster_id.as_str();
+            if api != ApiKey::DescribeAcls && shared.auditor.enabled() {
+                // The same check the IAM service makes (ALTER on the cluster); the
+                // change itself is recorded by the IAM service with the ACLs.
+                let d = snapshot.authz().authorize(
+                    cluster,
+                    &caller.principal,
+                    ResourceType::Cluster,
+                    keygate_core::acl::CLUSTER_RESOURCE_NAME,
+                    keygate_core::Operation::Alter,
+                );
+                let check = CheckRec {
+                    rt: ResourceType::Cluster,
+                    name: keygate_core::acl::CLUSTER_RESOURCE_NAME.to_owned(),
+                    op: keygate_core::Operation::Alter,
+                    allowed: d.allowed,
+                    reason: d.reason,
+                };
+                shared.audit_checks(
+                    &session.who(peer),
+                    api,
+                    h.correlation_id,
+                    None,
+                    &[check],
+                    d.allowed,
+                );
+            }
             let resp: Option<ResponseKind> = match decoded {
                 Some(RequestKind::DescribeAcls(r)) => Some(
                     crate::acls::describe(&shared.iam, &caller, cluster, &r)
@@ -389,11 +508,14 @@ async fn serve(
         // Decode the request body (after the header) to classify it.
         let mut body = frame.clone();
         let decoded = (|| {
-            let _header =
+            let header =
                 RequestHeader::decode(&mut body, api.request_header_version(h.version)).ok()?;
-            RequestKind::decode(api, &mut body, h.version).ok()
+            Some((
+                header.client_id,
+                RequestKind::decode(api, &mut body, h.version).ok()?,
+            ))
         })();
-        let Some(req) = decoded else {
+        let Some((client_id, req)) = decoded else {
             break Err(ConnError::Protocol(format!(
                 "malformed {api:?} v{} request",
                 h.version
@@ -401,16 +523,52 @@ async fn serve(
         };
         let authz = snapshot.authz();
         let cluster_id = shared.cluster_id.as_str();
+        let auditing = shared.auditor.enabled();
         let ask = Asker {
             authz: &authz,
             cluster_id,
             principals: &session.principals,
+            record_allowed: auditing && crate::audit::is_management(api),
+            checks: RefCell::new(Vec::new()),
         };
         let Some(plan) = classify::plan(&req, h.version, &ask) else {
             break Err(ConnError::Protocol(format!(
                 "{api:?} is not handled by the gateway"
             )));
         };
+        let forwarded = matches!(plan, Plan::Forward(_));
+        let checks = ask.checks.into_inner();
+        if auditing && !checks.is_empty() {
+            shared.audit_checks(
+                &session.who(peer),
+                api,
+                h.correlation_id,
+                client_id.as_ref().map(|c| c.as_str()),
+                &checks,
+                forwarded,
+            );
+        }
+        if auditing && forwarded {
+            match &req {
+                RequestKind::Produce(r) => {
+                    for t in &r.topic_data {
+                        let bytes: usize = t
+                            .partition_data
+                            .iter()
+                            .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                            .sum();
+                        produced.add(Traffic::Produce, t.name.0.as_str(), bytes as u64);
+                    }
+                    if let Some(b) = produced.take(false) {
+                        shared.auditor.usage(b);
+                    }
+                }
+                RequestKind::Fetch(r) if r.replica_id.0 < 0 && r.replica_state.replica_id.0 < 0 => {
+                    fetch_topics = Some(r.topics.iter().map(|t| t.topic.0.clone()).collect());
+                }
+                _ => {}
+            }
+        }
         let expects_response = !matches!(&req, RequestKind::Produce(p) if p.acks == 0);
         match plan {
             Plan::Forward(post) => {
@@ -421,6 +579,7 @@ async fn serve(
                         version: h.version,
                         post,
                         correlation_id: h.correlation_id,
+                        fetched: fetch_topics.take(),
                     });
                 }
             }
@@ -443,6 +602,7 @@ async fn serve(
                     version: h.version,
                     post,
                     correlation_id: h.correlation_id,
+                    fetched: None,
                 });
             }
             Plan::Answer(resp) => {
@@ -459,6 +619,9 @@ async fn serve(
     };
     drop(tx);
     reader.abort();
+    if let Some(b) = produced.take(true) {
+        shared.auditor.usage(b);
+    }
     // Let already-queued answers reach the client before closing.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     result
@@ -466,24 +629,65 @@ async fn serve(
 
 /// The connection's principals, asking the snapshot's authorizer: allowed when any of
 /// them is (a token matching several pools has the union of their permissions).
+///
+/// It remembers the checks for the audit log: denials always (they are rare), and
+/// allowed checks only when asked (management requests), so the Produce/Fetch path
+/// allocates nothing for them.
 struct Asker<'a> {
     authz: &'a keygate_authz::Authorizer,
     cluster_id: &'a str,
     principals: &'a [Principal],
+    record_allowed: bool,
+    checks: RefCell<Vec<CheckRec>>,
 }
 
 impl classify::Check for Asker<'_> {
     fn allowed(&self, rt: ResourceType, name: &str, op: keygate_core::Operation) -> bool {
-        self.principals.iter().any(|p| {
-            self.authz
-                .authorize(self.cluster_id, p, rt, name, op)
-                .allowed
-        })
+        let mut last = None;
+        for p in self.principals {
+            let d = self.authz.authorize(self.cluster_id, p, rt, name, op);
+            if d.allowed {
+                if self.record_allowed {
+                    self.note(rt, name, op, true, d.reason);
+                }
+                return true;
+            }
+            last.get_or_insert(d.reason);
+        }
+        self.note(
+            rt,
+            name,
+            op,
+            false,
+            last.unwrap_or(keygate_authz::Reason::NoMatch),
+        );
+        false
     }
     fn any_allowed(&self, rt: ResourceType, op: keygate_core::Operation) -> bool {
         self.principals
             .iter()
             .any(|p| self.authz.authorize_any(self.cluster_id, p, rt, op))
+    }
+}
+
+impl Asker<'_> {
+    fn note(
+        &self,
+        rt: ResourceType,
+        name: &str,
+        op: keygate_core::Operation,
+        allowed: bool,
+        reason: keygate_authz::Reason,
+    ) {
+        if let Ok(mut c) = self.checks.try_borrow_mut() {
+            c.push(CheckRec {
+                rt,
+                name: name.to_owned(),
+                op,
+                allowed,
+                reason,
+            });
+        }
     }
 }
 
@@ -603,12 +807,26 @@ fn success(h: Header, lifetime_ms: i64) -> Option<(Bytes, Option<Instant>)> {
     Some((bytes, expires))
 }
 
+/// Authenticate, and say what identifier was attempted (for the audit record).
 async fn authenticate(
     shared: &ClusterShared,
     mechanism: Mechanism,
     frame: &Bytes,
     h: Header,
     same_as: Option<&[Principal]>,
+) -> (Auth, Option<String>) {
+    let mut attempted = None;
+    let a = authenticate_inner(shared, mechanism, frame, h, same_as, &mut attempted).await;
+    (a, attempted)
+}
+
+async fn authenticate_inner(
+    shared: &ClusterShared,
+    mechanism: Mechanism,
+    frame: &Bytes,
+    h: Header,
+    same_as: Option<&[Principal]>,
+    attempted: &mut Option<String>,
 ) -> Auth {
     let api = ApiKey::SaslAuthenticate;
     let fail = |reason: String| Auth::Fail(auth_failure(h, mechanism), reason);
@@ -621,11 +839,14 @@ async fn authenticate(
     };
     let cluster_id = shared.cluster_id.as_str();
     let max_ms = shared.cfg.max_session_lifetime.as_millis() as i64;
-    let (principals, credential, label, lifetime_ms) = match mechanism {
+    let (principals, credential, label, lifetime_ms, identity) = match mechanism {
         Mechanism::Plain => {
             let Some(plain) = crate::sasl::parse_plain(&req.auth_bytes) else {
                 return fail("malformed PLAIN token".into());
             };
+            if keygate_core::KeyId::parse(&plain.username).is_some() {
+                *attempted = Some(plain.username.clone());
+            }
             let secret = Secret::from_client(plain.password);
             let entry = match shared.snapshot.verify(
                 &plain.username,
@@ -652,6 +873,7 @@ async fn authenticate(
                 Credential::Key(plain.username.clone()),
                 plain.username,
                 key_left.map_or(max_ms, |k| k.min(max_ms)),
+                None,
             )
         }
         Mechanism::OAuthBearer => {
@@ -686,6 +908,9 @@ async fn authenticate(
                         .collect()
                 })
                 .unwrap_or_default();
+            if !pools.is_empty() {
+                *attempted = Some(pools.join(","));
+            }
             let mut identity: Option<keygate_oauth::Identity> = None;
             let hints: Vec<Option<&str>> = if pools.is_empty() {
                 vec![None]
@@ -706,6 +931,8 @@ async fn authenticate(
             };
             let left_ms = ((id.expires_at - chrono::Utc::now().timestamp()) * 1000).max(1);
             let label = id.pools.join(",");
+            *attempted = Some(label.clone());
+            let subject = Some(id.subject.clone());
             (
                 id.pools
                     .iter()
@@ -714,6 +941,7 @@ async fn authenticate(
                 Credential::Pools(id.pools),
                 label,
                 left_ms.min(max_ms),
+                subject,
             )
         }
     };
@@ -730,6 +958,8 @@ async fn authenticate(
             credential,
             label,
             expires,
+            mechanism,
+            identity,
         },
     )
 }

@@ -13,6 +13,7 @@ use crate::frame::{read_frame, write_frame};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use keygate_audit::Auditor;
 use keygate_core::{Operation, Principal, ResourceType};
 use keygate_iam::{Iam, Snapshot, UsageRecorder};
 use std::collections::{BTreeMap, HashMap};
@@ -72,6 +73,11 @@ pub struct ClusterShared {
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) iam: Arc<Iam>,
     pub(crate) usage: Arc<UsageRecorder>,
+    pub(crate) auditor: Auditor,
+    /// The cluster's CRN: the source of its audit records.
+    pub(crate) crn: Arc<str>,
+    /// Prefix of its resources' CRNs (`…/cloud-cluster=lkc-…/kafka=lkc-…`).
+    pub(crate) resource_base: Arc<str>,
     slot: usize,
     upstream: RwLock<Vec<String>>,
     /// Upstream brokers by node id (learned from Metadata).
@@ -370,6 +376,7 @@ pub struct Gateway {
     snapshot: Arc<Snapshot>,
     iam: Arc<Iam>,
     usage: Arc<UsageRecorder>,
+    auditor: Auditor,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -382,12 +389,18 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// A gateway over the IAM service's snapshot.
-    pub fn new(cfg: GatewayConfig, iam: Arc<Iam>, usage: Arc<UsageRecorder>) -> Self {
+    pub fn new(
+        cfg: GatewayConfig,
+        iam: Arc<Iam>,
+        usage: Arc<UsageRecorder>,
+        auditor: Auditor,
+    ) -> Self {
         Gateway {
             cfg: Arc::new(cfg),
             snapshot: iam.snapshot().clone(),
             iam,
             usage,
+            auditor,
         }
     }
 
@@ -407,7 +420,11 @@ impl Gateway {
                     continue;
                 };
                 if !running.contains_key(id) {
+                    let crn = r.crn(&self.snapshot.org().crn()).to_string();
                     let shared = Arc::new(ClusterShared {
+                        resource_base: format!("{crn}/kafka={id}").into(),
+                        crn: crn.into(),
+                        auditor: self.auditor.clone(),
                         cluster_id: id.clone(),
                         cfg: self.cfg.clone(),
                         snapshot: self.snapshot.clone(),

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod acls;
+mod audit;
 pub mod classify;
 pub mod conn;
 pub mod frame;

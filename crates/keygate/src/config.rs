@@ -38,6 +38,12 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "KEYGATE_GATEWAY_PORT_BASE")]
     pub gateway_port_base: Option<u16>,
     /// Settings file [default: ./keygate.toml if it exists]
+    /// Append audit records to this JSON-lines file (rotated by size).
+    #[arg(long, env = "KEYGATE_AUDIT_FILE")]
+    pub(crate) audit_file: Option<PathBuf>,
+    /// Deliver audit records to a Kafka topic on these brokers (host:port,…).
+    #[arg(long, env = "KEYGATE_AUDIT_KAFKA_BOOTSTRAP")]
+    pub(crate) audit_kafka_bootstrap: Option<String>,
     #[arg(long, env = "KEYGATE_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Print a commented example configuration and exit
@@ -70,6 +76,19 @@ struct FileConfig {
     oauth_unknown_kid_refresh_s: Option<u64>,
     oauth_fetch_timeout_ms: Option<u64>,
     sts_key_rotation_h: Option<u64>,
+    audit_enabled: Option<bool>,
+    audit_database: Option<bool>,
+    audit_retention_h: Option<u64>,
+    audit_summary_interval_s: Option<u64>,
+    audit_queue: Option<usize>,
+    audit_file: Option<PathBuf>,
+    audit_file_max_mb: Option<u64>,
+    audit_file_keep: Option<u32>,
+    audit_kafka_bootstrap: Option<String>,
+    audit_kafka_topic: Option<String>,
+    audit_kafka_partitions: Option<i32>,
+    audit_kafka_timeout_ms: Option<u64>,
+    audit_kafka_properties: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Resolved settings.
@@ -87,6 +106,24 @@ pub(crate) struct ServerConfig {
     pub(crate) crn_authority: String,
     pub(crate) gateway: keygate_kafka::GatewayConfig,
     pub(crate) oauth: OAuthFileConfig,
+    pub(crate) audit: AuditConfig,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AuditConfig {
+    /// Off: nothing is recorded by the gateway or the REST front door (changes are
+    /// still recorded with their transactions).
+    pub(crate) enabled: bool,
+    /// Keep records queryable in the database for `retention`; off: delete them as
+    /// soon as every other sink has them.
+    pub(crate) database: bool,
+    pub(crate) retention: Duration,
+    pub(crate) summary_interval: Duration,
+    pub(crate) queue: usize,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) file_max_bytes: u64,
+    pub(crate) file_keep: u32,
+    pub(crate) kafka: Option<keygate_audit::kafka::KafkaSinkConfig>,
 }
 
 /// External OAuth and STS settings.
@@ -156,10 +193,44 @@ oauth_fetch_timeout_ms = 5000
 # pepper; only their ids are stored.
 sts_key_rotation_h = 24
 
+# Audit log (CloudEvents records of every authentication, denial and change).
+# Changes are always recorded, in the same transaction as the change. Off switches
+# off the gateway's and the REST front door's records.
+audit_enabled = true
+# Keep records queryable (GET /audit/v1/events, `keygate audit-log`) this long.
+# With audit_database = false they are deleted as soon as the other sinks have them.
+audit_database = true
+audit_retention_h = 168
+# Allowed Produce/Fetch are summarised per principal and topic over this window.
+audit_summary_interval_s = 60
+# Records waiting in memory for the database; beyond it they are dropped and counted
+# (an audit.RecordsDropped record says how many), so the Kafka path never waits.
+audit_queue = 65536
+# JSON-lines file sink, rotated by size (KEYGATE_AUDIT_FILE, --audit-file).
+# audit_file = "./keygate-data/audit.jsonl"
+audit_file_max_mb = 100
+audit_file_keep = 5
+# Kafka topic sink (KEYGATE_AUDIT_KAFKA_BOOTSTRAP, --audit-kafka-bootstrap). Delivered
+# at least once, in order per source, from the database outbox; the topic is created
+# if missing.
+# audit_kafka_bootstrap = "audit-broker-1:9092"
+audit_kafka_topic = "keygate-audit-log-events"
+audit_kafka_partitions = 3
+audit_kafka_timeout_ms = 10000
+# Extra librdkafka settings of the audit producer: see the table at the end.
+
 # Used only at the very first start, to create the organization and its first admin.
 organization_name = "keygate"
 admin_email = "admin@keygate.local"
 crn_authority = "keygate"
+
+# Extra librdkafka settings of the audit producer (a TOML table: keep it last), e.g.
+# to write through a keygate gateway with a key of its own:
+# [audit_kafka_properties]
+# "security.protocol" = "SASL_PLAINTEXT"
+# "sasl.mechanism" = "PLAIN"
+# "sasl.username" = "<key>"
+# "sasl.password" = "<secret>"
 "#;
 
 impl ServerArgs {
@@ -211,6 +282,40 @@ impl ServerArgs {
                 sts_key_rotation: Duration::from_secs(
                     file.sts_key_rotation_h.unwrap_or(24).max(1) * 3600,
                 ),
+            },
+            audit: AuditConfig {
+                enabled: file.audit_enabled.unwrap_or(true),
+                database: file.audit_database.unwrap_or(true),
+                retention: Duration::from_secs(file.audit_retention_h.unwrap_or(168) * 3600),
+                summary_interval: Duration::from_secs(
+                    file.audit_summary_interval_s.unwrap_or(60).max(1),
+                ),
+                queue: file.audit_queue.unwrap_or(65536).max(16),
+                file: self.audit_file.clone().or(file.audit_file),
+                file_max_bytes: file.audit_file_max_mb.unwrap_or(100).max(1) * 1024 * 1024,
+                file_keep: file.audit_file_keep.unwrap_or(5).max(1),
+                kafka: self
+                    .audit_kafka_bootstrap
+                    .clone()
+                    .or(file.audit_kafka_bootstrap)
+                    .filter(|b| !b.trim().is_empty())
+                    .map(|bootstrap| keygate_audit::kafka::KafkaSinkConfig {
+                        bootstrap,
+                        topic: file
+                            .audit_kafka_topic
+                            .clone()
+                            .unwrap_or_else(|| "keygate-audit-log-events".into()),
+                        partitions: file.audit_kafka_partitions.unwrap_or(3).max(1),
+                        extra: file
+                            .audit_kafka_properties
+                            .clone()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect(),
+                        timeout: Duration::from_millis(
+                            file.audit_kafka_timeout_ms.unwrap_or(10_000).max(1000),
+                        ),
+                    }),
             },
             gateway: {
                 let d = keygate_kafka::GatewayConfig::default();

@@ -175,6 +175,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     });
     let usage = Arc::new(UsageRecorder::default());
     tokio::spawn(usage.clone().run(store.clone(), cfg.key_usage_flush));
+    let auditor = start_audit(&cfg, store.clone(), iam.org().crn().to_string())?;
 
     let state = AppState {
         iam: iam.clone(),
@@ -188,10 +189,13 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
                 ports_per_cluster: cfg.gateway.ports_per_cluster,
             }),
         }),
+        auditor: auditor.clone(),
     };
-    let gateway = keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.clone(), usage.clone());
+    let gateway =
+        keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.clone(), usage.clone(), auditor);
     tokio::spawn(gateway.run());
-    let app = keygate_api::router(state);
+    let app =
+        keygate_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -199,6 +203,63 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     usage.flush(store.as_ref()).await;
     tracing::info!("keygate stopped");
     Ok(())
+}
+
+/// Start the audit pipeline: the writer into the audit table, a shipper per
+/// configured sink, retention. Returns the emitters' handle.
+fn start_audit(
+    cfg: &ServerConfig,
+    store: Arc<dyn Store>,
+    org_crn: String,
+) -> anyhow::Result<keygate_audit::Auditor> {
+    use keygate_audit::pipeline;
+    let a = &cfg.audit;
+    let log: Arc<dyn keygate_audit::AuditLog> = Arc::new(crate::audit_log::StoreAuditLog(store));
+    let auditor = if a.enabled {
+        let (auditor, rx) = keygate_audit::channel(a.queue, a.summary_interval);
+        tokio::spawn(pipeline::run_writer(rx, log.clone(), org_crn));
+        auditor
+    } else {
+        keygate_audit::Auditor::disabled()
+    };
+    let mut sinks = Vec::new();
+    if let Some(path) = &a.file {
+        let sink = keygate_audit::file::FileSink::new(path.clone(), a.file_max_bytes, a.file_keep);
+        tokio::spawn(pipeline::run_shipper(
+            "file".into(),
+            log.clone(),
+            Box::new(sink),
+        ));
+        sinks.push("file".to_owned());
+        tracing::info!(path = %path.display(), "audit records go to a JSON-lines file");
+    }
+    if let Some(k) = &a.kafka {
+        let sink = keygate_audit::kafka::KafkaSink::new(k.clone())
+            .map_err(|e| anyhow::anyhow!("audit Kafka sink: {e}"))?;
+        tokio::spawn(pipeline::run_shipper(
+            "kafka".into(),
+            log.clone(),
+            Box::new(sink),
+        ));
+        sinks.push("kafka".to_owned());
+        tracing::info!(
+            bootstrap = k.bootstrap,
+            topic = k.topic,
+            "audit records go to a Kafka topic"
+        );
+    }
+    let keep = if a.database {
+        a.retention
+    } else {
+        Duration::ZERO
+    };
+    let every = if a.database {
+        Duration::from_secs(600).min(a.retention.max(Duration::from_secs(1)))
+    } else {
+        Duration::from_secs(10)
+    };
+    tokio::spawn(pipeline::run_retention(log, keep, sinks, every));
+    Ok(auditor)
 }
 
 async fn shutdown_signal() {

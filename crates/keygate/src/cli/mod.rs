@@ -2,6 +2,7 @@
 //! thin call to the REST API. Two stages as in ripgrep: clap parses arguments exactly
 //! as typed, each command resolves them into one request.
 
+pub(crate) mod audit;
 pub(crate) mod client;
 pub(crate) mod context;
 pub(crate) mod oauth;
@@ -59,6 +60,9 @@ pub(crate) enum Cmd {
     /// API keys.
     #[command(name = "api-key", subcommand)]
     ApiKey(KeyCmd),
+    /// The audit log: every authentication, denied request and change.
+    #[command(name = "audit-log", subcommand)]
+    AuditLog(audit::AuditCmd),
 }
 
 #[derive(Debug, Args)]
@@ -482,6 +486,7 @@ pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
         Cmd::Iam(IamCmd::Pool(c)) => oauth::pool(c, fmt),
         Cmd::Iam(IamCmd::Rbac(RbacCmd::RoleBinding(c))) => role_binding(c, fmt),
         Cmd::ApiKey(c) => api_key(c, fmt),
+        Cmd::AuditLog(c) => audit::run(c, fmt),
     }
 }
 
@@ -1156,11 +1161,36 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             };
             print_list(fmt, &cl.get_all(&path)?, KEY_COLS)
         }
-        KeyCmd::Describe { key } => print_object(
-            fmt,
-            &cl.get(&format!("/iam/v2/api-keys/{}", enc(&key)))?,
-            KEY_COLS,
-        ),
+        KeyCmd::Describe { key } => {
+            let mut k = cl.get(&format!("/iam/v2/api-keys/{}", enc(&key)))?;
+            // Its recent authentications and calls, newest first, from the audit log.
+            let recent = cl
+                .get(&format!(
+                    "/audit/v1/events?identifier={}&order=desc&page_size=10",
+                    enc(&key)
+                ))?
+                .get("data")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()));
+            match fmt {
+                Format::Human => {
+                    print_object(fmt, &k, KEY_COLS)?;
+                    let items = recent.as_array().cloned().unwrap_or_default();
+                    println!();
+                    if items.is_empty() {
+                        println!("  No recent authentications in the audit log.");
+                        Ok(())
+                    } else {
+                        println!("  Recent authentications and calls (newest first):");
+                        print_list(fmt, &items, audit::EVENT_COLS)
+                    }
+                }
+                _ => {
+                    k["recent_activity"] = recent;
+                    print_object(fmt, &k, KEY_COLS)
+                }
+            }
+        }
         KeyCmd::Update {
             key,
             description,
