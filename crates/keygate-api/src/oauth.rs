@@ -309,6 +309,7 @@ fn oauth_error(status: StatusCode, error: &'static str, description: String) -> 
     responses((status = 200, body = TokenExchangeReply), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 pub async fn token_exchange(
     State(st): State<AppState>,
+    parts: axum::http::request::Parts,
     form: Result<Form<TokenExchangeForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else {
@@ -329,6 +330,8 @@ pub async fn token_exchange(
             )
         }
     };
+    // The pool asked for is an identifier; the subject token never goes anywhere.
+    let pool = f.identity_pool_id.clone();
     let x = Exchange {
         grant_type: f.grant_type,
         subject_token: f.subject_token,
@@ -351,6 +354,15 @@ pub async fn token_exchange(
         Err(StsError::InvalidGrant(reason)) => {
             // Which check failed goes to the log; the client learns only that it failed.
             tracing::info!(reason = %reason, "token exchange refused");
+            crate::audit::failed_authentication(
+                &st,
+                &parts,
+                "OAUTH_TOKEN_EXCHANGE",
+                Some(pool).filter(|p| {
+                    p.len() <= 64 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }),
+                &reason.to_string(),
+            );
             tokio::time::sleep(st.cfg.auth_failure_delay).await;
             oauth_error(
                 StatusCode::UNAUTHORIZED,

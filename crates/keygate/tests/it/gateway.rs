@@ -79,7 +79,7 @@ impl Tansu {
         let _ = self.child.wait();
     }
 
-    fn start_on(port: u16, topics: &[&str]) -> Tansu {
+    pub fn start_on(port: u16, topics: &[&str]) -> Tansu {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu_bin())
             .args([
@@ -118,7 +118,7 @@ impl Tansu {
 /// keygate + Tansu + a cluster registration, with the gateway's bootstrap address.
 pub(crate) struct World {
     pub srv: Server,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub tansu: Tansu,
     pub admin: Api,
     pub env: String,
@@ -127,10 +127,15 @@ pub(crate) struct World {
 }
 
 pub fn world(topics: &[&str], toml: &str) -> World {
+    world_with(topics, |_| toml.to_owned())
+}
+
+/// A world whose keygate.toml may name the broker (given its port).
+pub fn world_with(topics: &[&str], toml: impl FnOnce(u16) -> String) -> World {
     let tansu = Tansu::start(topics);
     let base = free_ports(4);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("keygate.toml"), toml).expect("toml");
+    std::fs::write(dir.path().join("keygate.toml"), toml(tansu.port)).expect("toml");
     let srv = Server::start_in(dir.path(), &["--gateway-port-base", &base.to_string()]);
     let admin = srv.admin();
     let env = admin.env("prod");
@@ -147,7 +152,7 @@ pub fn world(topics: &[&str], toml: &str) -> World {
     wait_for_port(base);
     World {
         srv,
-        _dir: dir,
+        dir,
         tansu,
         admin,
         env,

@@ -849,4 +849,48 @@ fn oauthbearer_on_the_wire_lifetime_challenge_and_pool_revocation() {
         .srv
         .logs()
         .contains(&format!("identity pool {pool} is disabled")));
+
+    // Audited: the success (as the pool, with the token's subject) and the refusal,
+    // by pool — and the token itself nowhere.
+    let ok = crate::audit::wait_for(
+        &w.admin,
+        "method=kafka.Authentication",
+        "OAUTHBEARER success",
+        |e| e["data"]["result"]["status"] == "SUCCESS",
+    );
+    assert_eq!(
+        ok["data"]["authenticationInfo"]["principal"],
+        format!("User:{pool}")
+    );
+    assert_eq!(
+        ok["data"]["authenticationInfo"]["metadata"]["mechanism"],
+        "SASL_OAUTHBEARER"
+    );
+    assert_eq!(
+        ok["data"]["authenticationInfo"]["metadata"]["identifier"],
+        pool.as_str()
+    );
+    assert_eq!(ok["data"]["authenticationInfo"]["identity"], "payments-app");
+    let refused = crate::audit::wait_for(
+        &w.admin,
+        "method=kafka.Authentication",
+        "OAUTHBEARER refusal",
+        |e| e["data"]["result"]["status"] == "UNAUTHENTICATED",
+    );
+    assert_eq!(
+        refused["data"]["authenticationInfo"]["metadata"]["identifier"],
+        pool.as_str()
+    );
+    let (code, _) = exchange(&w.admin, &token, "pool-nope");
+    assert_eq!(code, 401);
+    crate::audit::wait_for(&w.admin, "", "refused token exchange", |e| {
+        e["type"] == "io.keygate.iam/authentication"
+            && e["data"]["authenticationInfo"]["metadata"]["mechanism"] == "OAUTH_TOKEN_EXCHANGE"
+    });
+    let all = serde_json::to_string(&crate::audit::events(&w.admin, "")).unwrap_or_default();
+    let signature = token.rsplit('.').next().unwrap_or_default();
+    assert!(
+        !all.contains(&token) && !all.contains(signature),
+        "a token is in the audit log"
+    );
 }
