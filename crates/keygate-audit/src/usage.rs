@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Traffic {
     /// Produce (WRITE).
-    Produce,
+    Produce = 0,
     /// Fetch (READ).
-    Fetch,
+    Fetch = 1,
 }
 
 impl Traffic {
@@ -61,7 +61,9 @@ pub struct Subject {
 #[derive(Debug)]
 pub struct ConnectionUsage {
     subject: Subject,
-    counts: HashMap<(Traffic, String), Counts>,
+    /// By topic, then Produce/Fetch: looked up by `&str`, so counting allocates only
+    /// the first time a connection touches a topic.
+    counts: HashMap<String, [Counts; 2]>,
     since: Instant,
     every: Duration,
 }
@@ -88,10 +90,11 @@ impl ConnectionUsage {
 
     /// Count one request's share on one topic.
     pub fn add(&mut self, t: Traffic, topic: &str, bytes: u64) {
-        let c = match self.counts.get_mut(&(t, topic.to_owned())) {
+        let both = match self.counts.get_mut(topic) {
             Some(c) => c,
-            None => self.counts.entry((t, topic.to_owned())).or_default(),
+            None => self.counts.entry(topic.to_owned()).or_default(),
         };
+        let c = &mut both[t as usize];
         c.requests += 1;
         c.bytes += bytes;
     }
@@ -102,9 +105,18 @@ impl ConnectionUsage {
             return None;
         }
         self.since = Instant::now();
+        let mut counts = Vec::with_capacity(self.counts.len());
+        for (topic, both) in self.counts.drain() {
+            for t in [Traffic::Produce, Traffic::Fetch] {
+                let c = both[t as usize];
+                if c.requests > 0 {
+                    counts.push(((t, topic.clone()), c));
+                }
+            }
+        }
         Some(UsageBatch {
             subject: self.subject.clone(),
-            counts: self.counts.drain().collect(),
+            counts,
         })
     }
 }

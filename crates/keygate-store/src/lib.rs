@@ -13,8 +13,10 @@
 //! Only this crate speaks SQL.
 #![deny(missing_docs)]
 
+mod audit_log;
 mod sqlite;
 
+pub use audit_log::StoreAuditLog;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

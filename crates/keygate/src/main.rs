@@ -1,7 +1,6 @@
 //! The `keygate` binary: `keygate server` runs the control plane; every other
 //! subcommand is a client of its REST API. All logic lives in the library crates.
 
-mod audit_log;
 mod cli;
 mod config;
 mod server;

@@ -214,7 +214,7 @@ fn start_audit(
 ) -> anyhow::Result<keygate_audit::Auditor> {
     use keygate_audit::pipeline;
     let a = &cfg.audit;
-    let log: Arc<dyn keygate_audit::AuditLog> = Arc::new(crate::audit_log::StoreAuditLog(store));
+    let log: Arc<dyn keygate_audit::AuditLog> = Arc::new(keygate_store::StoreAuditLog(store));
     let auditor = if a.enabled {
         let (auditor, rx) = keygate_audit::channel(a.queue, a.summary_interval);
         tokio::spawn(pipeline::run_writer(rx, log.clone(), org_crn));

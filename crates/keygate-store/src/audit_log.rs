@@ -1,15 +1,23 @@
 //! The audit pipeline's view of the store: the audit table is the database sink and
 //! the outbox of every other sink (see `keygate_audit::pipeline`).
 
+use crate::{AuditQuery, Store};
 use async_trait::async_trait;
 use keygate_audit::{AuditLog, CloudEvent, SinkError};
-use keygate_store::{AuditQuery, Store};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-pub(crate) struct StoreAuditLog(pub(crate) Arc<dyn Store>);
+/// A [`Store`]'s audit table as the pipeline's [`AuditLog`].
+#[derive(Clone)]
+pub struct StoreAuditLog(pub Arc<dyn Store>);
 
-fn err(e: keygate_store::StoreError) -> SinkError {
+impl std::fmt::Debug for StoreAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreAuditLog")
+    }
+}
+
+fn err(e: crate::StoreError) -> SinkError {
     SinkError(e.to_string())
 }
 
