@@ -79,6 +79,8 @@ struct FileConfig {
     audit_enabled: Option<bool>,
     audit_database: Option<bool>,
     audit_retention_h: Option<u64>,
+    /// Finer than hours (tests); wins over audit_retention_h.
+    audit_retention_s: Option<u64>,
     audit_summary_interval_s: Option<u64>,
     audit_queue: Option<usize>,
     audit_file: Option<PathBuf>,
@@ -286,7 +288,10 @@ impl ServerArgs {
             audit: AuditConfig {
                 enabled: file.audit_enabled.unwrap_or(true),
                 database: file.audit_database.unwrap_or(true),
-                retention: Duration::from_secs(file.audit_retention_h.unwrap_or(168) * 3600),
+                retention: Duration::from_secs(
+                    file.audit_retention_s
+                        .unwrap_or(file.audit_retention_h.unwrap_or(168) * 3600),
+                ),
                 summary_interval: Duration::from_secs(
                     file.audit_summary_interval_s.unwrap_or(60).max(1),
                 ),

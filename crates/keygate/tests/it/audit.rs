@@ -515,3 +515,29 @@ fn the_kafka_sink_holds_records_while_the_broker_is_down_and_delivers_all_in_ord
     let expected: Vec<&str> = created.iter().map(String::as_str).collect();
     assert_eq!(dedup, expected, "same order as they were made");
 }
+
+#[test]
+fn retention_removes_old_records_in_the_background() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("keygate.toml"), "audit_retention_s = 2\n").expect("toml");
+    let srv = crate::harness::Server::start_in(dir.path(), &[]);
+    let admin = srv.admin();
+    assert!(
+        !events(&admin, "method=BootstrapOrganization").is_empty(),
+        "the first start is recorded"
+    );
+    let start = Instant::now();
+    while !events(&admin, "method=BootstrapOrganization").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "records older than the retention were not removed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // New records are kept until they are old enough.
+    let env = admin.env("fresh");
+    let fresh = events(&admin, "method=CreateEnvironment");
+    assert!(fresh
+        .iter()
+        .any(|e| str_at(e, "/data/resourceName").ends_with(&format!("environment={env}"))));
+}
