@@ -54,6 +54,8 @@ pub trait AuditLog: Send + Sync + 'static {
 enum Input {
     Event(Box<CloudEvent>),
     Usage(UsageBatch),
+    /// Close the summary window, write everything before this, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The emitters' handle: cheap to clone, never blocks.
@@ -135,6 +137,17 @@ impl Auditor {
         }
     }
 
+    /// Write everything queued so far, and the current summary window, before
+    /// returning (a clean shutdown). Waits for queue space rather than dropping.
+    pub async fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(Input::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
     /// Records dropped under overload since start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -153,15 +166,16 @@ pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String)
     window.tick().await;
     let mut reported_drops = 0u64;
     let mut batch: Vec<CloudEvent> = Vec::new();
+    let mut waiters = Vec::new();
     let mut open = true;
     while open {
         tokio::select! {
             got = r.rx.recv() => match got {
                 Some(i) => {
-                    take(i, &mut batch, &mut totals);
-                    while batch.len() < BATCH {
+                    take(i, &mut batch, &mut totals, &mut waiters);
+                    while batch.len() < BATCH && waiters.is_empty() {
                         match r.rx.try_recv() {
-                            Ok(i) => take(i, &mut batch, &mut totals),
+                            Ok(i) => take(i, &mut batch, &mut totals, &mut waiters),
                             Err(_) => break,
                         }
                     }
@@ -195,6 +209,9 @@ pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String)
             reported_drops = dropped;
         }
         if batch.is_empty() {
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
             continue;
         }
         let mut delay = Duration::from_millis(100);
@@ -209,13 +226,25 @@ pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String)
             }
         }
         batch.clear();
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
     }
 }
 
-fn take(i: Input, batch: &mut Vec<CloudEvent>, totals: &mut Totals) {
+fn take(
+    i: Input,
+    batch: &mut Vec<CloudEvent>,
+    totals: &mut Totals,
+    waiters: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+) {
     match i {
         Input::Event(e) => batch.push(*e),
         Input::Usage(u) => totals.add(u),
+        Input::Flush(done) => {
+            batch.extend(totals.close(chrono::Utc::now()));
+            waiters.push(done);
+        }
     }
 }
 
@@ -297,5 +326,118 @@ pub async fn run_retention(
             Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// An in-memory audit table (the store's contract tests cover the real one).
+    #[derive(Default)]
+    struct Mem {
+        rows: Mutex<Vec<CloudEvent>>,
+        fail_next: Mutex<u32>,
+        tick: Mutex<Option<watch::Sender<i64>>>,
+    }
+
+    #[async_trait]
+    impl AuditLog for Mem {
+        async fn append(&self, events: Vec<CloudEvent>) -> Result<(), SinkError> {
+            let mut f = self
+                .fail_next
+                .lock()
+                .map_err(|_| SinkError("lock".into()))?;
+            if *f > 0 {
+                *f -= 1;
+                return Err(SinkError("database is down".into()));
+            }
+            self.rows
+                .lock()
+                .map_err(|_| SinkError("lock".into()))?
+                .extend(events);
+            Ok(())
+        }
+        async fn read_after(&self, _: i64, _: u32) -> Result<Vec<(i64, CloudEvent)>, SinkError> {
+            Ok(Vec::new())
+        }
+        async fn cursor(&self, _: &str) -> Result<i64, SinkError> {
+            Ok(0)
+        }
+        async fn set_cursor(&self, _: &str, _: i64) -> Result<(), SinkError> {
+            Ok(())
+        }
+        async fn prune(
+            &self,
+            _: chrono::DateTime<chrono::Utc>,
+            _: &[String],
+        ) -> Result<u64, SinkError> {
+            Ok(0)
+        }
+        fn subscribe(&self) -> watch::Receiver<i64> {
+            let (tx, rx) = watch::channel(0);
+            if let Ok(mut t) = self.tick.lock() {
+                *t = Some(tx);
+            }
+            rx
+        }
+    }
+
+    fn ev(m: &str) -> CloudEvent {
+        CloudEvent::new(types::IAM_REQUEST, "s", "x", m, "r", chrono::Utc::now())
+    }
+
+    #[tokio::test]
+    async fn flush_writes_everything_queued_and_the_open_summary_window() {
+        let log = Arc::new(Mem::default());
+        *log.fail_next.lock().unwrap_or_else(|e| e.into_inner()) = 2;
+        let (a, rx) = channel(100, Duration::from_secs(3600));
+        tokio::spawn(run_writer(rx, log.clone(), "org".into()));
+        a.record(ev("one"));
+        a.record(ev("two"));
+        let mut u = crate::usage::ConnectionUsage::new(
+            crate::usage::Subject {
+                cluster_crn: "c".into(),
+                resource_base: "c/kafka=k".into(),
+                principal: "User:sa-1".into(),
+                mechanism: "SASL_PLAIN",
+                identifier: "K".into(),
+            },
+            Duration::from_secs(3600),
+        );
+        u.add(crate::usage::Traffic::Produce, "orders", 10);
+        a.usage(u.take(true).expect("batch"));
+        a.flush().await;
+        let rows = log.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let methods: Vec<&str> = rows.iter().map(|e| e.data.method_name.as_str()).collect();
+        assert_eq!(
+            methods,
+            ["one", "two", "kafka.Produce"],
+            "in order, after two failed writes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_counts_and_reports() {
+        let log = Arc::new(Mem::default());
+        let (a, rx) = channel(2, Duration::from_secs(3600));
+        for i in 0..5 {
+            a.record(ev(&format!("e{i}")));
+        }
+        assert_eq!(a.dropped(), 3, "the emitter never waits");
+        tokio::spawn(run_writer(rx, log.clone(), "org".into()));
+        a.flush().await;
+        let rows = log.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let last = rows.last().expect("rows");
+        assert_eq!(last.data.method_name, "audit.RecordsDropped");
+        assert!(last
+            .data
+            .result
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("3 audit records dropped"));
+        assert!(!Auditor::disabled().enabled());
     }
 }

@@ -191,6 +191,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         }),
         auditor: auditor.clone(),
     };
+    let audit_handle = auditor.clone();
     let gateway =
         keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.clone(), usage.clone(), auditor);
     tokio::spawn(gateway.run());
@@ -201,6 +202,14 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         .await
         .context("serving the REST API")?;
     usage.flush(store.as_ref()).await;
+    // Records still queued (and the open Produce/Fetch summary window) are written
+    // before the process ends.
+    if tokio::time::timeout(Duration::from_secs(5), audit_handle.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("audit records still queued at shutdown were not all written");
+    }
     tracing::info!("keygate stopped");
     Ok(())
 }
