@@ -614,11 +614,32 @@ pub async fn create_user(
     Authed(c): Authed,
     ApiJson(b): ApiJson<UserCreate>,
 ) -> R<impl IntoResponse> {
+    if let Some(p) = &b.password {
+        keygate_iam::Iam::check_password(p)?;
+    }
     let a = st
         .iam
         .create_user(&c, &b.email, &b.full_name, b.auth_type.as_deref())
         .await?;
+    if let Some(p) = &b.password {
+        st.iam.set_password(&c, &a.id, p).await?;
+    }
     Ok((StatusCode::CREATED, Json(user_obj(&st, a))))
+}
+
+/// Set a user's console password (the user, or an account admin). keygate extension.
+#[utoipa::path(post, path = "/iam/v2/users/{id}/password", tag = "users", params(("id" = String, Path)),
+    request_body = PasswordSet,
+    responses((status = 204, description = "set; the user's console sessions end"), (status = 422, body = ErrorBody)),
+    security(("basic" = [])))]
+pub async fn set_user_password(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PasswordSet>,
+) -> R<StatusCode> {
+    st.iam.set_password(&c, &id, &b.password).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Describe a user.

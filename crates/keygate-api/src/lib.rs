@@ -72,7 +72,7 @@ pub struct AppState {
         handlers::list_environments, handlers::create_environment, handlers::get_environment, handlers::update_environment, handlers::delete_environment,
         handlers::list_kafka, handlers::create_kafka, handlers::get_kafka, handlers::update_kafka, handlers::delete_kafka,
         handlers::list_service_accounts, handlers::create_service_account, handlers::get_service_account, handlers::update_service_account, handlers::delete_service_account,
-        handlers::list_users, handlers::create_user, handlers::get_user, handlers::update_user, handlers::delete_user,
+        handlers::list_users, handlers::create_user, handlers::set_user_password, handlers::get_user, handlers::update_user, handlers::delete_user,
         handlers::list_api_keys, handlers::create_api_key, handlers::get_api_key, handlers::update_api_key, handlers::disable_api_key, handlers::enable_api_key, handlers::delete_api_key,
         handlers::list_role_bindings, handlers::create_role_binding, handlers::get_role_binding, handlers::delete_role_binding,
         handlers::create_acl, handlers::create_acls_batch, handlers::list_acls, handlers::delete_acls,
@@ -222,6 +222,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(h::delete_service_account),
         )
         .route("/iam/v2/users", get(h::list_users).post(h::create_user))
+        .route("/iam/v2/users/{id}/password", post(h::set_user_password))
         .route(
             "/iam/v2/users/{id}",
             get(h::get_user)

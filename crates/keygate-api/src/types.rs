@@ -256,7 +256,7 @@ pub struct UserObj {
 list_type!(UserList, UserObj);
 
 /// Create a user.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
     /// E-mail (unique).
@@ -266,6 +266,33 @@ pub struct UserCreate {
     /// `AUTH_TYPE_LOCAL` (default) or `AUTH_TYPE_SSO`.
     #[serde(default)]
     pub auth_type: Option<String>,
+    /// Console password (keygate extension; at least 12 characters). Stored only as an
+    /// argon2id hash.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for UserCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCreate")
+            .field("email", &self.email)
+            .field("full_name", &self.full_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Set a user's console password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSet {
+    /// The new password (at least 12 characters).
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordSet { .. }")
+    }
 }
 
 /// Update a user.

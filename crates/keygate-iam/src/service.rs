@@ -1629,3 +1629,132 @@ impl Iam {
         Ok(self.store.query_audit(q).await?)
     }
 }
+
+/// Shortest password accepted for console sign-in.
+pub const MIN_PASSWORD_LEN: usize = 12;
+const MAX_PASSWORD_LEN: usize = 256;
+
+/// A PHC string of a throw-away password: unknown e-mail addresses are verified
+/// against it, so they take as long as wrong passwords.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("keygate-timing-equaliser").unwrap_or_default())
+}
+
+fn hash_password(password: &str) -> std::result::Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+impl Iam {
+    /// Whether `c` holds `cap` at `target` (for showing or hiding actions; every
+    /// action is still checked when it is taken).
+    pub fn can(&self, c: &Caller, cap: Capability, target: &CrnPattern) -> bool {
+        self.authz().can(&c.principal, cap, target)
+    }
+
+    /// The organization's CRN.
+    pub fn organization_crn(&self) -> CrnPattern {
+        self.org_crn()
+    }
+
+    /// Set a user's console password (the user themself, or an account admin). Hashed
+    /// with argon2id; ends the user's console sessions.
+    pub async fn set_password(&self, c: &Caller, user_id: &str, password: &str) -> Result<()> {
+        Self::check_password(password)?;
+        self.get_account(c, AccountKind::User, user_id).await?;
+        if c.account_id != user_id {
+            self.require(
+                c,
+                Capability::ManageAccounts,
+                &self.account_crn(user_id),
+                "set this user's password",
+            )?;
+        }
+        let pw = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .map_err(|e| IamError::Internal(e.to_string()))?
+            .map_err(IamError::Internal)?;
+        let rec = self.change(
+            c,
+            "SetPassword",
+            "User",
+            self.account_crn(user_id).to_string(),
+        );
+        self.store.set_password(user_id, hash, &rec).await?;
+        Ok(())
+    }
+
+    /// The password rules (length), checked before anything is written.
+    pub fn check_password(password: &str) -> Result<()> {
+        let n = password.chars().count();
+        if n < MIN_PASSWORD_LEN {
+            return Err(IamError::invalid(
+                "/password",
+                format!("must be at least {MIN_PASSWORD_LEN} characters"),
+            ));
+        }
+        if n > MAX_PASSWORD_LEN {
+            return Err(IamError::invalid(
+                "/password",
+                format!("must be at most {MAX_PASSWORD_LEN} characters"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Console sign-in by e-mail and password. Every failure is the same error after
+    /// the same work (an unknown address is verified against a dummy hash).
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<Caller> {
+        let user = self.store.find_user_by_email(email).await?;
+        let hash = match &user {
+            Some(u) => self.store.password_hash(&u.id).await?,
+            None => None,
+        };
+        let known = hash.is_some();
+        let phc = hash.unwrap_or_else(|| dummy_hash().to_owned());
+        let pw = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &phc))
+            .await
+            .map_err(|e| IamError::Internal(e.to_string()))?;
+        match user {
+            Some(u) if ok && known => Ok(Caller {
+                principal: Principal::user(u.id.clone()),
+                account_id: u.id,
+                key_id: None,
+                mechanism: "CONSOLE_PASSWORD",
+                client_address: None,
+            }),
+            _ => Err(IamError::Unauthenticated),
+        }
+    }
+
+    /// The caller of a console session, if its user still exists.
+    pub async fn session_caller(&self, user_id: &str) -> Result<Option<Caller>> {
+        match self.store.get_account(user_id).await {
+            Ok(a) if a.kind == AccountKind::User => Ok(Some(Caller {
+                principal: Principal::user(a.id.clone()),
+                account_id: a.id,
+                key_id: None,
+                mechanism: "CONSOLE_SESSION",
+                client_address: None,
+            })),
+            Ok(_) | Err(StoreError::NotFound(..)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -264,6 +264,21 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
+/// A console session (the cookie value itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// SHA-256 of the cookie value.
+    pub id_hash: [u8; 32],
+    /// The signed-in user.
+    pub user_id: String,
+    /// The session's CSRF token (sent in every form).
+    pub csrf: String,
+    /// Signed in at.
+    pub created_at: Timestamp,
+    /// Ends at.
+    pub expires_at: Timestamp,
+}
+
 /// One stored audit record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRow {
@@ -479,4 +494,23 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_audit(&self, before: Timestamp, sinks: &[String]) -> Result<u64>;
     /// The newest audit sequence number, updated on every append.
     fn subscribe_audit(&self) -> watch::Receiver<i64>;
+
+    // ---- console sign-in ------------------------------------------------------------
+
+    /// The user with this e-mail address (lower-case), if any.
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<Account>>;
+    /// Set (or replace) a user's password hash; ends the user's console sessions.
+    async fn set_password(&self, user_id: &str, hash: String, audit: &CloudEvent) -> Result<()>;
+    /// A user's password hash, if one is set.
+    async fn password_hash(&self, user_id: &str) -> Result<Option<String>>;
+    /// Store a new session.
+    async fn create_session(&self, s: ConsoleSession) -> Result<()>;
+    /// A live session by the hash of its cookie value.
+    async fn get_session(
+        &self,
+        id_hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<Option<ConsoleSession>>;
+    /// End a session (sign-out). Also removes every expired session.
+    async fn delete_session(&self, id_hash: [u8; 32], now: Timestamp) -> Result<()>;
 }

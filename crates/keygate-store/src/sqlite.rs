@@ -7,8 +7,8 @@
 //! the binary is refused rather than misread.
 
 use crate::{
-    AclFilter, AuditQuery, AuditRow, BindingFilter, Bootstrap, Change, Entity, FullState,
-    KeyFilter, Patch, Result, Store, StoreError,
+    AclFilter, AuditQuery, AuditRow, BindingFilter, Bootstrap, Change, ConsoleSession, Entity,
+    FullState, KeyFilter, Patch, Result, Store, StoreError,
 };
 use async_trait::async_trait;
 use chrono::DateTime;
@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema_v2.sql"),
     include_str!("sqlite/schema_v3.sql"),
     include_str!("sqlite/schema_v4.sql"),
+    include_str!("sqlite/schema_v5.sql"),
 ];
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 
@@ -1783,6 +1784,98 @@ impl Store for SqliteStore {
 
     fn subscribe_audit(&self) -> watch::Receiver<i64> {
         self.audit_notify.subscribe()
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<Account>> {
+        let email = email.trim().to_ascii_lowercase();
+        self.run(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE kind = 'user' AND email = ?1"),
+                [&email],
+                account_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn set_password(&self, user_id: &str, hash: String, audit: &CloudEvent) -> Result<()> {
+        let id = user_id.to_owned();
+        self.write(Some(audit.clone()), move |tx| {
+            let a = get_account(tx, &id)?;
+            if a.kind != AccountKind::User {
+                return Err(StoreError::NotFound("user", id));
+            }
+            tx.execute(
+                "INSERT INTO user_passwords (user_id, hash, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
+                params![id, hash, now()],
+            )?;
+            tx.execute("DELETE FROM console_sessions WHERE user_id = ?1", [&id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn password_hash(&self, user_id: &str) -> Result<Option<String>> {
+        let id = user_id.to_owned();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT hash FROM user_passwords WHERE user_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn create_session(&self, s: ConsoleSession) -> Result<()> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO console_sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&s.id_hash[..], s.user_id, s.csrf, ts(s.created_at), ts(s.expires_at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_session(
+        &self,
+        id_hash: [u8; 32],
+        at: Timestamp,
+    ) -> Result<Option<ConsoleSession>> {
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT id_hash, user_id, csrf, created_at, expires_at FROM console_sessions \
+                 WHERE id_hash = ?1 AND expires_at > ?2",
+                params![&id_hash[..], ts(at)],
+                |r| {
+                    let h: Vec<u8> = r.get(0)?;
+                    Ok(ConsoleSession {
+                        id_hash: h.try_into().map_err(|_| corrupt("session id length"))?,
+                        user_id: r.get(1)?,
+                        csrf: r.get(2)?,
+                        created_at: from_ts(r.get(3)?)?,
+                        expires_at: from_ts(r.get(4)?)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id_hash: [u8; 32], at: Timestamp) -> Result<()> {
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM console_sessions WHERE id_hash = ?1 OR expires_at <= ?2",
+                params![&id_hash[..], ts(at)],
+            )?;
+            Ok(())
+        })
+        .await
     }
 }
 

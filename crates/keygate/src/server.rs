@@ -142,6 +142,10 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         writeln!(out)?;
     }
     writeln!(out, "keygate is listening on {public_url}")?;
+    writeln!(
+        out,
+        "  Web console: {public_url}/console    (set a password: keygate iam user set-password <user-id>)"
+    )?;
     writeln!(out, "  REST API docs: {public_url}/docs    OpenAPI: {public_url}/openapi.json    health: {public_url}/healthz")?;
     out.flush()?;
     drop(out);
@@ -177,6 +181,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(usage.clone().run(store.clone(), cfg.key_usage_flush));
     let auditor = start_audit(&cfg, store.clone(), iam.org().crn().to_string())?;
 
+    let console_secure = public_url.starts_with("https://");
     let state = AppState {
         iam: iam.clone(),
         usage: usage.clone(),
@@ -195,8 +200,22 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let gateway =
         keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.clone(), usage.clone(), auditor);
     tokio::spawn(gateway.run());
-    let app =
-        keygate_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let console = keygate_console::ConsoleState::new(
+        iam.clone(),
+        keygate_console::ConsoleConfig {
+            secure_cookies: console_secure,
+            session_ttl: Duration::from_secs(8 * 3600),
+            failure_delay: cfg.auth_failure_delay,
+            gateway: Some((
+                cfg.gateway.advertised_host.clone(),
+                cfg.gateway.port_base,
+                cfg.gateway.ports_per_cluster,
+            )),
+        },
+    );
+    let app = keygate_api::router(state)
+        .merge(keygate_console::router(console))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -195,6 +195,16 @@ pub(crate) enum UserCmd {
         full_name: String,
         #[arg(long)]
         auth_type: Option<String>,
+        /// Console password (at least 12 characters; or KEYGATE_NEW_PASSWORD).
+        #[arg(long, env = "KEYGATE_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Set a user's console password (yourself, or as an account admin).
+    SetPassword {
+        id: String,
+        /// The new password (at least 12 characters; or KEYGATE_NEW_PASSWORD).
+        #[arg(long, env = "KEYGATE_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
     },
     /// List users.
     List,
@@ -625,12 +635,27 @@ fn user(c: UserCmd, fmt: Format) -> anyhow::Result<()> {
             email,
             full_name,
             auth_type,
+            password,
         } => {
             let mut body = json!({ "email": email, "full_name": full_name });
             if let Some(a) = auth_type {
                 body["auth_type"] = json!(a);
             }
+            if let Some(p) = password {
+                body["password"] = json!(p);
+            }
             print_object(fmt, &cl.post("/iam/v2/users", &body)?, USER_COLS)
+        }
+        UserCmd::SetPassword { id, password } => {
+            let v = cl.post(
+                &format!("/iam/v2/users/{}/password", enc(&id)),
+                &json!({ "password": password }),
+            )?;
+            print_done(
+                fmt,
+                &format!("Password of {id} set; its console sessions ended."),
+                &v,
+            )
         }
         UserCmd::List => print_list(fmt, &cl.get_all("/iam/v2/users")?, USER_COLS),
         UserCmd::Describe { id } => print_object(

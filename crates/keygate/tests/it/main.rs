@@ -8,6 +8,7 @@ mod audit;
 mod authz;
 mod cli;
 mod clients;
+mod console;
 mod durability;
 mod gateway;
 mod harness;

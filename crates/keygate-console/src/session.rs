@@ -1,0 +1,177 @@
+//! Sessions and CSRF: the signed-in user of a request, and the checks every form post
+//! passes before it reaches a handler.
+
+use crate::ConsoleState;
+use axum::extract::FromRequestParts;
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use keygate_iam::Caller;
+use keygate_store::ConsoleSession;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub(crate) const COOKIE: &str = "kg_session";
+
+/// The signed-in user of a request.
+pub(crate) struct Signed {
+    pub(crate) caller: Caller,
+    pub(crate) csrf: String,
+    pub(crate) session: [u8; 32],
+    pub(crate) email: String,
+}
+
+pub(crate) fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+pub(crate) fn peer(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+}
+
+impl FromRequestParts<ConsoleState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &ConsoleState) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/console/login").into_response();
+        let Some(token) = cookie(parts, COOKIE) else {
+            return Err(to_login());
+        };
+        let h = hash(token);
+        let store = st.iam.store();
+        let s = match store.get_session(h, chrono::Utc::now()).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(to_login()),
+            Err(e) => return Err(crate::pages::unavailable(&e.to_string())),
+        };
+        let Ok(Some(mut caller)) = st.iam.session_caller(&s.user_id).await else {
+            return Err(to_login());
+        };
+        caller.client_address = peer(parts);
+        let email = store
+            .get_account(&s.user_id)
+            .await
+            .map(|a| a.email)
+            .unwrap_or_default();
+        Ok(Signed {
+            caller,
+            csrf: s.csrf,
+            session: h,
+            email,
+        })
+    }
+}
+
+impl Signed {
+    /// Refuse a form whose CSRF token is not this session's.
+    pub(crate) fn check(
+        &self,
+        form: &std::collections::HashMap<String, String>,
+    ) -> Result<(), Response> {
+        let sent = form.get("csrf").map(String::as_bytes).unwrap_or_default();
+        if bool::from(sent.ct_eq(self.csrf.as_bytes())) && !sent.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::pages::forbidden_page(
+                "This form has expired or did not come from the console (CSRF check). Reload the page and try again.",
+            ))
+        }
+    }
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Start a session for `user_id`; returns the Set-Cookie value.
+pub(crate) async fn start(st: &ConsoleState, user_id: &str) -> Result<String, String> {
+    let token = random_token();
+    let now = chrono::Utc::now();
+    let ttl = chrono::Duration::from_std(st.cfg.session_ttl).unwrap_or(chrono::Duration::hours(8));
+    st.iam
+        .store()
+        .create_session(ConsoleSession {
+            id_hash: hash(&token),
+            user_id: user_id.to_owned(),
+            csrf: random_token(),
+            created_at: now,
+            expires_at: now + ttl,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        st.cfg.session_ttl.as_secs(),
+        if st.cfg.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// The cookie that ends a session in the browser.
+pub(crate) fn clear(st: &ConsoleState) -> String {
+    format!(
+        "{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if st.cfg.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Whether a sign-in post came from this site: its `Origin` (when the browser sends
+/// one) names the host it was sent to.
+pub(crate) fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host)
+}
+
+/// Headers every console response carries.
+pub(crate) async fn harden(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    r
+}

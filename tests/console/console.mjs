@@ -1,0 +1,162 @@
+// Drives keygate's web console in Debian's chromium with playwright-core. One scenario
+// per run (argv[2]); settings from the environment: URL, EMAIL, PASSWORD, SHOTS (a
+// directory for screenshots). Prints one JSON line with what it saw; exits non-zero
+// when an expectation fails. Run by crates/keygate/tests/it/console.rs.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+
+const { URL: BASE, EMAIL, PASSWORD, SHOTS } = process.env;
+const scenario = process.argv[2];
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage"],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+const timed = async (path) => {
+  const t = Date.now();
+  const r = await page.goto(BASE + path);
+  return { status: r.status(), ms: Date.now() - t };
+};
+
+async function signIn() {
+  await page.goto(BASE + "/console/login");
+  await page.fill("input[name=email]", EMAIL);
+  await page.fill("input[name=password]", PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+}
+
+const out = {};
+try {
+  if (scenario === "workflow") {
+    // A wrong password first: refused, nothing said about which part was wrong.
+    await page.goto(BASE + "/console/login");
+    await shot("01-sign-in");
+    await page.fill("input[name=email]", EMAIL);
+    await page.fill("input[name=password]", "not the password at all");
+    await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+    assert.match(await page.textContent(".notice.error"), /Wrong e-mail address or password/);
+
+    await signIn();
+    assert.equal(await page.textContent("h1"), "Service accounts");
+    await page.fill("input[name=display_name]", "orders-app");
+    await page.fill("input[name=description]", "Writes orders");
+    await Promise.all([page.waitForNavigation(), page.click("form[action='/console/service-accounts'] button[type=submit]")]);
+    assert.match(await page.textContent(".notice.ok"), /orders-app \(sa-[a-z0-9]+\) created/);
+    out.sa = (await page.textContent(".notice.ok")).match(/\((sa-[a-z0-9]+)\)/)[1];
+    await shot("02-service-accounts");
+
+    // The key wizard: owner, scope (the Kafka cluster), details.
+    await page.goto(BASE + "/console/api-keys/new");
+    await page.selectOption("select[name=owner]", out.sa);
+    const scope = await page.$eval("select[name=scope]", (s) =>
+      [...s.options].map((o) => o.value).find((v) => v.startsWith("lkc-")));
+    assert.ok(scope, "the cluster is offered as a scope");
+    await page.selectOption("select[name=scope]", scope);
+    await page.fill("input[name=description]", "orders producer");
+    await shot("03-create-key");
+    await Promise.all([page.waitForNavigation(), page.click("form[action='/console/api-keys'] button[type=submit]")]);
+    out.key = (await page.textContent("#key")).trim();
+    out.secret = (await page.textContent("#secret")).trim();
+    assert.match(out.secret, /^kgs_[0-9A-Za-z]{49}$/);
+    assert.match(await page.textContent(".notice.warn"), /shown only on this page, only this once/);
+    const configs = await page.$$eval("pre[id^=cfg]", (ps) => ps.map((p) => p.textContent));
+    assert.equal(configs.length, 4);
+    assert.ok(configs.every((c) => c.includes(out.key) && c.includes(out.secret)));
+    out.bootstrap = configs[0].match(/bootstrap.servers=(\S+)/)[1];
+    await shot("04-key-created");
+    // A download is a real file with the configuration in it.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-download=cfg0]")]);
+    const saved = fs.readFileSync(await download.path(), "utf8");
+    assert.ok(saved.includes(`sasl.username=${out.key}`));
+
+    // Reload: the secret is gone for good.
+    await page.reload();
+    const after = await page.content();
+    assert.ok(!after.includes(out.secret), "the secret is not on the page after a reload");
+    assert.match(await page.textContent(".notice.warn"), /shown once/);
+    const back = await page.goto(`${BASE}/console/api-keys/${out.key}/created`);
+    assert.ok(!(await back.text()).includes(out.secret));
+
+    // The other pages, timed, with screenshots.
+    out.timings = {};
+    for (const [name, path] of [
+      ["05-api-keys", "/console/api-keys"],
+      ["06-environments", "/console/environments"],
+      ["07-role-bindings", "/console/role-bindings?scope=topic&cluster=" + scope.split("|")[0] + "&name=orders&prefix=1"],
+      ["08-identity-providers", "/console/identity-providers"],
+      ["09-audit", "/console/audit"],
+      ["10-acls", `/console/clusters/${scope.split("|")[0]}/acls`],
+    ]) {
+      const t = await timed(path);
+      assert.equal(t.status, 200, path);
+      out.timings[path.split("?")[0]] = t.ms;
+      await shot(name);
+    }
+    // The role picker offers only roles valid at a topic scope.
+    await page.goto(BASE + "/console/role-bindings?scope=topic&cluster=" + scope.split("|")[0] + "&name=orders&prefix=1");
+    const roles = await page.$$eval("select[name=role] option", (os) => os.map((o) => o.value));
+    assert.ok(roles.includes("DeveloperRead") && roles.includes("DeveloperWrite"));
+    assert.ok(!roles.includes("OrganizationAdmin") && !roles.includes("EnvironmentAdmin"), roles.join());
+    // Phone width: the same page, still usable.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(BASE + "/console/api-keys");
+    await shot("11-api-keys-phone");
+    // Keyboard: the sign-out button is reachable by Tab.
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.goto(BASE + "/console/service-accounts");
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press("Tab");
+      reached = await page.evaluate(() => document.activeElement?.textContent?.trim() === "Sign out");
+    }
+    assert.ok(reached, "sign out is reachable by keyboard");
+    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+    assert.match(await page.textContent(".notice.ok"), /Signed out/);
+    const gone = await page.goto(BASE + "/console/api-keys");
+    assert.ok(page.url().endsWith("/console/login"), "signed out: back to sign-in");
+    out.signedOut = gone.status();
+  } else if (scenario === "limited") {
+    await signIn();
+    assert.equal(await page.textContent("h1"), "Service accounts");
+    out.createForm = await page.$$eval("form[method=post][action='/console/service-accounts']", (f) => f.length);
+    out.editLinks = await page.$$eval("a[href^='/console/service-accounts/']", (a) => a.length);
+    out.auditLink = await page.$$eval("nav a[href='/console/audit']", (a) => a.length);
+    await shot("20-limited-user");
+    out.auditByUrl = (await page.goto(BASE + "/console/audit")).status();
+    await page.goto(BASE + "/console/service-accounts");
+    const csrf = await page.$eval("input[name=csrf]", (i) => i.value);
+    const r = await page.request.post(BASE + "/console/service-accounts", { form: { csrf, display_name: "sneaky" } });
+    out.createByUrl = r.status();
+    out.createByUrlText = (await r.text()).includes("do not allow");
+    out.editByUrl = (await page.goto(BASE + "/console/service-accounts/" + process.env.SA)).status();
+  } else if (scenario === "csrf") {
+    await signIn();
+    const none = await page.request.post(BASE + "/console/service-accounts", { form: { display_name: "evil-no-token" } });
+    const wrong = await page.request.post(BASE + "/console/service-accounts", { form: { csrf: "x".repeat(43), display_name: "evil-wrong-token" } });
+    out.noToken = none.status();
+    out.wrongToken = wrong.status();
+    out.message = (await none.text()).includes("CSRF");
+    // A sign-in posted from another site is refused by its Origin.
+    const foreign = await page.request.post(BASE + "/console/login", {
+      form: { email: EMAIL, password: PASSWORD },
+      headers: { Origin: "https://evil.example" },
+      maxRedirects: 0,
+    });
+    out.foreignSignIn = foreign.status();
+  } else {
+    throw new Error(`unknown scenario ${scenario}`);
+  }
+  console.log(JSON.stringify({ ok: true, ...out }));
+} catch (e) {
+  await shot(`failure-${scenario}`).catch(() => {});
+  console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e), ...out }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
