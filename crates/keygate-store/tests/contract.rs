@@ -1139,3 +1139,122 @@ async fn sqlite_audit_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     audit_story(&SqliteStore::open(&dir.path().join("a.db")).expect("open")).await;
 }
+
+/// Passwords and console sessions: a new password ends the user's sessions; deleting
+/// the user removes both; expired sessions are not returned.
+async fn console_story(store: &dyn Store) {
+    use keygate_store::ConsoleSession;
+    let now = Utc::now();
+    let u = account("u-console1", AccountKind::User, "Con Sole");
+    store.create_account(u.clone(), &ev()).await.expect("user");
+    let sa = account("sa-console1", AccountKind::ServiceAccount, "robot");
+    store.create_account(sa, &ev()).await.expect("sa");
+    assert_eq!(
+        store
+            .find_user_by_email("U-CONSOLE1@x.io ")
+            .await
+            .expect("find")
+            .map(|a| a.id),
+        Some("u-console1".to_owned())
+    );
+    assert!(store
+        .find_user_by_email("nobody@x.io")
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .password_hash("u-console1")
+        .await
+        .expect("hash")
+        .is_none());
+    assert!(matches!(
+        store
+            .set_password("sa-console1", "$argon2id$x".into(), &ev())
+            .await,
+        Err(StoreError::NotFound(..))
+    ));
+    let session = |id: u8, ttl: i64| ConsoleSession {
+        id_hash: [id; 32],
+        user_id: "u-console1".into(),
+        csrf: format!("csrf-{id}"),
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(ttl),
+    };
+    store
+        .create_session(session(1, 3600))
+        .await
+        .expect("session");
+    store
+        .create_session(session(2, -1))
+        .await
+        .expect("expired session");
+    assert_eq!(
+        store
+            .get_session([1; 32], now)
+            .await
+            .expect("get")
+            .map(|s| s.csrf),
+        Some("csrf-1".to_owned())
+    );
+    assert!(
+        store
+            .get_session([2; 32], now)
+            .await
+            .expect("get")
+            .is_none(),
+        "expired"
+    );
+    store
+        .set_password("u-console1", "$argon2id$v1".into(), &ev())
+        .await
+        .expect("set");
+    assert_eq!(
+        store
+            .password_hash("u-console1")
+            .await
+            .expect("hash")
+            .as_deref(),
+        Some("$argon2id$v1")
+    );
+    assert!(
+        store
+            .get_session([1; 32], now)
+            .await
+            .expect("get")
+            .is_none(),
+        "a new password ends sessions"
+    );
+    store
+        .create_session(session(3, 3600))
+        .await
+        .expect("session");
+    store.delete_session([3; 32], now).await.expect("sign out");
+    assert!(store
+        .get_session([3; 32], now)
+        .await
+        .expect("get")
+        .is_none());
+    store
+        .create_session(session(4, 3600))
+        .await
+        .expect("session");
+    store
+        .delete_account("u-console1", &ev())
+        .await
+        .expect("delete user");
+    assert!(store
+        .get_session([4; 32], now)
+        .await
+        .expect("get")
+        .is_none());
+    assert!(store
+        .password_hash("u-console1")
+        .await
+        .expect("hash")
+        .is_none());
+}
+
+#[tokio::test]
+async fn sqlite_console_sign_in() {
+    console_story(&SqliteStore::open_in_memory().expect("open")).await;
+}
