@@ -103,6 +103,26 @@ try {
     const roles = await page.$$eval("select[name=role] option", (os) => os.map((o) => o.value));
     assert.ok(roles.includes("DeveloperRead") && roles.includes("DeveloperWrite"));
     assert.ok(!roles.includes("OrganizationAdmin") && !roles.includes("EnvironmentAdmin"), roles.join());
+    // Identity providers: add one and a pool, then test the pool's filter on claims.
+    await page.goto(BASE + "/console/identity-providers");
+    await page.fill("form[action='/console/identity-providers'] input[name=display_name]", "corp-idp");
+    await page.fill("input[name=issuer]", "https://idp.example.com");
+    await page.fill("input[name=jwks_uri]", "http://127.0.0.1:9/jwks");
+    await Promise.all([page.waitForNavigation(), page.click("form[action='/console/identity-providers'] button[type=submit]")]);
+    assert.match(await page.textContent(".notice.ok"), /corp-idp \(op-/);
+    await page.fill("form[action$='/pools'] input[name=display_name]", "payments");
+    await page.fill("form[action$='/pools'] input[name=filter]", "'payments' in claims.groups");
+    await Promise.all([page.waitForNavigation(), page.click("form[action$='/pools'] button[type=submit]")]);
+    assert.match(await page.textContent(".notice.ok"), /payments \(pool-/);
+    const tryClaims = async (claims) => {
+      await page.fill("textarea[name=claims]", claims);
+      await Promise.all([page.waitForNavigation(), page.click("form[action='/console/identity-providers/test'] button[type=submit]")]);
+      return page.textContent(".notice");
+    };
+    assert.match(await tryClaims('{"sub": "payments-app", "groups": ["payments"]}'), /^Matches/);
+    await shot("08-identity-providers");
+    assert.match(await tryClaims('{"sub": "web-app", "groups": ["web"]}'), /^No match/);
+    assert.match(await tryClaims("not json"), /not JSON/);
     // Phone width: the same page, still usable.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(BASE + "/console/api-keys");

@@ -48,13 +48,16 @@ pub(crate) struct Flash {
     pub(crate) at: Instant,
 }
 
+/// Secrets waiting to be shown, by (session, key id).
+pub(crate) type Flashes = HashMap<([u8; 32], String), Flash>;
+
 /// Shared state of the console's handlers.
 #[derive(Clone)]
 pub struct ConsoleState {
     pub(crate) iam: Arc<Iam>,
     pub(crate) cfg: Arc<ConsoleConfig>,
     /// New keys' secrets by (session, key id), taken by the one page that shows them.
-    pub(crate) flashes: Arc<Mutex<HashMap<([u8; 32], String), Flash>>>,
+    pub(crate) flashes: Arc<Mutex<Flashes>>,
 }
 
 impl ConsoleState {

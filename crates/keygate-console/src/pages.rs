@@ -15,7 +15,7 @@ use keygate_core::{
 };
 use keygate_iam::{IamError, NewApiKey, NewPool, NewProvider, NewResource};
 use keygate_store::{AclFilter, AuditQuery};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -224,7 +224,7 @@ pub(crate) async fn login(
 }
 
 pub(crate) async fn logout(State(st): State<ConsoleState>, s: Signed, Form(f): F) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let _ = st
@@ -317,7 +317,7 @@ pub(crate) async fn create_service_account(
     s: Signed,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     match st
@@ -439,7 +439,7 @@ pub(crate) async fn update_service_account(
     Path(id): Path<String>,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let back = format!("/console/service-accounts/{id}");
@@ -465,7 +465,7 @@ pub(crate) async fn delete_service_account(
     Path(id): Path<String>,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     match st
@@ -526,7 +526,7 @@ pub(crate) async fn api_keys(State(st): State<ConsoleState>, s: Signed, Query(q)
     let body = html! {
         (notices(&q))
         section.card {
-            div.row style="justify-content:space-between" {
+            div.row.between {
                 p.muted { (total) " keys you manage" }
                 a.button href="/console/api-keys/new" { "Create API key" }
             }
@@ -639,7 +639,7 @@ pub(crate) async fn create_api_key(
     s: Signed,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let back = "/console/api-keys/new";
@@ -745,7 +745,7 @@ pub(crate) async fn created_api_key(
                         dt { "Scope" } dd { (scope_label(&k)) }
                         @if bootstrap(&st, &k).is_some() { dt { "Bootstrap" } dd.mono { (boot) } }
                     }
-                    h2 style="margin-top:16px" { "API key" }
+                    h2.mt { "API key" }
                     div.secret { code #key { (key) } button.secondary.small type="button" data-copy="key" { "Copy" } }
                     h2 { "API secret" }
                     div.secret { code #secret { (secret) } button.secondary.small type="button" data-copy="secret" { "Copy" } }
@@ -773,7 +773,7 @@ pub(crate) async fn api_key_action(
     Path((id, action)): Path<(String, String)>,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let back = "/console/api-keys";
@@ -881,7 +881,7 @@ pub(crate) async fn create_environment(
     s: Signed,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     match st
@@ -902,7 +902,7 @@ pub(crate) async fn create_cluster(
     s: Signed,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let n = NewResource {
@@ -1014,7 +1014,7 @@ pub(crate) async fn create_acl(
     Path(cluster): Path<String>,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let back = format!("/console/clusters/{cluster}/acls");
@@ -1034,7 +1034,7 @@ pub(crate) async fn delete_acl(
     Path(cluster): Path<String>,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let back = format!("/console/clusters/{cluster}/acls");
@@ -1207,7 +1207,7 @@ pub(crate) async fn create_role_binding(
     s: Signed,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     match st
@@ -1234,7 +1234,7 @@ pub(crate) async fn delete_role_binding(
     Path(id): Path<String>,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     match st.iam.delete_role_binding(&s.caller, &id).await {
@@ -1281,7 +1281,7 @@ async fn providers_page(
                     dt { "Identity claim" } dd.mono { (p.identity_claim) }
                     dt { "State" } dd { span class={ "pill " (if p.enabled { "yes" } else { "no" }) } { (if p.enabled { "ENABLED" } else { "DISABLED" }) } }
                 }
-                h2 style="margin-top:14px" { "Identity pools" }
+                h2.mt { "Identity pools" }
                 table {
                     thead { tr { th { "Pool" } th { "Name" } th { "Filter" } th { "State" } } }
                     tbody {
@@ -1339,7 +1339,7 @@ pub(crate) async fn create_provider(
     s: Signed,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let opt = |k: &str| Some(field(&f, k).to_owned()).filter(|v| !v.is_empty());
@@ -1365,7 +1365,7 @@ pub(crate) async fn create_pool(
     Path(id): Path<String>,
     Form(f): F,
 ) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let n = NewPool {
@@ -1384,7 +1384,7 @@ pub(crate) async fn create_pool(
 }
 
 pub(crate) async fn test_filter(State(st): State<ConsoleState>, s: Signed, Form(f): F) -> Response {
-    if let Err(r) = s.check(&f) {
+    if let Some(r) = s.refused(&f) {
         return r;
     }
     let (provider, pool_id) = field(&f, "pool").split_once('|').unwrap_or(("", ""));
@@ -1476,7 +1476,7 @@ pub(crate) async fn audit(State(st): State<ConsoleState>, s: Signed, Query(q): Q
                             td.mono { (e.data.method_name) }
                             td.mono { (a.principal.clone().unwrap_or_default()) }
                             td.mono { (a.metadata.as_ref().map(|m| m.identifier.clone()).unwrap_or_default()) }
-                            td.mono style="overflow-wrap:anywhere" { (e.data.resource_name) }
+                            td.mono.wrap { (e.data.resource_name) }
                             td { @match e.granted() { Some(true) => span.pill.yes { "allowed" }, Some(false) => span.pill.no { "denied" }, None => "" } }
                             td { (e.data.result.status) @if let Some(m) = &e.data.result.message { br; small.muted { (m) } } }
                             td.mono { (e.data.request_metadata.as_ref().map(|m| m.client_address.clone()).unwrap_or_default()) }
@@ -1492,6 +1492,5 @@ pub(crate) async fn audit(State(st): State<ConsoleState>, s: Signed, Query(q): Q
             }
         }
     };
-    let _ = PreEscaped("");
     layout(&st, &s, "audit", "Audit log", body)
 }

@@ -79,16 +79,16 @@ impl FromRequestParts<ConsoleState> for Signed {
 }
 
 impl Signed {
-    /// Refuse a form whose CSRF token is not this session's.
-    pub(crate) fn check(
+    /// The refusal of a form whose CSRF token is not this session's.
+    pub(crate) fn refused(
         &self,
         form: &std::collections::HashMap<String, String>,
-    ) -> Result<(), Response> {
+    ) -> Option<Response> {
         let sent = form.get("csrf").map(String::as_bytes).unwrap_or_default();
         if bool::from(sent.ct_eq(self.csrf.as_bytes())) && !sent.is_empty() {
-            Ok(())
+            None
         } else {
-            Err(crate::pages::forbidden_page(
+            Some(crate::pages::forbidden_page(
                 "This form has expired or did not come from the console (CSRF check). Reload the page and try again.",
             ))
         }
