@@ -56,16 +56,18 @@ pub(crate) type Flashes = HashMap<([u8; 32], String), Flash>;
 pub struct ConsoleState {
     pub(crate) iam: Arc<Iam>,
     pub(crate) cfg: Arc<ConsoleConfig>,
+    pub(crate) auditor: keygate_audit::Auditor,
     /// New keys' secrets by (session, key id), taken by the one page that shows them.
     pub(crate) flashes: Arc<Mutex<Flashes>>,
 }
 
 impl ConsoleState {
-    /// State over the IAM service.
-    pub fn new(iam: Arc<Iam>, cfg: ConsoleConfig) -> Self {
+    /// State over the IAM service; sign-ins and refusals are recorded by `auditor`.
+    pub fn new(iam: Arc<Iam>, cfg: ConsoleConfig, auditor: keygate_audit::Auditor) -> Self {
         ConsoleState {
             iam,
             cfg: Arc::new(cfg),
+            auditor,
             flashes: Arc::default(),
         }
     }
@@ -148,6 +150,10 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/identity-providers/test", post(p::test_filter))
         .route("/console/audit", get(p::audit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::record_denials,
+        ))
         .layer(axum::middleware::map_response(session::harden))
         .with_state(state)
 }

@@ -5,7 +5,7 @@
 use crate::session::{self, Signed};
 use crate::{ConsoleState, Flash};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use keygate_authz::Capability;
@@ -191,18 +191,24 @@ pub(crate) async fn login_form(Query(q): Q) -> Response {
 
 pub(crate) async fn login(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
     Form(f): F,
 ) -> Response {
-    if !session::same_origin(&headers) {
+    if !session::same_origin(&parts.headers) {
         return forbidden_page("This sign-in did not come from the console.");
     }
     let email = field(&f, "email").to_owned();
-    match st
+    let client = session::peer(&parts);
+    let outcome = st
         .iam
         .sign_in(&email, f.get("password").map(String::as_str).unwrap_or(""))
-        .await
-    {
+        .await;
+    match &outcome {
+        Ok(c) => session::audit_sign_in(&st, &email, Some(c.principal.to_string()), client),
+        Err(IamError::Unauthenticated) => session::audit_sign_in(&st, &email, None, client),
+        Err(_) => {}
+    }
+    match outcome {
         Ok(c) => match session::start(&st, &c.account_id).await {
             Ok(cookie) => {
                 tracing::info!(user = c.account_id, "console sign-in");

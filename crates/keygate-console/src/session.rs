@@ -7,12 +7,97 @@ use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
+use keygate_audit::{status, types, AuthorizationInfo, CloudEvent};
 use keygate_iam::Caller;
 use keygate_store::ConsoleSession;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub(crate) const COOKIE: &str = "kg_session";
+
+/// Where the `Signed` extractor leaves the caller for [`record_denials`].
+#[derive(Clone, Default)]
+pub(crate) struct CallerSlot(std::sync::Arc<std::sync::Mutex<Option<Caller>>>);
+
+/// Record every page or form the authorizer refused (403), with who and what.
+pub(crate) async fn record_denials(
+    axum::extract::State(st): axum::extract::State<ConsoleState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let slot = CallerSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = format!("{} {}", req.method(), req.uri().path());
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::FORBIDDEN && st.auditor.enabled() {
+        if let Some(c) = slot.0.lock().ok().and_then(|c| c.clone()) {
+            let org = st.iam.organization_crn().to_string();
+            let path = method
+                .split_once(' ')
+                .map(|(_, p)| p.to_owned())
+                .unwrap_or_default();
+            st.auditor.record(
+                CloudEvent::new(
+                    types::IAM_REQUEST,
+                    org,
+                    "keygate.console",
+                    method.clone(),
+                    path.clone(),
+                    chrono::Utc::now(),
+                )
+                .who(
+                    Some(c.principal.to_string()),
+                    Some(c.mechanism),
+                    Some(c.identifier()),
+                )
+                .client_address(c.client_address.clone())
+                .authorization(AuthorizationInfo {
+                    granted: false,
+                    operation: method.split(' ').next().unwrap_or_default().to_owned(),
+                    resource_type: "ConsolePage".into(),
+                    resource_name: path,
+                    ..Default::default()
+                }),
+            );
+        }
+    }
+    resp
+}
+
+/// A console sign-in's record: the address tried (an identifier, never the
+/// password), success or failure.
+pub(crate) fn audit_sign_in(
+    st: &ConsoleState,
+    email: &str,
+    principal: Option<String>,
+    client: Option<String>,
+) {
+    if !st.auditor.enabled() {
+        return;
+    }
+    let org = st.iam.organization_crn().to_string();
+    let mut e = CloudEvent::new(
+        types::IAM_AUTHENTICATION,
+        org.clone(),
+        "keygate.console",
+        "console.SignIn",
+        org,
+        chrono::Utc::now(),
+    )
+    .who(
+        principal.clone(),
+        Some("CONSOLE_PASSWORD"),
+        Some(email.chars().take(254).collect()),
+    )
+    .client_address(client);
+    if principal.is_none() {
+        e = e.result(
+            status::UNAUTHENTICATED,
+            Some("wrong e-mail address or password".into()),
+        );
+    }
+    st.auditor.record(e);
+}
 
 /// The signed-in user of a request.
 pub(crate) struct Signed {
@@ -64,6 +149,11 @@ impl FromRequestParts<ConsoleState> for Signed {
             return Err(to_login());
         };
         caller.client_address = peer(parts);
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            if let Ok(mut c) = slot.0.lock() {
+                *c = Some(caller.clone());
+            }
+        }
         let email = store
             .get_account(&s.user_id)
             .await

@@ -212,6 +212,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
                 cfg.gateway.ports_per_cluster,
             )),
         },
+        audit_handle.clone(),
     );
     let app = keygate_api::router(state)
         .merge(keygate_console::router(console))

@@ -119,6 +119,16 @@ fn the_seed_workflow_in_a_browser_and_the_key_works_with_kcat() {
         rec["data"]["authenticationInfo"]["metadata"]["mechanism"],
         "CONSOLE_SESSION"
     );
+    // Sign-ins are audited: the wrong password first, then the right one.
+    let signins = crate::audit::events(admin, "method=console.SignIn");
+    assert!(signins
+        .iter()
+        .any(|e| e["data"]["result"]["status"] == "UNAUTHENTICATED"
+            && e["data"]["authenticationInfo"]["metadata"]["identifier"] == "admin@keygate.local"));
+    assert!(signins
+        .iter()
+        .any(|e| e["data"]["result"]["status"] == "SUCCESS"
+            && e["data"]["authenticationInfo"]["principal"] == format!("User:{me}")));
     // No password, hash or session in the audit log or the server's output.
     let all = serde_json::to_string(&crate::audit::events(admin, "")).unwrap_or_default();
     assert!(!all.contains(PASSWORD) && !all.contains("$argon2"));
@@ -156,6 +166,14 @@ fn a_read_only_user_sees_no_admin_actions_and_is_refused_by_url() {
     assert_eq!(v["createByUrl"], 403);
     assert_eq!(v["createByUrlText"], true);
     assert_eq!(v["editByUrl"], 403);
+    // The refusals are audited as the reader's.
+    let denied = crate::audit::wait_for(admin, "granted=false", "console refusal", |e| {
+        e["data"]["methodName"] == "POST /console/service-accounts"
+    });
+    assert_eq!(
+        denied["data"]["authenticationInfo"]["principal"],
+        format!("User:{reader}")
+    );
     assert!(admin
         .all("/iam/v2/service-accounts")
         .iter()
