@@ -513,4 +513,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<ConsoleSession>>;
     /// End a session (sign-out). Also removes every expired session.
     async fn delete_session(&self, id_hash: [u8; 32], now: Timestamp) -> Result<()>;
+
+    // ---- export and import ----------------------------------------------------------
+
+    /// Every user's password hash, as (user id, PHC string) — for an export.
+    async fn password_hashes(&self) -> Result<Vec<(String, String)>>;
+    /// Load a whole exported state into an empty database, in one transaction
+    /// (refused when an organization exists). Ids, gateway slots, key hashes and
+    /// timestamps are kept as they were.
+    async fn import(
+        &self,
+        state: FullState,
+        passwords: Vec<(String, String)>,
+        audit: &CloudEvent,
+    ) -> Result<()>;
 }

@@ -1786,6 +1786,121 @@ impl Store for SqliteStore {
         self.audit_notify.subscribe()
     }
 
+    async fn password_hashes(&self) -> Result<Vec<(String, String)>> {
+        self.run(|c| {
+            query_all(
+                c,
+                "SELECT user_id, hash FROM user_passwords ORDER BY user_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
+    }
+
+    async fn import(
+        &self,
+        state: FullState,
+        passwords: Vec<(String, String)>,
+        audit: &CloudEvent,
+    ) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
+            let exists: bool =
+                tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", [], |r| r.get(0))?;
+            if exists {
+                return Err(StoreError::Conflict(
+                    "the database already holds an organization; import into an empty one".into(),
+                ));
+            }
+            let o = state
+                .organization
+                .ok_or_else(|| StoreError::Conflict("the export has no organization".into()))?;
+            tx.execute(
+                "INSERT INTO organization (id, display_name, crn_authority, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![o.id, o.display_name, o.crn_authority, ts(o.created_at)],
+            )?;
+            log(tx, Entity::Organization, &o.id, None)?;
+            for e in &state.environments {
+                tx.execute(
+                    &format!("INSERT INTO environments ({ENV_COLS}) VALUES (?1, ?2, ?3, ?4)"),
+                    params![e.id, e.display_name, ts(e.created_at), ts(e.updated_at)],
+                )?;
+                log(tx, Entity::Environment, &e.id, None)?;
+            }
+            for r in &state.resources {
+                let key = r.storage_key();
+                tx.execute(
+                    &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                    params![
+                        key,
+                        r.id,
+                        r.kind.as_str(),
+                        r.environment_id,
+                        r.display_name,
+                        r.upstream,
+                        ts(r.created_at),
+                        ts(r.updated_at),
+                        r.gateway_slot
+                    ],
+                )?;
+                let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
+                log(tx, Entity::Resource, &key, cluster)?;
+            }
+            for a in &state.accounts {
+                insert_account(tx, a)?;
+            }
+            for k in &state.api_keys {
+                insert_key(tx, k)?;
+            }
+            for rb in &state.role_bindings {
+                insert_binding(tx, rb, cluster_of(&rb.crn_pattern.to_string()).as_deref())?;
+            }
+            let mut clusters = std::collections::BTreeSet::new();
+            for a in &state.acls {
+                let b = &a.binding;
+                tx.execute(
+                    &format!("INSERT INTO acls ({ACL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                    params![
+                        a.id,
+                        a.cluster_id,
+                        b.principal.to_string(),
+                        b.resource_type.as_str(),
+                        b.resource_name,
+                        b.pattern_type.as_str(),
+                        b.operation.as_str(),
+                        b.permission.as_str(),
+                        ts(a.created_at)
+                    ],
+                )?;
+                clusters.insert(a.cluster_id.clone());
+            }
+            for c in &clusters {
+                log(tx, Entity::Acls, c, Some(c))?;
+            }
+            for p in &state.identity_providers {
+                write_provider(tx, p, true)?;
+            }
+            for p in &state.identity_pools {
+                write_pool(tx, p, true)?;
+            }
+            for k in &state.signing_keys {
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, created_at, retired_at) VALUES (?1, ?2, ?3)",
+                    params![k.kid, ts(k.created_at), k.retired_at.map(ts)],
+                )?;
+                log(tx, Entity::SigningKey, &k.kid, None)?;
+            }
+            for (user, hash) in &passwords {
+                tx.execute(
+                    "INSERT INTO user_passwords (user_id, hash, updated_at) VALUES (?1, ?2, ?3)",
+                    params![user, hash, now()],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn find_user_by_email(&self, email: &str) -> Result<Option<Account>> {
         let email = email.trim().to_ascii_lowercase();
         self.run(move |c| {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod export;
 mod server;
 
 use clap::Parser;
@@ -36,6 +37,14 @@ fn main() -> ExitCode {
                     .build()?;
                 rt.block_on(server::run(cfg))
             })()
+        }
+        Cmd::Export(a) => {
+            init_tracing("warn");
+            export::export(a)
+        }
+        Cmd::Import(a) => {
+            init_tracing("warn");
+            export::import(a)
         }
         cmd => {
             init_tracing("warn");

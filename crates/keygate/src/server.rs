@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Read the pepper, or create it (mode 0600) at first start.
-fn load_pepper(dir: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
+pub(crate) fn load_pepper(dir: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = dir.join("pepper.key");
     match std::fs::read(&path) {

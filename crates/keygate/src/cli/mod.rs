@@ -60,6 +60,11 @@ pub(crate) enum Cmd {
     /// API keys.
     #[command(name = "api-key", subcommand)]
     ApiKey(KeyCmd),
+    /// Write the whole state (keys' hashes included) as a JSON document, to move an
+    /// installation to another database without re-issuing keys.
+    Export(crate::export::ExportArgs),
+    /// Load an exported document into an empty database (same pepper.key required).
+    Import(crate::export::ImportArgs),
     /// The audit log: every authentication, denied request and change.
     #[command(name = "audit-log", subcommand)]
     AuditLog(audit::AuditCmd),
@@ -481,7 +486,7 @@ pub(crate) fn client() -> anyhow::Result<Client> {
 /// Run a client command.
 pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Server(_) => unreachable!("handled by main"),
+        Cmd::Server(_) | Cmd::Export(_) | Cmd::Import(_) => unreachable!("handled by main"),
         Cmd::Login(a) => login(a, fmt),
         Cmd::Environment(c) => environment(c, fmt),
         Cmd::Kafka(KafkaCmd::Cluster(c)) => resource("/cmk/v2/clusters", false, c, fmt),
@@ -1312,6 +1317,13 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // Catches clashing argument ids (e.g. a subcommand's `output` and the global
+        // `-o/--output`) at test time instead of as a panic when the flag is used.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
 
     #[test]
     fn crn_from_flags() {

@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod console;
 mod durability;
+mod export;
 mod gateway;
 mod harness;
 mod oauth;
