@@ -866,13 +866,21 @@ pub(crate) async fn environments(
         }
         @if !envs.is_empty() {
             section.card {
-                h2 { "Register a Kafka cluster" }
+                h2 { "Register a cluster or service" }
                 form method="post" action="/console/clusters" {
                     (csrf_field(&s))
                     div.row {
+                        label { "Kind"
+                            select name="kind" {
+                                @for k in ResourceKind::ALL { option value=(k.as_str()) { (kind_label(k)) } }
+                            }
+                        }
                         label { "Environment" select name="environment" { @for e in &envs { option value=(e.id) { (e.display_name) " (" (e.id) ")" } } } }
                         label { "Name" input type="text" name="display_name" required maxlength="64" placeholder="main"; }
-                        label { "Brokers" input type="text" name="upstream" required placeholder="broker-1:9092,broker-2:9092"; }
+                    }
+                    div.row {
+                        label { "Upstream" small { "Kafka: broker-1:9092,broker-2:9092 · others: http(s)://host:port" } input type="text" name="upstream" required; }
+                        label { "Region" small { "Flink only, e.g. aws.us-east-1" } input type="text" name="region"; }
                         div { button type="submit" { "Register" } }
                     }
                 }
@@ -911,17 +919,23 @@ pub(crate) async fn create_cluster(
     if let Some(r) = s.refused(&f) {
         return r;
     }
+    let kind = ResourceKind::parse(field(&f, "kind")).unwrap_or(ResourceKind::Kafka);
     let n = NewResource {
-        kind: ResourceKind::Kafka,
+        kind,
         environment_id: field(&f, "environment").to_owned(),
         display_name: field(&f, "display_name").to_owned(),
         upstream: field(&f, "upstream").to_owned(),
-        region: None,
+        region: Some(field(&f, "region").to_owned()).filter(|r| !r.is_empty()),
     };
     match st.iam.create_resource(&s.caller, n).await {
         Ok(r) => done(
             "/console/environments",
-            &format!("Kafka cluster {} ({}) registered.", r.display_name, r.id),
+            &format!(
+                "{} {} ({}) registered.",
+                kind_label(r.kind),
+                r.display_name,
+                r.id
+            ),
         ),
         Err(e) => fail(e, "/console/environments"),
     }
