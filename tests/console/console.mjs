@@ -50,6 +50,9 @@ try {
     assert.match(await page.textContent(".notice.ok"), /orders-app \(sa-[a-z0-9]+\) created/);
     out.sa = (await page.textContent(".notice.ok")).match(/\((sa-[a-z0-9]+)\)/)[1];
     await shot("02-service-accounts");
+    await page.goto(`${BASE}/console/service-accounts/${out.sa}`);
+    assert.match(await page.textContent("main"), /also deletes/);
+    await shot("02b-service-account-edit");
 
     // The key wizard: owner, scope (the Kafka cluster), details.
     await page.goto(BASE + "/console/api-keys/new");
@@ -148,6 +151,11 @@ try {
     out.editLinks = await page.$$eval("a[href^='/console/service-accounts/']", (a) => a.length);
     out.auditLink = await page.$$eval("nav a[href='/console/audit']", (a) => a.length);
     await shot("20-limited-user");
+    await page.goto(BASE + "/console/role-bindings");
+    out.grantForms = await page.$$eval("form[action='/console/role-bindings']", (f) => f.length);
+    out.revokeButtons = await page.$$eval("form[action$='/delete']", (f) => f.length);
+    await page.goto(BASE + "/console/identity-providers");
+    out.providerForms = await page.$$eval("form[action='/console/identity-providers']", (f) => f.length);
     out.auditByUrl = (await page.goto(BASE + "/console/audit")).status();
     await page.goto(BASE + "/console/service-accounts");
     const csrf = await page.$eval("input[name=csrf]", (i) => i.value);

@@ -1160,9 +1160,16 @@ pub(crate) async fn role_bindings(
         })
         .unwrap_or_default();
     let scope = field(&q, "scope");
+    let grants =
+        |p: &keygate_core::crn::CrnPattern| st.iam.can(&s.caller, Capability::GrantRoles, p);
+    let may_grant = grants(&org)
+        || envs
+            .iter()
+            .any(|e| grants(&org.child("environment", &e.id)))
+        || clusters.iter().any(|c| grants(&c.crn(&org)));
     let body = html! {
         (notices(&q))
-        section.card {
+        @if may_grant { section.card {
             h2 { "Grant a role" }
             form method="get" action="/console/role-bindings" {
                 div.row {
@@ -1197,7 +1204,7 @@ pub(crate) async fn role_bindings(
                     }
                 }
             }
-        }
+        } }
         section.card {
             h2 { "Role bindings you can see" }
             table {
@@ -1209,8 +1216,10 @@ pub(crate) async fn role_bindings(
                             td { span.pill { (b.role.as_str()) } }
                             td.mono { (b.crn_pattern.to_string()) }
                             td {
-                                form.inline method="post" action={ "/console/role-bindings/" (b.id) "/delete" } data-confirm={ "Revoke " (b.role.as_str()) " from " (b.principal.to_string()) "?" } {
-                                    (csrf_field(&s)) button.danger.small type="submit" { "Revoke" }
+                                @if grants(&b.crn_pattern) {
+                                    form.inline method="post" action={ "/console/role-bindings/" (b.id) "/delete" } data-confirm={ "Revoke " (b.role.as_str()) " from " (b.principal.to_string()) "?" } {
+                                        (csrf_field(&s)) button.danger.small type="submit" { "Revoke" }
+                                    }
                                 }
                             }
                         }
@@ -1274,6 +1283,11 @@ async fn providers_page(
     q: &HashMap<String, String>,
     tested: Option<Markup>,
 ) -> Response {
+    let admin = st.iam.can(
+        &s.caller,
+        Capability::ManageAccounts,
+        &st.iam.organization_crn(),
+    );
     let providers = match st.iam.list_providers(&s.caller).await {
         Ok(p) => p,
         Err(e) => return fail(e, "/console/identity-providers"),
@@ -1310,14 +1324,14 @@ async fn providers_page(
                         }
                     }
                 }
-                form method="post" action={ "/console/identity-providers/" (p.id) "/pools" } {
+                @if admin { form method="post" action={ "/console/identity-providers/" (p.id) "/pools" } {
                     (csrf_field(s))
                     div.row {
                         label { "New pool name" input type="text" name="display_name" required maxlength="64"; }
                         label { "Filter (CEL)" input type="text" name="filter" placeholder="'payments' in claims.groups"; }
                         div { button.secondary type="submit" { "Add pool" } }
                     }
-                }
+                } }
             }
         }
         @if !pools.is_empty() {
@@ -1331,7 +1345,7 @@ async fn providers_page(
                 }
             }
         }
-        section.card {
+        @if admin { section.card {
             h2 { "Add an identity provider" }
             form method="post" action="/console/identity-providers" {
                 (csrf_field(s))
@@ -1345,7 +1359,7 @@ async fn providers_page(
                 }
                 button type="submit" { "Add provider" }
             }
-        }
+        } }
     };
     layout(st, s, "idp", "Identity providers", body)
 }
