@@ -92,6 +92,13 @@ fn every_class_of_record_reaches_the_database_the_file_and_the_kafka_topic() {
     // Kafka: allowed produce, a denied produce, a failed authentication, management.
     let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "orders"], Some("a\nb\nc\n"));
     assert!(ok, "{out}");
+    let (ok, out) = w.kcat(
+        &k,
+        &s,
+        &["-C", "-t", "orders", "-o", "beginning", "-e"],
+        None,
+    );
+    assert!(ok && out.contains('c'), "{out}");
     let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "payments"], Some("x\n"));
     assert!(
         !ok || out.contains("uthoriz"),
@@ -179,6 +186,19 @@ fn every_class_of_record_reaches_the_database_the_file_and_the_kafka_topic() {
     assert!(summary["data"]["summary"]["requests"].as_u64().unwrap_or(0) >= 1);
     assert!(summary["data"]["summary"]["bytes"].as_u64().unwrap_or(0) >= 3);
 
+    let fetched = wait_for(
+        admin,
+        "method=kafka.Fetch&granted=true",
+        "fetch summary",
+        |e| str_at(e, "/data/resourceName").ends_with("/topic=orders"),
+    );
+    assert_eq!(fetched["type"], "io.keygate.kafka/request-summary");
+    assert_eq!(
+        str_at(&fetched, "/data/authorizationInfo/operation"),
+        "READ"
+    );
+    assert!(fetched["data"]["summary"]["requests"].as_u64().unwrap_or(0) >= 1);
+    assert!(fetched["data"]["summary"]["bytes"].as_u64().unwrap_or(0) > 0);
     let created = wait_for(
         admin,
         "method=kafka.CreateTopics&granted=true",
@@ -522,12 +542,15 @@ fn retention_removes_old_records_in_the_background() {
     std::fs::write(dir.path().join("keygate.toml"), "audit_retention_s = 2\n").expect("toml");
     let srv = crate::harness::Server::start_in(dir.path(), &[]);
     let admin = srv.admin();
-    assert!(
-        !events(&admin, "method=BootstrapOrganization").is_empty(),
-        "the first start is recorded"
-    );
+    let has = |env: &str| {
+        events(&admin, "method=CreateEnvironment")
+            .iter()
+            .any(|e| str_at(e, "/data/resourceName").ends_with(&format!("environment={env}")))
+    };
+    let old = admin.env("old");
+    assert!(has(&old), "a new record is there");
     let start = Instant::now();
-    while !events(&admin, "method=BootstrapOrganization").is_empty() {
+    while has(&old) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "records older than the retention were not removed"
@@ -535,9 +558,6 @@ fn retention_removes_old_records_in_the_background() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // New records are kept until they are old enough.
-    let env = admin.env("fresh");
-    let fresh = events(&admin, "method=CreateEnvironment");
-    assert!(fresh
-        .iter()
-        .any(|e| str_at(e, "/data/resourceName").ends_with(&format!("environment={env}"))));
+    let fresh = admin.env("fresh");
+    assert!(has(&fresh));
 }

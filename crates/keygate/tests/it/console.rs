@@ -163,7 +163,10 @@ fn a_read_only_user_sees_no_admin_actions_and_is_refused_by_url() {
     assert_eq!(v["editLinks"], 0, "no edit buttons");
     assert_eq!(v["auditLink"], 0, "no audit log in the navigation");
     assert_eq!(v["grantForms"], 0, "no grant form");
-    assert_eq!(v["revokeButtons"], 0, "not even for the reader's own binding");
+    assert_eq!(
+        v["revokeButtons"], 0,
+        "not even for the reader's own binding"
+    );
     assert_eq!(v["providerForms"], 0, "no identity provider form");
     assert_eq!(v["auditByUrl"], 403);
     assert_eq!(v["createByUrl"], 403);
