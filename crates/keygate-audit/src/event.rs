@@ -423,6 +423,29 @@ mod tests {
         assert_eq!(CloudEvent::from_json(&e.to_json()).ok(), Some(e));
     }
 
+    proptest::proptest! {
+        /// Whatever the identifiers hold (quotes, control characters, non-ASCII), a
+        /// record is one valid JSON line that reads back as itself.
+        #[test]
+        fn any_record_is_one_json_line_that_reads_back(
+            principal in ".{0,40}",
+            resource in ".{0,80}",
+            client in proptest::option::of(".{0,30}"),
+            message in proptest::option::of(".{0,60}"),
+            granted in proptest::bool::ANY,
+            corr in proptest::num::i32::ANY,
+        ) {
+            let e = CloudEvent::new(types::KAFKA_AUTHORIZATION, "src", "svc", "kafka.Produce", resource.clone(), Utc::now())
+                .who(Some(principal.clone()), Some("SASL_PLAIN"), Some("KEY".into()))
+                .authorization(AuthorizationInfo { granted, operation: "WRITE".into(), resource_type: "Topic".into(), resource_name: resource, ..Default::default() })
+                .request(Some(corr), client)
+                .result(status::FAILURE, message);
+            let line = e.to_json();
+            proptest::prop_assert!(!line.contains('\n'));
+            proptest::prop_assert_eq!(CloudEvent::from_json(&line).ok(), Some(e));
+        }
+    }
+
     #[test]
     fn ids_are_random_uuids() {
         let a = uuid4();

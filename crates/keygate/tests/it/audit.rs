@@ -278,9 +278,25 @@ fn every_class_of_record_reaches_the_database_the_file_and_the_kafka_topic() {
     .iter()
     .all(|e| str_at(e, "/data/resourceName").contains("/topic=")));
     assert!(events(admin, "start_time=2099-01-01T00:00:00Z").is_empty());
-    let (code, body) = admin.get("/audit/v1/events?start_time=yesterday");
-    assert_eq!(code, 422, "{body}");
-    assert!(body.to_string().contains("RFC 3339"), "{body}");
+    // Bad query parameters: a specific error naming the parameter, and nothing else.
+    for (query, param, hint) in [
+        ("start_time=yesterday", "start_time", "RFC 3339"),
+        ("end_time=2026-13-01T00:00:00Z", "end_time", "RFC 3339"),
+        ("granted=maybe", "granted", "true or false"),
+        ("order=sideways", "order", "asc or desc"),
+        ("page_size=0", "page_size", "1 to 1000"),
+        ("page_size=1001", "page_size", "1 to 1000"),
+        ("page_token=-4", "page_token", "not a token"),
+        ("page_token=abc", "page_token", "not a token"),
+    ] {
+        let (code, body) = admin.get(&format!("/audit/v1/events?{query}"));
+        assert_eq!(code, 422, "{query}: {body}");
+        let text = body.to_string();
+        assert!(
+            text.contains(param) && text.contains(hint),
+            "{query}: {body}"
+        );
+    }
     // Only operators read the organization's log; a key's owner reads its own records.
     assert_eq!(v.get("/audit/v1/events").0, 403);
     let own = events(&v, &format!("identifier={vk}"));
