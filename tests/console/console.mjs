@@ -177,6 +177,14 @@ try {
       maxRedirects: 0,
     });
     out.foreignSignIn = foreign.status();
+    // A crafted link cannot put words on a console page; the console's own notices show.
+    await page.goto(BASE + "/console/service-accounts?error=" + encodeURIComponent("Call 555-0100 to restore your account"));
+    out.injectedNotice = await page.$$eval(".notice", (n) => n.length);
+    await page.fill("form[method=post] input[name=display_name]", "");
+    await page.fill("input[name=description]", "x");
+    await page.$eval("form[method=post][action='/console/service-accounts']", (f) => f.noValidate = true);
+    await Promise.all([page.waitForNavigation(), page.click("form[method=post][action='/console/service-accounts'] button[type=submit]")]);
+    out.ownNotice = (await page.textContent(".notice.error")) || "";
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }

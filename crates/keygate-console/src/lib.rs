@@ -155,5 +155,6 @@ pub fn router(state: ConsoleState) -> Router {
             session::record_denials,
         ))
         .layer(axum::middleware::map_response(session::harden))
+        .layer(axum::middleware::map_request(session::own_notices_only))
         .with_state(state)
 }

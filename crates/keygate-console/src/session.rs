@@ -244,6 +244,50 @@ pub(crate) fn same_origin(headers: &axum::http::HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest == host)
 }
 
+/// Notices (`?ok=…`, `?error=…`) are shown only after the console's own redirects:
+/// on a request that did not come from a console page (no same-origin `Referer`) they
+/// are removed, so a crafted link cannot put words on a keygate page.
+pub(crate) async fn own_notices_only(mut req: axum::extract::Request) -> axum::extract::Request {
+    let Some(query) = req.uri().query() else {
+        return req;
+    };
+    let has_notice = query
+        .split('&')
+        .any(|p| p.starts_with("ok=") || p.starts_with("error="));
+    if !has_notice || from_console(req.headers()) {
+        return req;
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with("ok=") && !p.starts_with("error="))
+        .collect();
+    let path = req.uri().path();
+    let pq = if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    if let Ok(uri) = pq.parse() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+/// Whether the `Referer` is a page of this host.
+fn from_console(headers: &axum::http::HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.split_once("://"))
+        .is_some_and(|(_, rest)| {
+            !host.is_empty() && (rest == host || rest.starts_with(&format!("{host}/")))
+        })
+}
+
 /// Headers every console response carries.
 pub(crate) async fn harden(mut r: Response) -> Response {
     let h = r.headers_mut();

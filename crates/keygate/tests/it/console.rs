@@ -206,6 +206,13 @@ fn forms_without_the_sessions_csrf_token_are_refused() {
     assert_eq!(v["wrongToken"], 403);
     assert_eq!(v["message"], true);
     assert_eq!(v["foreignSignIn"], 403);
+    assert_eq!(v["injectedNotice"], 0, "a crafted link's notice is dropped");
+    assert!(
+        v["ownNotice"]
+            .as_str()
+            .is_some_and(|n| n.contains("must not be empty")),
+        "the console's own notice shows: {v}"
+    );
     assert!(admin
         .all("/iam/v2/service-accounts")
         .iter()
