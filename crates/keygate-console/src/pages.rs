@@ -2,7 +2,7 @@
 //! check for posts, one call to the IAM service, then HTML — or a redirect back with
 //! a notice. A refusal by the authorizer is a 403 page, whatever the URL.
 
-use crate::session::{self, Signed};
+use crate::session::{self, Posted, Signed};
 use crate::{ConsoleState, Flash};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -24,16 +24,15 @@ type F = Form<HashMap<String, String>>;
 
 const PAGE: usize = 50;
 
+/// RFC 3986 unreserved characters stay; everything else is percent-encoded.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> &'a str {
@@ -229,10 +228,7 @@ pub(crate) async fn login(
     }
 }
 
-pub(crate) async fn logout(State(st): State<ConsoleState>, s: Signed, Form(f): F) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
+pub(crate) async fn logout(State(st): State<ConsoleState>, Posted(s, _): Posted) -> Response {
     let _ = st
         .iam
         .store()
@@ -320,12 +316,8 @@ pub(crate) async fn service_accounts(
 
 pub(crate) async fn create_service_account(
     State(st): State<ConsoleState>,
-    s: Signed,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     match st
         .iam
         .create_service_account(
@@ -441,13 +433,9 @@ pub(crate) async fn service_account(
 
 pub(crate) async fn update_service_account(
     State(st): State<ConsoleState>,
-    s: Signed,
     Path(id): Path<String>,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let back = format!("/console/service-accounts/{id}");
     match st
         .iam
@@ -467,13 +455,9 @@ pub(crate) async fn update_service_account(
 
 pub(crate) async fn delete_service_account(
     State(st): State<ConsoleState>,
-    s: Signed,
     Path(id): Path<String>,
-    Form(f): F,
+    Posted(s, _): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     match st
         .iam
         .delete_account(&s.caller, AccountKind::ServiceAccount, &id)
@@ -642,12 +626,8 @@ pub(crate) async fn new_api_key(
 
 pub(crate) async fn create_api_key(
     State(st): State<ConsoleState>,
-    s: Signed,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let back = "/console/api-keys/new";
     let (resource_id, environment_id) = match field(&f, "scope").split_once('|') {
         Some((r, e)) => (r.to_owned(), Some(e.to_owned())),
@@ -775,13 +755,9 @@ pub(crate) async fn created_api_key(
 
 pub(crate) async fn api_key_action(
     State(st): State<ConsoleState>,
-    s: Signed,
     Path((id, action)): Path<(String, String)>,
-    Form(f): F,
+    Posted(s, _): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let back = "/console/api-keys";
     let r = match action.as_str() {
         "disable" => st
@@ -892,12 +868,8 @@ pub(crate) async fn environments(
 
 pub(crate) async fn create_environment(
     State(st): State<ConsoleState>,
-    s: Signed,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     match st
         .iam
         .create_environment(&s.caller, field(&f, "display_name"))
@@ -913,12 +885,8 @@ pub(crate) async fn create_environment(
 
 pub(crate) async fn create_cluster(
     State(st): State<ConsoleState>,
-    s: Signed,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let kind = ResourceKind::parse(field(&f, "kind")).unwrap_or(ResourceKind::Kafka);
     let n = NewResource {
         kind,
@@ -1030,13 +998,9 @@ fn acl_from(f: &HashMap<String, String>) -> Result<AclBinding, IamError> {
 
 pub(crate) async fn create_acl(
     State(st): State<ConsoleState>,
-    s: Signed,
     Path(cluster): Path<String>,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let back = format!("/console/clusters/{cluster}/acls");
     let acl = match acl_from(&f) {
         Ok(a) => a,
@@ -1050,13 +1014,9 @@ pub(crate) async fn create_acl(
 
 pub(crate) async fn delete_acl(
     State(st): State<ConsoleState>,
-    s: Signed,
     Path(cluster): Path<String>,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let back = format!("/console/clusters/{cluster}/acls");
     let b = match acl_from(&f) {
         Ok(a) => a,
@@ -1233,12 +1193,8 @@ pub(crate) async fn role_bindings(
 
 pub(crate) async fn create_role_binding(
     State(st): State<ConsoleState>,
-    s: Signed,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     match st
         .iam
         .create_role_binding(
@@ -1259,13 +1215,9 @@ pub(crate) async fn create_role_binding(
 
 pub(crate) async fn delete_role_binding(
     State(st): State<ConsoleState>,
-    s: Signed,
     Path(id): Path<String>,
-    Form(f): F,
+    Posted(s, _): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     match st.iam.delete_role_binding(&s.caller, &id).await {
         Ok(()) => done(
             "/console/role-bindings",
@@ -1370,12 +1322,8 @@ pub(crate) async fn providers(State(st): State<ConsoleState>, s: Signed, Query(q
 
 pub(crate) async fn create_provider(
     State(st): State<ConsoleState>,
-    s: Signed,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let opt = |k: &str| Some(field(&f, k).to_owned()).filter(|v| !v.is_empty());
     let n = NewProvider {
         display_name: field(&f, "display_name").to_owned(),
@@ -1395,13 +1343,9 @@ pub(crate) async fn create_provider(
 
 pub(crate) async fn create_pool(
     State(st): State<ConsoleState>,
-    s: Signed,
     Path(id): Path<String>,
-    Form(f): F,
+    Posted(s, f): Posted,
 ) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
     let n = NewPool {
         display_name: field(&f, "display_name").to_owned(),
         description: String::new(),
@@ -1417,10 +1361,7 @@ pub(crate) async fn create_pool(
     }
 }
 
-pub(crate) async fn test_filter(State(st): State<ConsoleState>, s: Signed, Form(f): F) -> Response {
-    if let Some(r) = s.refused(&f) {
-        return r;
-    }
+pub(crate) async fn test_filter(State(st): State<ConsoleState>, Posted(s, f): Posted) -> Response {
     let (provider, pool_id) = field(&f, "pool").split_once('|').unwrap_or(("", ""));
     let mut q = HashMap::new();
     q.insert("claims".to_owned(), field(&f, "claims").to_owned());

@@ -2,15 +2,17 @@
 //! passes before it reaches a handler.
 
 use crate::ConsoleState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use base64::Engine;
 use keygate_audit::{status, types, AuthorizationInfo, CloudEvent};
 use keygate_iam::Caller;
 use keygate_store::ConsoleSession;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
 pub(crate) const COOKIE: &str = "kg_session";
@@ -168,20 +170,30 @@ impl FromRequestParts<ConsoleState> for Signed {
     }
 }
 
-impl Signed {
-    /// The refusal of a form whose CSRF token is not this session's.
-    pub(crate) fn refused(
-        &self,
-        form: &std::collections::HashMap<String, String>,
-    ) -> Option<Response> {
-        let sent = form.get("csrf").map(String::as_bytes).unwrap_or_default();
-        if bool::from(sent.ct_eq(self.csrf.as_bytes())) && !sent.is_empty() {
-            None
-        } else {
-            Some(crate::pages::forbidden_page(
+/// A signed-in user's form post whose CSRF token is the session's: handlers that
+/// change anything take this, so none can forget the check.
+pub(crate) struct Posted(pub(crate) Signed, pub(crate) HashMap<String, String>);
+
+impl FromRequest<ConsoleState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        st: &ConsoleState,
+    ) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let s = Signed::from_request_parts(&mut parts, st).await?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let Form(f) = Form::<HashMap<String, String>>::from_request(req, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let sent = f.get("csrf").map(String::as_bytes).unwrap_or_default();
+        if sent.is_empty() || !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
+            return Err(crate::pages::forbidden_page(
                 "This form has expired or did not come from the console (CSRF check). Reload the page and try again.",
-            ))
+            ));
         }
+        Ok(Posted(s, f))
     }
 }
 

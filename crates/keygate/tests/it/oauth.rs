@@ -112,7 +112,7 @@ fn provider_and_pool(admin: &Api, idp: &Idp) -> (String, String) {
 fn sts(api: &Api, fields: &[(&str, &str)]) -> (u16, Value) {
     let body: String = fields
         .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .map(|(k, v)| format!("{k}={}", crate::cli_enc(v)))
         .collect::<Vec<_>>()
         .join("&");
     api.raw(
@@ -121,17 +121,6 @@ fn sts(api: &Api, fields: &[(&str, &str)]) -> (u16, Value) {
         Some(&body),
         Some("application/x-www-form-urlencoded"),
     )
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn exchange(api: &Api, token: &str, pool: &str) -> (u16, Value) {
