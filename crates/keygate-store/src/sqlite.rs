@@ -375,6 +375,90 @@ fn insert_account(tx: &Transaction<'_>, a: &Account) -> Result<()> {
     Ok(())
 }
 
+fn insert_org(tx: &Transaction<'_>, o: &Organization) -> Result<()> {
+    tx.execute(
+        "INSERT INTO organization (id, display_name, crn_authority, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![o.id, o.display_name, o.crn_authority, ts(o.created_at)],
+    )?;
+    log(tx, Entity::Organization, &o.id, None)?;
+    Ok(())
+}
+
+fn insert_env(tx: &Transaction<'_>, e: &Environment) -> Result<()> {
+    let res = tx.execute(
+        &format!("INSERT INTO environments ({ENV_COLS}) VALUES (?1, ?2, ?3, ?4)"),
+        params![e.id, e.display_name, ts(e.created_at), ts(e.updated_at)],
+    );
+    match res {
+        Err(err) if is_unique_violation(&err) => {
+            return Err(StoreError::Conflict(format!(
+                "environment name `{}` is already in use",
+                e.display_name
+            )))
+        }
+        r => r?,
+    };
+    log(tx, Entity::Environment, &e.id, None)?;
+    Ok(())
+}
+
+/// A resource with the given gateway slot.
+fn insert_resource(tx: &Transaction<'_>, r: &Resource, slot: Option<u32>) -> Result<()> {
+    let key = r.storage_key();
+    tx.execute(
+        &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        params![
+            key,
+            r.id,
+            r.kind.as_str(),
+            r.environment_id,
+            r.display_name,
+            r.upstream,
+            ts(r.created_at),
+            ts(r.updated_at),
+            slot
+        ],
+    )?;
+    let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
+    log(tx, Entity::Resource, &key, cluster)?;
+    Ok(())
+}
+
+/// ACLs of one cluster (an existing identical ACL is kept as it is).
+fn insert_acls(tx: &Transaction<'_>, cluster: &str, acls: &[&Acl]) -> Result<()> {
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "INSERT INTO acls ({ACL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (cluster_id, principal, resource_type, resource_name, pattern_type, operation, permission) DO NOTHING"
+        ))?;
+        for a in acls {
+            let b = &a.binding;
+            stmt.execute(params![
+                a.id,
+                cluster,
+                b.principal.to_string(),
+                b.resource_type.as_str(),
+                b.resource_name,
+                b.pattern_type.as_str(),
+                b.operation.as_str(),
+                b.permission.as_str(),
+                ts(a.created_at)
+            ])?;
+        }
+    }
+    log(tx, Entity::Acls, cluster, Some(cluster))?;
+    Ok(())
+}
+
+fn insert_signing_key(tx: &Transaction<'_>, k: &SigningKey) -> Result<()> {
+    tx.execute(
+        "INSERT INTO signing_keys (kid, created_at, retired_at) VALUES (?1, ?2, ?3)",
+        params![k.kid, ts(k.created_at), k.retired_at.map(ts)],
+    )?;
+    log(tx, Entity::SigningKey, &k.kid, None)?;
+    Ok(())
+}
+
 fn insert_key(tx: &Transaction<'_>, k: &ApiKey) -> Result<()> {
     let (kind, rid, env) = match &k.scope {
         KeyScope::Cloud => (None, None, None),
@@ -761,16 +845,14 @@ impl Store for SqliteStore {
     async fn bootstrap(&self, b: Bootstrap, audit: &CloudEvent) -> Result<bool> {
         let audit = audit.clone();
         self.write(None, move |tx| {
-            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", [], |r| r.get(0))?;
+            let exists: bool =
+                tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", [], |r| {
+                    r.get(0)
+                })?;
             if exists {
                 return Ok(false);
             }
-            let o = &b.organization;
-            tx.execute(
-                "INSERT INTO organization (id, display_name, crn_authority, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![o.id, o.display_name, o.crn_authority, ts(o.created_at)],
-            )?;
-            log(tx, Entity::Organization, &o.id, None)?;
+            insert_org(tx, &b.organization)?;
             insert_account(tx, &b.admin)?;
             insert_binding(tx, &b.binding, None)?;
             insert_key(tx, &b.key)?;
@@ -878,24 +960,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_environment(&self, e: Environment, audit: &CloudEvent) -> Result<()> {
-        self.write(Some(audit.clone()), move |tx| {
-            let res = tx.execute(
-                &format!("INSERT INTO environments ({ENV_COLS}) VALUES (?1, ?2, ?3, ?4)"),
-                params![e.id, e.display_name, ts(e.created_at), ts(e.updated_at)],
-            );
-            match res {
-                Err(err) if is_unique_violation(&err) => {
-                    return Err(StoreError::Conflict(format!(
-                        "environment name `{}` is already in use",
-                        e.display_name
-                    )))
-                }
-                r => r?,
-            };
-            log(tx, Entity::Environment, &e.id, None)?;
-            Ok(())
-        })
-        .await
+        self.write(Some(audit.clone()), move |tx| insert_env(tx, &e))
+            .await
     }
 
     async fn get_environment(&self, id: &str) -> Result<Environment> {
@@ -995,23 +1061,7 @@ impl Store for SqliteStore {
             } else {
                 None
             };
-            tx.execute(
-                &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                params![
-                    key,
-                    r.id,
-                    r.kind.as_str(),
-                    r.environment_id,
-                    r.display_name,
-                    r.upstream,
-                    ts(r.created_at),
-                    ts(r.updated_at),
-                    slot
-                ],
-            )?;
-            let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
-            log(tx, Entity::Resource, &key, cluster)?;
-            Ok(())
+            insert_resource(tx, &r, slot)
         })
         .await
     }
@@ -1366,28 +1416,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let cluster = cluster_id.to_owned();
         self.write(Some(audit.clone()), move |tx| {
-            {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT INTO acls ({ACL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                     ON CONFLICT (cluster_id, principal, resource_type, resource_name, pattern_type, operation, permission) DO NOTHING"
-                ))?;
-                for a in &acls {
-                    let b = &a.binding;
-                    stmt.execute(params![
-                        a.id,
-                        cluster,
-                        b.principal.to_string(),
-                        b.resource_type.as_str(),
-                        b.resource_name,
-                        b.pattern_type.as_str(),
-                        b.operation.as_str(),
-                        b.permission.as_str(),
-                        ts(a.created_at)
-                    ])?;
-                }
-            }
-            log(tx, Entity::Acls, &cluster, Some(&cluster))?;
-            Ok(())
+            insert_acls(tx, &cluster, &acls.iter().collect::<Vec<_>>())
         })
         .await
     }
@@ -1615,12 +1644,7 @@ impl Store for SqliteStore {
                     [ts(k.created_at)],
                 )?;
             }
-            tx.execute(
-                "INSERT INTO signing_keys (kid, created_at, retired_at) VALUES (?1, ?2, ?3)",
-                params![k.kid, ts(k.created_at), k.retired_at.map(ts)],
-            )?;
-            log(tx, Entity::SigningKey, &k.kid, None)?;
-            Ok(())
+            insert_signing_key(tx, &k)
         })
         .await
     }
@@ -1806,7 +1830,9 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         self.write(Some(audit.clone()), move |tx| {
             let exists: bool =
-                tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", [], |r| r.get(0))?;
+                tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", [], |r| {
+                    r.get(0)
+                })?;
             if exists {
                 return Err(StoreError::Conflict(
                     "the database already holds an organization; import into an empty one".into(),
@@ -1815,36 +1841,12 @@ impl Store for SqliteStore {
             let o = state
                 .organization
                 .ok_or_else(|| StoreError::Conflict("the export has no organization".into()))?;
-            tx.execute(
-                "INSERT INTO organization (id, display_name, crn_authority, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![o.id, o.display_name, o.crn_authority, ts(o.created_at)],
-            )?;
-            log(tx, Entity::Organization, &o.id, None)?;
+            insert_org(tx, &o)?;
             for e in &state.environments {
-                tx.execute(
-                    &format!("INSERT INTO environments ({ENV_COLS}) VALUES (?1, ?2, ?3, ?4)"),
-                    params![e.id, e.display_name, ts(e.created_at), ts(e.updated_at)],
-                )?;
-                log(tx, Entity::Environment, &e.id, None)?;
+                insert_env(tx, e)?;
             }
             for r in &state.resources {
-                let key = r.storage_key();
-                tx.execute(
-                    &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                    params![
-                        key,
-                        r.id,
-                        r.kind.as_str(),
-                        r.environment_id,
-                        r.display_name,
-                        r.upstream,
-                        ts(r.created_at),
-                        ts(r.updated_at),
-                        r.gateway_slot
-                    ],
-                )?;
-                let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
-                log(tx, Entity::Resource, &key, cluster)?;
+                insert_resource(tx, r, r.gateway_slot)?;
             }
             for a in &state.accounts {
                 insert_account(tx, a)?;
@@ -1855,27 +1857,12 @@ impl Store for SqliteStore {
             for rb in &state.role_bindings {
                 insert_binding(tx, rb, cluster_of(&rb.crn_pattern.to_string()).as_deref())?;
             }
-            let mut clusters = std::collections::BTreeSet::new();
+            let mut by_cluster: std::collections::BTreeMap<&str, Vec<&Acl>> = Default::default();
             for a in &state.acls {
-                let b = &a.binding;
-                tx.execute(
-                    &format!("INSERT INTO acls ({ACL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                    params![
-                        a.id,
-                        a.cluster_id,
-                        b.principal.to_string(),
-                        b.resource_type.as_str(),
-                        b.resource_name,
-                        b.pattern_type.as_str(),
-                        b.operation.as_str(),
-                        b.permission.as_str(),
-                        ts(a.created_at)
-                    ],
-                )?;
-                clusters.insert(a.cluster_id.clone());
+                by_cluster.entry(&a.cluster_id).or_default().push(a);
             }
-            for c in &clusters {
-                log(tx, Entity::Acls, c, Some(c))?;
+            for (cluster, acls) in by_cluster {
+                insert_acls(tx, cluster, &acls)?;
             }
             for p in &state.identity_providers {
                 write_provider(tx, p, true)?;
@@ -1884,11 +1871,7 @@ impl Store for SqliteStore {
                 write_pool(tx, p, true)?;
             }
             for k in &state.signing_keys {
-                tx.execute(
-                    "INSERT INTO signing_keys (kid, created_at, retired_at) VALUES (?1, ?2, ?3)",
-                    params![k.kid, ts(k.created_at), k.retired_at.map(ts)],
-                )?;
-                log(tx, Entity::SigningKey, &k.kid, None)?;
+                insert_signing_key(tx, k)?;
             }
             for (user, hash) in &passwords {
                 tx.execute(
