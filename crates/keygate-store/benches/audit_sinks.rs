@@ -8,7 +8,7 @@
 
 use keygate_audit::pipeline::{run_shipper, run_writer};
 use keygate_audit::{types, AuditLog, AuthorizationInfo, CloudEvent};
-use keygate_store::{SqliteStore, Store, StoreAuditLog};
+use keygate_store::{SqlStore, Store, StoreAuditLog};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,7 @@ fn main() {
     rt.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("open"));
+            Arc::new(SqlStore::open_sqlite(&dir.path().join("bench.db")).expect("open"));
         let log: Arc<dyn AuditLog> = Arc::new(StoreAuditLog(store.clone()));
         let size = record(0).to_json().len();
         println!("{n} records of {size} bytes (a denied Produce)");

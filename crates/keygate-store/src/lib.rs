@@ -14,10 +14,13 @@
 #![deny(missing_docs)]
 
 mod audit_log;
+mod engine;
+mod postgres;
+mod sql;
 mod sqlite;
 
 pub use audit_log::StoreAuditLog;
-pub use sqlite::SqliteStore;
+pub use engine::SqlStore;
 
 use async_trait::async_trait;
 pub use keygate_audit::CloudEvent;
@@ -57,9 +60,12 @@ pub enum StoreError {
         /// known to the binary
         supported: i64,
     },
-    /// The database cannot be reached or failed.
+    /// The database failed.
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached right now; retrying later may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -288,7 +294,7 @@ pub struct AuditRow {
     pub event: CloudEvent,
 }
 
-/// The persistence seam. Implementations: [`SqliteStore`]; PostgreSQL follows.
+/// The persistence seam. Implementation: [`SqlStore`] (SQLite or PostgreSQL).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Create the organization, first admin, binding and key — unless an

@@ -1,6 +1,7 @@
-//! The store contract: one story that exercises every `Store` method, written once
-//! against `&dyn Store` and run against each back-end (SQLite in memory and on disk;
-//! PostgreSQL joins in the scale-out issue).
+//! The store contract: stories that exercise every `Store` method, written once
+//! against `&dyn Store` and run unchanged against each back-end: SQLite in memory and
+//! on disk, and a real PostgreSQL server (Debian's, started by `keygate-testkit` in a
+//! temporary directory; each test gets a database of its own).
 
 use chrono::Utc;
 use keygate_core::crn::CrnPattern;
@@ -13,8 +14,14 @@ use keygate_core::{
 };
 use keygate_store::{
     AclFilter, AuditQuery, BindingFilter, Bootstrap, CloudEvent, Entity, KeyFilter, Patch,
-    SqliteStore, Store, StoreError,
+    SqlStore, Store, StoreError,
 };
+
+/// A store on a fresh PostgreSQL database of the shared test server.
+async fn pg(name: &str) -> SqlStore {
+    let url = keygate_testkit::PgServer::fresh_database(name);
+    SqlStore::connect_postgres(&url).await.expect("connect")
+}
 
 /// A change's audit record (its content does not matter to these tests).
 fn ev() -> CloudEvent {
@@ -664,15 +671,20 @@ async fn story(store: &dyn Store) {
 
 #[tokio::test]
 async fn sqlite_in_memory() {
-    story(&SqliteStore::open_in_memory().expect("open")).await;
+    story(&SqlStore::sqlite_in_memory().expect("open")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_story() {
+    story(&pg("story").await).await;
 }
 
 #[tokio::test]
 async fn sqlite_on_disk_and_reopened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("k.db");
-    story(&SqliteStore::open(&path).expect("open")).await;
-    let again = SqliteStore::open(&path).expect("reopen");
+    story(&SqlStore::open_sqlite(&path).expect("open")).await;
+    let again = SqlStore::open_sqlite(&path).expect("reopen");
     assert_eq!(again.load_all().await.expect("load").role_bindings.len(), 1);
 }
 
@@ -680,12 +692,12 @@ async fn sqlite_on_disk_and_reopened() {
 async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("k.db");
-    drop(SqliteStore::open(&path).expect("open"));
+    drop(SqlStore::open_sqlite(&path).expect("open"));
     let conn = rusqlite::Connection::open(&path).expect("raw");
     conn.pragma_update(None, "user_version", 99).expect("bump");
     drop(conn);
     assert!(matches!(
-        SqliteStore::open(&path),
+        SqlStore::open_sqlite(&path),
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
 }
@@ -708,7 +720,7 @@ async fn migrating_from_v1_assigns_slots_in_creation_order() {
         )
         .expect("rows");
     }
-    let store = SqliteStore::open(&path).expect("migrate");
+    let store = SqlStore::open_sqlite(&path).expect("migrate");
     assert_eq!(
         store
             .get_resource("lkc-early")
@@ -908,11 +920,16 @@ async fn oauth_story(store: &dyn Store) {
     assert!(state.identity_providers.is_empty() && state.identity_pools.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_oauth_entities() {
+    oauth_story(&pg("oauth").await).await;
+}
+
 #[tokio::test]
 async fn sqlite_oauth_entities() {
-    oauth_story(&SqliteStore::open_in_memory().expect("open")).await;
+    oauth_story(&SqlStore::sqlite_in_memory().expect("open")).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    oauth_story(&SqliteStore::open(&dir.path().join("o.db")).expect("open")).await;
+    oauth_story(&SqlStore::open_sqlite(&dir.path().join("o.db")).expect("open")).await;
 }
 
 /// Changes and their records commit together; queries filter and page; sinks' cursors
@@ -1133,11 +1150,16 @@ async fn audit_story(store: &dyn Store) {
     assert_eq!(store.prune_audit(later, &[]).await.expect("prune"), 2);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_audit_log() {
+    audit_story(&pg("audit").await).await;
+}
+
 #[tokio::test]
 async fn sqlite_audit_log() {
-    audit_story(&SqliteStore::open_in_memory().expect("open")).await;
+    audit_story(&SqlStore::sqlite_in_memory().expect("open")).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    audit_story(&SqliteStore::open(&dir.path().join("a.db")).expect("open")).await;
+    audit_story(&SqlStore::open_sqlite(&dir.path().join("a.db")).expect("open")).await;
 }
 
 /// Passwords and console sessions: a new password ends the user's sessions; deleting
@@ -1254,18 +1276,35 @@ async fn console_story(store: &dyn Store) {
         .is_none());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_console_sign_in() {
+    console_story(&pg("console").await).await;
+}
+
 #[tokio::test]
 async fn sqlite_console_sign_in() {
-    console_story(&SqliteStore::open_in_memory().expect("open")).await;
+    console_story(&SqlStore::sqlite_in_memory().expect("open")).await;
 }
 
 /// Export and import: everything the stories leave behind moves to an empty database
 /// unchanged (ids, slots, hashes, times); a second import is refused.
 #[tokio::test]
 async fn sqlite_import_reproduces_an_exported_state() {
-    let a = SqliteStore::open_in_memory().expect("open");
-    story(&a).await;
-    oauth_story(&a).await;
+    let a = SqlStore::sqlite_in_memory().expect("open");
+    let b = SqlStore::sqlite_in_memory().expect("open");
+    import_story(&a, &b).await;
+}
+
+/// SQLite to PostgreSQL: what `keygate migrate` does.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_state_imports_into_postgres() {
+    let a = SqlStore::sqlite_in_memory().expect("open");
+    import_story(&a, &pg("import").await).await;
+}
+
+async fn import_story(a: &dyn Store, b: &dyn Store) {
+    story(a).await;
+    oauth_story(a).await;
     a.set_password(
         "u-admin",
         "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
@@ -1335,7 +1374,6 @@ async fn sqlite_import_reproduces_an_exported_state() {
     let passwords = a.password_hashes().await.expect("hashes");
     assert_eq!(passwords.len(), 1);
 
-    let b = SqliteStore::open_in_memory().expect("open");
     b.import(state.clone(), passwords.clone(), &ev())
         .await
         .expect("import");
@@ -1362,4 +1400,132 @@ async fn sqlite_import_reproduces_an_exported_state() {
         b.import(state, passwords, &ev()).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+// ---- PostgreSQL: several instances over one database --------------------------------
+
+/// Two instances start together on an empty database: the schema is created once and
+/// both work; a database with a newer schema than this binary is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_migrations_run_once_and_refuse_a_newer_schema() {
+    let url = keygate_testkit::PgServer::fresh_database("migrate");
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { SqlStore::connect_postgres(&url).await })
+        })
+        .collect();
+    for s in starts {
+        s.await.expect("task").expect("concurrent start");
+    }
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("raw");
+    tokio::spawn(conn);
+    let rows = client
+        .query("SELECT version FROM keygate_schema", &[])
+        .await
+        .expect("version");
+    assert_eq!(rows.len(), 1, "one version row");
+    client
+        .execute("UPDATE keygate_schema SET version = 99", &[])
+        .await
+        .expect("bump");
+    assert!(matches!(
+        SqlStore::connect_postgres(&url).await,
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+    assert!(matches!(
+        SqlStore::connect_postgres("postgres://keygate@127.0.0.1:1/nothing").await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+/// A change made through one instance reaches the other's subscribers by NOTIFY and
+/// is read back by sequence number; integrity rules hold across instances.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_instances_share_changes_and_rules() {
+    let url = keygate_testkit::PgServer::fresh_database("instances");
+    let a = std::sync::Arc::new(SqlStore::connect_postgres(&url).await.expect("a"));
+    let b = std::sync::Arc::new(SqlStore::connect_postgres(&url).await.expect("b"));
+    let mut rx = b.subscribe();
+    let seen = *rx.borrow_and_update();
+    a.create_account(account("sa-shared", AccountKind::ServiceAccount, "shared"), &ev())
+        .await
+        .expect("sa");
+    tokio::time::timeout(std::time::Duration::from_secs(2), rx.changed())
+        .await
+        .expect("B notified within 2 s")
+        .expect("watch");
+    let changes = b.changes_since(seen, 100).await.expect("changes");
+    assert!(changes
+        .iter()
+        .any(|c| c.entity == Entity::Account && c.entity_id == "sa-shared"));
+
+    // Key quota: 20 concurrent creations through both instances, at most 5 per owner.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let id = format!("QUOTA{i:011}");
+                store
+                    .create_api_key(key(&id, "sa-shared", KeyScope::Cloud), 5, &ev())
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(()) => ok += 1,
+            Err(StoreError::QuotaExceeded(5)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok, 5, "exactly the quota, whatever the instance");
+
+    // Sequence order is commit order: concurrent writers on both instances, and every
+    // follower that read `seq > n` after each commit saw a gap-free prefix.
+    let before = a.changes_since(0, 100_000).await.expect("all").len();
+    let writers: Vec<_> = (0..40)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                store
+                    .create_account(
+                        account(&format!("sa-w{i}"), AccountKind::ServiceAccount, &format!("w{i}")),
+                        &ev(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let follower = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            let mut got = Vec::new();
+            for _ in 0..400 {
+                for c in b.changes_since(cursor, 1000).await.expect("read") {
+                    cursor = c.seq;
+                    got.push(c.seq);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            got
+        })
+    };
+    for w in writers {
+        w.await.expect("task").expect("write");
+    }
+    let followed = follower.await.expect("follower");
+    let all: Vec<i64> = a
+        .changes_since(0, 100_000)
+        .await
+        .expect("all")
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(all.len(), before + 40);
+    assert_eq!(followed, all, "the follower saw every change, in order");
 }
