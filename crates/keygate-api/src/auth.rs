@@ -54,6 +54,13 @@ impl FromRequestParts<AppState> for Authed {
             }
             Ok(Authed(caller))
         };
+        if let Err(age) = state.iam.snapshot().check_fresh() {
+            // The snapshot may miss a revocation: no caller is trusted on it.
+            return Err(ApiError::from(keygate_iam::IamError::Unavailable(format!(
+                "snapshot not confirmed for {} s",
+                age.as_secs()
+            ))));
+        }
         if let Some(token) = bearer_token(parts) {
             return match state.iam.authenticate_bearer(token).await {
                 Ok(caller) => done(parts, caller),

@@ -76,7 +76,7 @@ impl From<StoreError> for IamError {
             StoreError::Conflict(m) => IamError::Conflict(m),
             StoreError::QuotaExceeded(n) => IamError::QuotaExceeded(n),
             StoreError::LastOrgAdmin => IamError::Conflict(e.to_string()),
-            StoreError::Database(m) => IamError::Unavailable(m),
+            StoreError::Database(m) | StoreError::Unavailable(m) => IamError::Unavailable(m),
             other => IamError::Internal(other.to_string()),
         }
     }

@@ -28,6 +28,9 @@ pub struct IamConfig {
     pub max_keys_per_owner: u32,
     /// External OAuth and STS.
     pub oauth: crate::oauth::OAuthConfig,
+    /// How long the snapshot may go without reaching the database before new
+    /// authentications are refused.
+    pub max_staleness: std::time::Duration,
 }
 
 impl Default for IamConfig {
@@ -35,6 +38,7 @@ impl Default for IamConfig {
         IamConfig {
             max_keys_per_owner: 10,
             oauth: Default::default(),
+            max_staleness: crate::snapshot::DEFAULT_MAX_STALENESS,
         }
     }
 }
@@ -299,6 +303,7 @@ impl Iam {
             IamError::Internal("the organization has not been bootstrapped".into())
         })?;
         let (snapshot, fs) = Snapshot::build_with(&state, org, hasher, cfg.oauth.settings.clone());
+        snapshot.set_max_staleness(cfg.max_staleness);
         let follower = Arc::new(Follower::new(store.clone(), Arc::new(snapshot), fs));
         Ok(Iam {
             store,

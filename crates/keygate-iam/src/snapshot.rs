@@ -73,6 +73,18 @@ impl KeyEntry {
     }
 }
 
+/// Default maximum staleness of a snapshot whose database is unreachable.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(300);
+
+/// Milliseconds on a monotonic clock local to this process.
+fn clock_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as i64
+}
+
 /// Why a key was refused. Callers log this; clients only ever see one uniform error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyRejection {
@@ -200,6 +212,10 @@ pub struct Snapshot {
     kafka_clusters: ArcSwap<HashMap<String, Resource>>,
     authz: ArcSwap<Authorizer>,
     seq: AtomicI64,
+    /// When the follower last confirmed the snapshot current (ms on [`clock_ms`]).
+    confirmed_ms: AtomicI64,
+    /// How old that confirmation may get before new authentications are refused.
+    max_staleness_ms: AtomicI64,
     hasher: SecretHasher,
     /// Compared against when the key is unknown, so that an unknown key costs the same
     /// hashing work as a wrong secret.
@@ -254,6 +270,47 @@ impl Snapshot {
     /// The change-log position this snapshot reflects.
     pub fn seq(&self) -> i64 {
         self.seq.load(Ordering::Acquire)
+    }
+
+    /// The follower has read the change log to its end just now.
+    pub fn confirm_current(&self) {
+        self.confirmed_ms.store(clock_ms(), Ordering::Release);
+    }
+
+    /// Set how long the snapshot may go unconfirmed (the database unreachable) before
+    /// new authentications are refused.
+    pub fn set_max_staleness(&self, d: Duration) {
+        self.max_staleness_ms.store(
+            d.as_millis().min(i64::MAX as u128) as i64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// `Err(age)` when the snapshot has not been confirmed current for longer than the
+    /// maximum staleness: it may miss a revocation, so no new session may start on it.
+    /// Open sessions keep their last decisions' rules (a revocation seen later still
+    /// closes them). Logged (at most every 10 s) with the age and the limit.
+    pub fn check_fresh(&self) -> Result<(), Duration> {
+        let age = clock_ms() - self.confirmed_ms.load(Ordering::Acquire);
+        let max = self.max_staleness_ms.load(Ordering::Relaxed);
+        if age <= max {
+            return Ok(());
+        }
+        static LAST_LOG: AtomicI64 = AtomicI64::new(i64::MIN / 2);
+        let now = clock_ms();
+        let last = LAST_LOG.load(Ordering::Relaxed);
+        if now - last >= 10_000
+            && LAST_LOG
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::error!(
+                stale_for_s = age / 1000,
+                max_staleness_s = max / 1000,
+                "refusing new authentications: the database has been unreachable longer than the maximum staleness, so revocations may be missing from this instance's snapshot"
+            );
+        }
+        Err(Duration::from_millis(age.max(0) as u64))
     }
 
     /// How many keys are loaded.
@@ -366,6 +423,8 @@ impl Snapshot {
             kafka_clusters: ArcSwap::from_pointee(kafka_clusters),
             authz: ArcSwap::from_pointee(authz),
             seq: AtomicI64::new(state.seq),
+            confirmed_ms: AtomicI64::new(clock_ms()),
+            max_staleness_ms: AtomicI64::new(DEFAULT_MAX_STALENESS.as_millis() as i64),
             hasher,
             dummy_hash,
         };
@@ -442,6 +501,7 @@ impl Follower {
             let from = self.snapshot.seq();
             let changes = self.store.changes_since(from, 1000).await?;
             let Some(last) = changes.last().map(|c| c.seq) else {
+                self.snapshot.confirm_current();
                 return Ok(());
             };
             let mut keys = BTreeSet::new();

@@ -838,6 +838,12 @@ async fn authenticate_inner(
         return fail("malformed SaslAuthenticate".into());
     };
     let cluster_id = shared.cluster_id.as_str();
+    if let Err(age) = shared.snapshot.check_fresh() {
+        return fail(format!(
+            "snapshot not confirmed for {} s (database unreachable longer than the maximum staleness)",
+            age.as_secs()
+        ));
+    }
     let max_ms = shared.cfg.max_session_lifetime.as_millis() as i64;
     let (principals, credential, label, lifetime_ms, identity) = match mechanism {
         Mechanism::Plain => {

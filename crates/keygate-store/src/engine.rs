@@ -79,7 +79,9 @@ impl std::fmt::Debug for SqlStore {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         };
-        f.debug_struct("SqlStore").field("backend", &kind).finish_non_exhaustive()
+        f.debug_struct("SqlStore")
+            .field("backend", &kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,12 +172,7 @@ fn now() -> i64 {
 
 use crate::sql::corrupt;
 
-fn log(
-    tx: &dyn Db,
-    entity: Entity,
-    id: &str,
-    cluster: Option<&str>,
-) -> DbResult<()> {
+fn log(tx: &dyn Db, entity: Entity, id: &str, cluster: Option<&str>) -> DbResult<()> {
     tx.execute(
         "INSERT INTO changes (at, entity, entity_id, cluster_id) VALUES (?1, ?2, ?3, ?4)",
         params![now(), entity.as_str(), id, cluster],
@@ -399,17 +396,20 @@ fn insert_acls(tx: &dyn Db, cluster: &str, acls: &[&Acl]) -> Result<()> {
         );
         for a in acls {
             let b = &a.binding;
-            tx.execute(&sql, params![
-                a.id,
-                cluster,
-                b.principal.to_string(),
-                b.resource_type.as_str(),
-                b.resource_name,
-                b.pattern_type.as_str(),
-                b.operation.as_str(),
-                b.permission.as_str(),
-                ts(a.created_at)
-            ])?;
+            tx.execute(
+                &sql,
+                params![
+                    a.id,
+                    cluster,
+                    b.principal.to_string(),
+                    b.resource_type.as_str(),
+                    b.resource_name,
+                    b.pattern_type.as_str(),
+                    b.operation.as_str(),
+                    b.permission.as_str(),
+                    ts(a.created_at)
+                ],
+            )?;
         }
     }
     log(tx, Entity::Acls, cluster, Some(cluster))?;
@@ -487,11 +487,7 @@ fn insert_binding(tx: &dyn Db, rb: &RoleBinding, cluster: Option<&str>) -> Resul
 }
 
 /// Other OrganizationAdmin bindings than those of `principal` / binding `except_id`.
-fn other_org_admins(
-    tx: &dyn Db,
-    principal: Option<&str>,
-    except_id: Option<&str>,
-) -> Result<i64> {
+fn other_org_admins(tx: &dyn Db, principal: Option<&str>, except_id: Option<&str>) -> Result<i64> {
     Ok(tx.query_row(
         "SELECT COUNT(*) FROM role_bindings WHERE role = 'OrganizationAdmin' \
          AND (CAST(?1 AS TEXT) IS NULL OR principal <> ?1) AND (CAST(?2 AS TEXT) IS NULL OR id <> ?2)",
@@ -500,11 +496,7 @@ fn other_org_admins(
     )?)
 }
 
-fn delete_bindings_where(
-    tx: &dyn Db,
-    sql_where: &str,
-    p: impl Params,
-) -> Result<()> {
+fn delete_bindings_where(tx: &dyn Db, sql_where: &str, p: impl Params) -> Result<()> {
     let ids: Vec<(String, String)> = query_all(
         tx,
         &format!("SELECT id, crn_pattern FROM role_bindings WHERE {sql_where}"),
@@ -523,11 +515,7 @@ fn delete_bindings_where(
     Ok(())
 }
 
-fn delete_keys_where(
-    tx: &dyn Db,
-    sql_where: &str,
-    p: impl Params,
-) -> Result<()> {
+fn delete_keys_where(tx: &dyn Db, sql_where: &str, p: impl Params) -> Result<()> {
     let ids: Vec<String> = query_all(
         tx,
         &format!("SELECT id FROM api_keys WHERE {sql_where}"),
@@ -811,10 +799,11 @@ impl Store for SqlStore {
     async fn bootstrap(&self, b: Bootstrap, audit: &CloudEvent) -> Result<bool> {
         let audit = audit.clone();
         self.write(None, move |tx| {
-            let exists: bool =
-                tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", params![], |r| {
-                    r.get(0)
-                })?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM organization)",
+                params![],
+                |r| r.get(0),
+            )?;
             if exists {
                 return Ok(false);
             }
@@ -824,6 +813,35 @@ impl Store for SqlStore {
             insert_key(tx, &b.key)?;
             insert_audit(tx, &audit)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn init_setting(&self, name: &str, value: &str) -> Result<String> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.with(Mode::Batch, move |tx| {
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, value],
+            )?;
+            Ok::<_, StoreError>(tx.query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )?)
         })
         .await
     }
@@ -869,7 +887,12 @@ impl Store for SqlStore {
                     params![],
                     binding_row,
                 )?,
-                acls: query_all(tx, &format!("SELECT {ACL_COLS} FROM acls ORDER BY id"), params![], acl_row)?,
+                acls: query_all(
+                    tx,
+                    &format!("SELECT {ACL_COLS} FROM acls ORDER BY id"),
+                    params![],
+                    acl_row,
+                )?,
                 identity_providers: query_all(
                     tx,
                     &format!(
@@ -890,9 +913,11 @@ impl Store for SqlStore {
                     params![],
                     signing_key_row,
                 )?,
-                seq: tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", params![], |r| {
-                    r.get(0)
-                })?,
+                seq: tx.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM changes",
+                    params![],
+                    |r| r.get(0),
+                )?,
             };
             Ok(state)
         })
@@ -1790,10 +1815,11 @@ impl Store for SqlStore {
         audit: &CloudEvent,
     ) -> Result<()> {
         self.write(Some(audit.clone()), move |tx| {
-            let exists: bool =
-                tx.query_row("SELECT EXISTS(SELECT 1 FROM organization)", params![], |r| {
-                    r.get(0)
-                })?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM organization)",
+                params![],
+                |r| r.get(0),
+            )?;
             if exists {
                 return Err(StoreError::Conflict(
                     "the database already holds an organization; import into an empty one".into(),
@@ -1960,11 +1986,17 @@ fn insert_audit(tx: &dyn Db, e: &CloudEvent) -> Result<()> {
 }
 
 fn max_audit_seq(c: &dyn Db) -> DbResult<i64> {
-    c.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_events", params![], |r| {
-        r.get(0)
-    })
+    c.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM audit_events",
+        params![],
+        |r| r.get(0),
+    )
 }
 
 fn max_seq(c: &dyn Db) -> DbResult<i64> {
-    c.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", params![], |r| r.get(0))
+    c.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM changes",
+        params![],
+        |r| r.get(0),
+    )
 }

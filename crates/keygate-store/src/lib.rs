@@ -300,6 +300,11 @@ pub trait Store: Send + Sync + 'static {
     /// Create the organization, first admin, binding and key — unless an
     /// organization exists already. Returns whether it created them.
     async fn bootstrap(&self, b: Bootstrap, audit: &CloudEvent) -> Result<bool>;
+    /// An installation-wide setting.
+    async fn setting(&self, name: &str) -> Result<Option<String>>;
+    /// Store `value` under `name` unless a value is there already; returns the stored
+    /// value (the first writer's, whichever instance that was).
+    async fn init_setting(&self, name: &str, value: &str) -> Result<String>;
     /// Read everything consistently.
     async fn load_all(&self) -> Result<FullState>;
     /// Changes after `seq`, ascending, at most `limit`.

@@ -36,7 +36,10 @@ use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 
 /// (version reached, statements) in ascending order.
-const MIGRATIONS: &[(i64, &str)] = &[(5, include_str!("postgres/schema_v5.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (5, include_str!("postgres/schema_v5.sql")),
+    (6, include_str!("postgres/schema_v6.sql")),
+];
 /// Advisory lock keys ("keygate" in ASCII, then a number).
 const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_0001;
 const CHANGES_LOCK: i64 = 0x6b65_7967_6174_0002;
@@ -295,7 +298,10 @@ impl SqlStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError::Database(format!("PostgreSQL pool: {e}")))?;
-        let client = pool.get().await.map_err(|e| StoreError::from(pool_err(e)))?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| StoreError::from(pool_err(e)))?;
         let row = client
             .query_one(
                 "SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes), \
@@ -330,10 +336,17 @@ async fn migrate(cfg: &tokio_postgres::Config) -> Result<()> {
         .await
         .map_err(db)?;
     let result = async {
-        client
-            .batch_execute("CREATE TABLE IF NOT EXISTS keygate_schema (version BIGINT NOT NULL)")
+        let exists: bool = client
+            .query_one("SELECT to_regclass('keygate_schema') IS NOT NULL", &[])
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .get(0);
+        if !exists {
+            client
+                .batch_execute("CREATE TABLE keygate_schema (version BIGINT NOT NULL)")
+                .await
+                .map_err(db)?;
+        }
         let found: i64 = client
             .query_opt("SELECT version FROM keygate_schema", &[])
             .await
@@ -349,9 +362,12 @@ async fn migrate(cfg: &tokio_postgres::Config) -> Result<()> {
             tx.execute("DELETE FROM keygate_schema", &[])
                 .await
                 .map_err(db)?;
-            tx.execute("INSERT INTO keygate_schema (version) VALUES ($1)", &[version])
-                .await
-                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO keygate_schema (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(db)?;
             tx.commit().await.map_err(db)?;
             tracing::info!(version, "applied database migration");
         }
@@ -374,7 +390,9 @@ async fn listen(cfg: tokio_postgres::Config, feed: Arc<Feed>) {
     loop {
         match listen_once(&cfg, &feed).await {
             Ok(()) => {
-                tracing::warn!("change feed: PostgreSQL closed the listening connection; reconnecting");
+                tracing::warn!(
+                    "change feed: PostgreSQL closed the listening connection; reconnecting"
+                );
                 delay = Duration::from_millis(100);
             }
             Err(e) => {

@@ -55,7 +55,9 @@ pub(crate) fn corrupt(msg: impl Into<String>) -> DbError {
 impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unique(m) => StoreError::Conflict(format!("conflicts with an existing entry ({m})")),
+            DbError::Unique(m) => {
+                StoreError::Conflict(format!("conflicts with an existing entry ({m})"))
+            }
             DbError::PrimaryKey => StoreError::IdCollision,
             DbError::NoRow => StoreError::Database("query returned no row".into()),
             DbError::Unavailable(m) => StoreError::Unavailable(m),
@@ -297,6 +299,9 @@ mod tests {
             Some(None)
         );
         assert!(String::from_value(&Value::Int(1)).is_err());
-        assert_eq!(dollar_placeholders("a = ?1 AND b = ?12"), "a = $1 AND b = $12");
+        assert_eq!(
+            dollar_placeholders("a = ?1 AND b = ?12"),
+            "a = $1 AND b = $12"
+        );
     }
 }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema_v3.sql"),
     include_str!("sqlite/schema_v4.sql"),
     include_str!("sqlite/schema_v5.sql"),
+    include_str!("sqlite/schema_v6.sql"),
 ];
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
@@ -153,9 +154,11 @@ impl SqlStore {
         conn.set_prepared_statement_cache_capacity(256);
         migrate(&mut conn)?;
         let max = |table: &str| -> rusqlite::Result<i64> {
-            conn.query_row(&format!("SELECT COALESCE(MAX(seq), 0) FROM {table}"), [], |r| {
-                r.get(0)
-            })
+            conn.query_row(
+                &format!("SELECT COALESCE(MAX(seq), 0) FROM {table}"),
+                [],
+                |r| r.get(0),
+            )
         };
         let feed = Feed::new(max("changes")?, max("audit_events")?);
         Ok(SqlStore {

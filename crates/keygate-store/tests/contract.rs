@@ -128,6 +128,30 @@ async fn story(store: &dyn Store) {
         binding: admin_binding,
         key: key("AAAAAAAAAAAAAAAA", "u-admin", KeyScope::Cloud),
     };
+    assert_eq!(store.setting("pepper_check").await.expect("setting"), None);
+    assert_eq!(
+        store
+            .init_setting("pepper_check", "first")
+            .await
+            .expect("init"),
+        "first"
+    );
+    assert_eq!(
+        store
+            .init_setting("pepper_check", "second")
+            .await
+            .expect("init"),
+        "first",
+        "the first value stays"
+    );
+    assert_eq!(
+        store
+            .setting("pepper_check")
+            .await
+            .expect("setting")
+            .as_deref(),
+        Some("first")
+    );
     let mut rx = store.subscribe();
     assert!(store
         .bootstrap(boot.clone(), &ev())
@@ -1450,9 +1474,12 @@ async fn postgres_instances_share_changes_and_rules() {
     let b = std::sync::Arc::new(SqlStore::connect_postgres(&url).await.expect("b"));
     let mut rx = b.subscribe();
     let seen = *rx.borrow_and_update();
-    a.create_account(account("sa-shared", AccountKind::ServiceAccount, "shared"), &ev())
-        .await
-        .expect("sa");
+    a.create_account(
+        account("sa-shared", AccountKind::ServiceAccount, "shared"),
+        &ev(),
+    )
+    .await
+    .expect("sa");
     tokio::time::timeout(std::time::Duration::from_secs(2), rx.changed())
         .await
         .expect("B notified within 2 s")
@@ -1493,7 +1520,11 @@ async fn postgres_instances_share_changes_and_rules() {
             tokio::spawn(async move {
                 store
                     .create_account(
-                        account(&format!("sa-w{i}"), AccountKind::ServiceAccount, &format!("w{i}")),
+                        account(
+                            &format!("sa-w{i}"),
+                            AccountKind::ServiceAccount,
+                            &format!("w{i}"),
+                        ),
                         &ev(),
                     )
                     .await

@@ -77,7 +77,9 @@ impl PgServer {
             .expect("temp dir");
         let as_postgres = is_root();
         if as_postgres {
-            run(Command::new("chown").arg("postgres:postgres").arg(dir.path()));
+            run(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path()));
         }
         let server = PgServer {
             bin,
@@ -137,7 +139,10 @@ impl PgServer {
     pub fn start_again(&self) {
         let data = self.data();
         let log = self.dir.path().join("server.log").display().to_string();
-        self.run_pg("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "start"]);
+        self.run_pg(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-t", "60", "start"],
+        );
     }
 
     /// Stop the server (fast shutdown: clients are disconnected).

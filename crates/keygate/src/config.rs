@@ -18,9 +18,18 @@ pub(crate) struct ServerArgs {
     /// Directory for the embedded database and the pepper file [default: ./keygate-data]
     #[arg(long, env = "KEYGATE_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Database URL: sqlite:///path/to.db [default: sqlite in the data directory]
+    /// Database URL: sqlite:///path/to.db or postgres://user:pass@host:5432/db
+    /// [default: sqlite in the data directory]
     #[arg(long, env = "KEYGATE_DATABASE")]
     pub(crate) database: Option<String>,
+    /// The pepper keying every API secret's hash; every instance sharing a database
+    /// needs the same file [default: <data-dir>/pepper.key]
+    #[arg(long, env = "KEYGATE_PEPPER_FILE")]
+    pub(crate) pepper_file: Option<PathBuf>,
+    /// Seconds the gateways keep authenticating from their snapshot while the database
+    /// is unreachable [default: 300]
+    #[arg(long, env = "KEYGATE_MAX_STALENESS_S")]
+    pub(crate) max_staleness_s: Option<u64>,
     /// Base URL clients use to reach this server (for links) [default: http://<listen>]
     #[arg(long, env = "KEYGATE_PUBLIC_URL")]
     pub(crate) public_url: Option<String>,
@@ -57,6 +66,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database: Option<String>,
+    pepper_file: Option<PathBuf>,
+    max_staleness_s: Option<u64>,
     public_url: Option<String>,
     max_keys_per_owner: Option<u32>,
     auth_failure_delay_ms: Option<u64>,
@@ -99,6 +110,8 @@ pub(crate) struct ServerConfig {
     pub(crate) listen: SocketAddr,
     pub(crate) data_dir: PathBuf,
     pub(crate) database: Database,
+    pub(crate) pepper_file: PathBuf,
+    pub(crate) max_staleness: Duration,
     pub(crate) public_url: Option<String>,
     pub(crate) max_keys_per_owner: u32,
     pub(crate) auth_failure_delay: Duration,
@@ -139,9 +152,31 @@ pub(crate) struct OAuthFileConfig {
 }
 
 /// Where state lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://` URL (may hold a password: never logged, see `Debug`).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            Database::Postgres(url) => write!(f, "{}", redact_url(url)),
+        }
+    }
+}
+
+/// The URL without its password.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}://{user}:***@{}", &url[..s], &url[at + 1..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
 }
 
 pub(crate) const DEFAULT_CONFIG: &str = r#"# keygate.toml — every setting is optional; shown with its default.
@@ -157,6 +192,18 @@ data_dir = "./keygate-data"
 
 # Database URL (KEYGATE_DATABASE, --database). Default: sqlite://<data_dir>/keygate.db
 # database = "sqlite:///var/lib/keygate/keygate.db"
+# Any number of instances can share one PostgreSQL (each with the same pepper file):
+# database = "postgres://keygate:secret@db.example.com:5432/keygate"
+
+# The pepper file (KEYGATE_PEPPER_FILE, --pepper-file). Default: <data_dir>/pepper.key,
+# created at the first start. Instances sharing a database must all use the same one;
+# an instance with another pepper refuses to start.
+# pepper_file = "/etc/keygate/pepper.key"
+
+# While the database is unreachable, gateways keep authenticating and authorizing from
+# their last snapshot for this long, then refuse new authentications (open sessions go
+# on) until it is back (KEYGATE_MAX_STALENESS_S).
+max_staleness_s = 300
 
 # Base URL clients use to reach this server, for links in responses (KEYGATE_PUBLIC_URL).
 # public_url = "https://keygate.example.com"
@@ -256,10 +303,22 @@ impl ServerArgs {
             None => Database::Sqlite(data_dir.join("keygate.db")),
             Some(url) => parse_database(&url)?,
         };
+        let pepper_file = self
+            .pepper_file
+            .clone()
+            .or(file.pepper_file)
+            .unwrap_or_else(|| data_dir.join("pepper.key"));
         Ok(ServerConfig {
             listen,
             data_dir,
             database,
+            pepper_file,
+            max_staleness: Duration::from_secs(
+                self.max_staleness_s
+                    .or(file.max_staleness_s)
+                    .unwrap_or(300)
+                    .max(1),
+            ),
             public_url: self.public_url.clone().or(file.public_url),
             max_keys_per_owner: self
                 .max_keys_per_owner
@@ -366,7 +425,7 @@ fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
 }
 
-fn parse_database(url: &str) -> anyhow::Result<Database> {
+pub(crate) fn parse_database(url: &str) -> anyhow::Result<Database> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             bail!(
@@ -376,9 +435,9 @@ fn parse_database(url: &str) -> anyhow::Result<Database> {
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this version of keygate yet; use the embedded SQLite (omit --database)");
+        return Ok(Database::Postgres(url.to_owned()));
     }
-    bail!("unsupported database URL (expected sqlite://PATH)")
+    bail!("unsupported database URL (expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB)")
 }
 
 #[cfg(test)]
@@ -397,7 +456,18 @@ mod tests {
         assert!(
             matches!(parse_database("sqlite:///tmp/x.db"), Ok(Database::Sqlite(p)) if p == Path::new("/tmp/x.db"))
         );
-        assert!(parse_database("postgres://x").is_err());
+        assert!(matches!(
+            parse_database("postgres://u:pw@h:5432/db"),
+            Ok(Database::Postgres(u)) if u == "postgres://u:pw@h:5432/db"
+        ));
         assert!(parse_database("mysql://x").is_err());
+        let shown = format!(
+            "{:?}",
+            Database::Postgres("postgres://u:s3cret@h/db".into())
+        );
+        assert!(
+            !shown.contains("s3cret") && shown.contains("u:***@h/db"),
+            "{shown}"
+        );
     }
 }

@@ -8,8 +8,12 @@
 //! directory needs the same `pepper.key`. The document carries a check value derived
 //! from the pepper, and import refuses a target whose pepper differs (every key would
 //! fail to authenticate). The audit log is not part of the document.
+//!
+//! `keygate migrate --to postgres://…` does both in one step, database to database,
+//! and brings the audit log along (with each sink's delivery position, so a Kafka
+//! sink does not deliver the history a second time).
 
-use crate::config::{Database, ServerArgs};
+use crate::config::ServerArgs;
 use anyhow::{bail, Context};
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -24,9 +28,10 @@ use keygate_core::{
     Role,
 };
 use keygate_iam::SecretHasher;
-use keygate_store::{FullState, SqliteStore, Store};
+use keygate_store::{AuditQuery, FullState, SqlStore, Store};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 const FORMAT: &str = "keygate-export";
 const VERSION: u32 = 1;
@@ -54,6 +59,22 @@ pub(crate) struct ImportArgs {
     database: Option<String>,
     /// The exported document.
     input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Data directory of the installation (its pepper.key and, by default, database).
+    #[arg(long, env = "KEYGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The pepper file, if not in the data directory.
+    #[arg(long, env = "KEYGATE_PEPPER_FILE")]
+    pepper_file: Option<PathBuf>,
+    /// Source database URL (default: the SQLite database in the data directory).
+    #[arg(long)]
+    from: Option<String>,
+    /// Target database URL, e.g. postgres://keygate:…@db:5432/keygate. Must be empty.
+    #[arg(long)]
+    to: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -218,33 +239,47 @@ struct Password {
     hash: String,
 }
 
-fn pepper_check(h: &SecretHasher) -> String {
-    h.derive("export-check", "v1")
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::server::pepper_check;
 
-fn open(
+/// The store and pepper of an installation; the pepper must exist already (a new one
+/// would match no stored hash) and match the one the database recorded, if any.
+async fn open(
     data_dir: Option<PathBuf>,
     database: Option<String>,
-) -> anyhow::Result<(SqliteStore, SecretHasher, PathBuf)> {
+    pepper_file: Option<PathBuf>,
+) -> anyhow::Result<(Arc<SqlStore>, SecretHasher, PathBuf)> {
     let cfg = ServerArgs {
         data_dir,
         database,
+        pepper_file,
         ..ServerArgs::default()
     }
     .resolve()?;
-    let Database::Sqlite(path) = &cfg.database;
-    if !cfg.data_dir.join("pepper.key").exists() {
+    if !cfg.pepper_file.exists() {
         bail!(
-            "{} has no pepper.key: copy the source installation's pepper.key there first (mode 0600); every key's hash depends on it",
-            cfg.data_dir.display()
+            "{} does not exist: copy the source installation's pepper.key there first (mode 0600); every key's hash depends on it",
+            cfg.pepper_file.display()
         );
     }
-    let pepper = crate::server::load_pepper(&cfg.data_dir)?;
-    let store = SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok((store, SecretHasher::new(&pepper), cfg.data_dir))
+    let hasher = SecretHasher::new(&crate::server::load_pepper(&cfg.pepper_file)?);
+    let store = crate::server::open_store(&cfg.database).await?;
+    if let Some(recorded) = store.setting("pepper_check").await? {
+        if recorded != pepper_check(&hasher) {
+            bail!(
+                "{} is not the pepper of the installation in {:?}",
+                cfg.pepper_file.display(),
+                cfg.database
+            );
+        }
+    }
+    Ok((store, hasher, cfg.pepper_file))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 fn to_doc(
@@ -593,12 +628,14 @@ fn from_doc(d: Document) -> anyhow::Result<(FullState, Vec<(String, String)>)> {
 }
 
 pub(crate) fn export(a: ExportArgs) -> anyhow::Result<()> {
-    let (store, hasher, _) = open(a.data_dir, a.database)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (state, passwords) = rt.block_on(async {
-        Ok::<_, anyhow::Error>((store.load_all().await?, store.password_hashes().await?))
+    let rt = runtime()?;
+    let (state, passwords, hasher) = rt.block_on(async {
+        let (store, hasher, _) = open(a.data_dir, a.database, None).await?;
+        Ok::<_, anyhow::Error>((
+            store.load_all().await?,
+            store.password_hashes().await?,
+            hasher,
+        ))
     })?;
     let keys = state.api_keys.len();
     let doc = to_doc(state, passwords, pepper_check(&hasher))?;
@@ -647,11 +684,12 @@ pub(crate) fn import(a: ImportArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.data_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let (store, hasher, dir) = open(a.data_dir, a.database)?;
+    let rt = runtime()?;
+    let (store, hasher, pepper_path) = rt.block_on(open(a.data_dir, a.database, None))?;
     if doc.pepper_check != pepper_check(&hasher) {
         bail!(
-            "{}/pepper.key is not the pepper of the exported installation: no key would authenticate. Copy the source's pepper.key",
-            dir.display()
+            "{} is not the pepper of the exported installation: no key would authenticate. Copy the source's pepper.key",
+            pepper_path.display()
         );
     }
     let (state, passwords) = from_doc(doc)?;
@@ -679,13 +717,115 @@ pub(crate) fn import(a: ImportArgs) -> anyhow::Result<()> {
             a.input.display()
         )),
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(store.import(state, passwords, &record))?;
-    eprintln!(
-        "Imported the organization with {keys} API keys into {}.",
-        dir.display()
-    );
+    rt.block_on(async {
+        store.import(state, passwords, &record).await?;
+        store
+            .init_setting("pepper_check", &pepper_check(&hasher))
+            .await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    eprintln!("Imported the organization with {keys} API keys.");
     Ok(())
+}
+
+/// Sinks whose delivery position moves with the audit log.
+const SINKS: [&str; 2] = ["file", "kafka"];
+
+pub(crate) fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let (source, hasher, _) = open(a.data_dir.clone(), a.from.clone(), a.pepper_file.clone()).await?;
+        let target_db = crate::config::parse_database(&a.to)?;
+        let target = crate::server::open_store(&target_db).await?;
+        if target.load_all().await?.organization.is_some()
+            || !target
+                .query_audit(&AuditQuery {
+                    limit: 1,
+                    ..AuditQuery::default()
+                })
+                .await?
+                .is_empty()
+        {
+            bail!("the target database {target_db:?} is not empty; migrate into a new one");
+        }
+        let state = source.load_all().await?;
+        let passwords = source.password_hashes().await?;
+        let keys = state.api_keys.len();
+        let org_crn = state
+            .organization
+            .as_ref()
+            .map(|o| o.crn().to_string())
+            .context("the source database has no organization: nothing to migrate")?;
+
+        // The audit log first, in order, keeping each sink's delivery position.
+        let mut cursors = Vec::new();
+        for sink in SINKS {
+            let at = source.audit_cursor(sink).await?;
+            if at > 0 {
+                cursors.push((sink, at, 0i64));
+            }
+        }
+        let (mut after, mut target_after, mut records) = (0i64, 0i64, 0usize);
+        loop {
+            let page = source
+                .query_audit(&AuditQuery {
+                    after: Some(after),
+                    limit: 1000,
+                    ..AuditQuery::default()
+                })
+                .await?;
+            let Some(last) = page.last().map(|r| r.seq) else {
+                break;
+            };
+            target
+                .append_audit(page.iter().map(|r| r.event.clone()).collect())
+                .await?;
+            let copied = target
+                .query_audit(&AuditQuery {
+                    after: Some(target_after),
+                    limit: 1000,
+                    ..AuditQuery::default()
+                })
+                .await?;
+            if copied.len() != page.len() {
+                bail!("audit log copy out of step ({} of {} records)", copied.len(), page.len());
+            }
+            for (src, dst) in page.iter().zip(&copied) {
+                for c in cursors.iter_mut().filter(|c| src.seq <= c.1) {
+                    c.2 = dst.seq;
+                }
+            }
+            records += page.len();
+            after = last;
+            target_after = copied.last().map_or(target_after, |r| r.seq);
+        }
+        for (sink, _, at) in &cursors {
+            target.set_audit_cursor(sink, *at).await?;
+        }
+
+        let record = keygate_audit::CloudEvent::new(
+            keygate_audit::types::IAM_REQUEST,
+            org_crn.clone(),
+            "keygate.iam",
+            "ImportState",
+            org_crn,
+            Utc::now(),
+        )
+        .who(Some("System:keygate".into()), None, None)
+        .result(
+            keygate_audit::status::SUCCESS,
+            Some(format!("migrated from {} database ({keys} API keys)", source.kind())),
+        );
+        target.import(state, passwords, &record).await?;
+        target
+            .init_setting("pepper_check", &pepper_check(&hasher))
+            .await?;
+        eprintln!(
+            "Migrated the organization with {keys} API keys and {records} audit records to {target_db:?}."
+        );
+        eprintln!(
+            "Start every instance with --database <that URL> and this installation's pepper file; keys keep working as they are."
+        );
+        Ok(())
+    })
 }

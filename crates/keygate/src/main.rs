@@ -46,6 +46,10 @@ fn main() -> ExitCode {
             init_tracing("warn");
             export::import(a)
         }
+        Cmd::Migrate(a) => {
+            init_tracing("warn");
+            export::migrate(a)
+        }
         cmd => {
             init_tracing("warn");
             cli::run(cmd, cli.output)

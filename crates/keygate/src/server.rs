@@ -8,19 +8,66 @@ use keygate_iam::{
     Iam, IamConfig, OAuthConfig, OAuthSettings, SecretHasher, UsageRecorder, PEPPER_LEN,
 };
 use keygate_oauth::fetch::Fetcher;
-use keygate_store::{SqliteStore, Store};
+use keygate_store::{SqlStore, Store};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Open the configured database (PostgreSQL: connect, migrate, follow its changes).
+pub(crate) async fn open_store(db: &Database) -> anyhow::Result<Arc<SqlStore>> {
+    Ok(Arc::new(match db {
+        Database::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_data_dir(parent)?;
+            }
+            SqlStore::open_sqlite(path).with_context(|| format!("opening {}", path.display()))?
+        }
+        Database::Postgres(url) => SqlStore::connect_postgres(url)
+            .await
+            .with_context(|| format!("connecting to {db:?}"))?,
+    }))
+}
+
+/// HMAC of a constant under the pepper: tells whether two installations (or two
+/// instances of one) use the same pepper, without revealing it.
+pub(crate) fn pepper_check(h: &SecretHasher) -> String {
+    h.derive("export-check", "v1")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The pepper for this database: loaded (or, for a new installation, created), then
+/// checked against the one every other instance of the installation uses.
+pub(crate) async fn pepper_for(store: &dyn Store, path: &Path) -> anyhow::Result<SecretHasher> {
+    let recorded = store.setting("pepper_check").await?;
+    if recorded.is_some() && !path.exists() {
+        bail!(
+            "{} does not exist, but this database already belongs to an installation: copy its pepper.key there (mode 0600) or point --pepper-file at it. Every key's hash depends on it",
+            path.display()
+        );
+    }
+    let hasher = SecretHasher::new(&load_pepper(path)?);
+    let check = pepper_check(&hasher);
+    if store.init_setting("pepper_check", &check).await? != check {
+        bail!(
+            "{} is not the pepper of this database's installation: no key would authenticate. Use the pepper.key every other instance uses",
+            path.display()
+        );
+    }
+    Ok(hasher)
+}
+
 /// Read the pepper, or create it (mode 0600) at first start.
-pub(crate) fn load_pepper(dir: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
+pub(crate) fn load_pepper(path: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let path = dir.join("pepper.key");
-    match std::fs::read(&path) {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_data_dir(dir)?;
+    }
+    match std::fs::read(path) {
         Ok(bytes) => {
-            let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "pepper file is readable by others; chmod 600 it");
             }
@@ -35,7 +82,7 @@ pub(crate) fn load_pepper(dir: &Path) -> anyhow::Result<[u8; PEPPER_LEN]> {
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(&path)
+                .open(path)
                 .with_context(|| format!("creating {}", path.display()))?;
             f.write_all(&pepper)?;
             f.sync_all()?;
@@ -59,18 +106,10 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     create_data_dir(&cfg.data_dir)?;
-    let pepper = load_pepper(&cfg.data_dir)?;
-    let hasher = SecretHasher::new(&pepper);
-    let store: Arc<dyn Store> = match &cfg.database {
-        Database::Sqlite(path) => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                create_data_dir(parent)?;
-            }
-            Arc::new(
-                SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?,
-            )
-        }
-    };
+    let sql = open_store(&cfg.database).await?;
+    tracing::info!(database = ?cfg.database, "database ready");
+    let store: Arc<dyn Store> = sql.clone();
+    let hasher = pepper_for(store.as_ref(), &cfg.pepper_file).await?;
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -108,6 +147,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
                     unknown_key_refresh_interval: cfg.oauth.unknown_kid_refresh,
                     sts_key_rotation: cfg.oauth.sts_key_rotation,
                 },
+                max_staleness: cfg.max_staleness,
             },
         )
         .await?,

@@ -65,6 +65,9 @@ pub(crate) enum Cmd {
     Export(crate::export::ExportArgs),
     /// Load an exported document into an empty database (same pepper.key required).
     Import(crate::export::ImportArgs),
+    /// Move the installation to another (empty) database, e.g. SQLite to PostgreSQL,
+    /// with its audit log; no key is re-issued.
+    Migrate(crate::export::MigrateArgs),
     /// The audit log: every authentication, denied request and change.
     #[command(name = "audit-log", subcommand)]
     AuditLog(audit::AuditCmd),
@@ -486,7 +489,9 @@ pub(crate) fn client() -> anyhow::Result<Client> {
 /// Run a client command.
 pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Server(_) | Cmd::Export(_) | Cmd::Import(_) => unreachable!("handled by main"),
+        Cmd::Server(_) | Cmd::Export(_) | Cmd::Import(_) | Cmd::Migrate(_) => {
+            unreachable!("handled by main")
+        }
         Cmd::Login(a) => login(a, fmt),
         Cmd::Environment(c) => environment(c, fmt),
         Cmd::Kafka(KafkaCmd::Cluster(c)) => resource("/cmk/v2/clusters", false, c, fmt),

@@ -159,3 +159,107 @@ fn export_then_import_keeps_every_key_working() {
     assert_eq!(rec.len(), 1, "the import is audited");
     drop(srv);
 }
+
+/// `keygate migrate`: SQLite to PostgreSQL in one step; keys, audit history and the
+/// cluster's gateway slot move; an instance on the new database serves them.
+#[test]
+fn migrate_moves_a_sqlite_installation_to_postgres() {
+    let w = world(&["orders"], "");
+    let (admin_key, admin_secret) = w.srv.creds.clone().expect("creds");
+    let (sa, k, s) = w.app("migrant", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let before = crate::audit::events(&w.admin, "method=CreateAPIKey");
+    assert!(!before.is_empty());
+    let data = w.dir.path().join("data");
+    let url = keygate_testkit::PgServer::fresh_database("migrate_cli");
+
+    // The server is still running: SQLite allows the read; the target must be empty.
+    let (ok, out) = keygate(
+        &[
+            "migrate",
+            "--data-dir",
+            data.to_str().unwrap_or_default(),
+            "--to",
+            &url,
+        ],
+        w.dir.path(),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("Migrated the organization"), "{out}");
+    assert!(!out.contains(&s) && !out.contains(&admin_secret));
+    let (ok, out) = keygate(
+        &[
+            "migrate",
+            "--data-dir",
+            data.to_str().unwrap_or_default(),
+            "--to",
+            &url,
+        ],
+        w.dir.path(),
+    );
+    assert!(
+        !ok && out.contains("not empty"),
+        "a second migration is refused: {out}"
+    );
+
+    // An instance on PostgreSQL, with the installation's pepper: no bootstrap, same keys.
+    let base = free_ports(4);
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let pepper = data.join("pepper.key");
+    let srv = Server::start_in(
+        fresh.path(),
+        &[
+            "--database",
+            &url,
+            "--pepper-file",
+            pepper.to_str().unwrap_or_default(),
+            "--gateway-port-base",
+            &base.to_string(),
+        ],
+    );
+    assert!(
+        srv.creds.is_none(),
+        "a migrated installation is not bootstrapped again"
+    );
+    let api = srv.api(&admin_key, &admin_secret);
+    assert!(api
+        .all("/iam/v2/service-accounts")
+        .iter()
+        .any(|a| a["id"] == sa.as_str()));
+    let after = crate::audit::events(&api, "method=CreateAPIKey");
+    assert_eq!(
+        after.iter().map(|e| e["id"].clone()).collect::<Vec<_>>(),
+        before.iter().map(|e| e["id"].clone()).collect::<Vec<_>>(),
+        "the audit history came along"
+    );
+    wait_for_port(base);
+    let (ok, out) = crate::gateway::kcat_at(
+        &format!("127.0.0.1:{base}"),
+        &k,
+        &s,
+        &["-P", "-t", "orders"],
+        Some("after migrate\n"),
+    );
+    assert!(
+        ok,
+        "the migrated key works through the PostgreSQL instance: {out}"
+    );
+
+    // Another pepper on the same database is refused at start.
+    let other = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &url,
+            "--data-dir",
+        ])
+        .arg(other.path().join("data"))
+        .output()
+        .expect("run");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("pepper"), "{text}");
+    drop(srv);
+}

@@ -21,7 +21,7 @@ fn tansu_bin() -> String {
     panic!("the Tansu broker is not installed: run scripts/test (it runs `cargo install tansu --version 0.6.0 --locked --features dynostore`)");
 }
 
-fn kcat_bin() -> &'static str {
+pub fn kcat_bin() -> &'static str {
     assert!(
         Command::new("kcat")
             .arg("-V")
@@ -191,12 +191,25 @@ impl World {
         args: &[&str],
         stdin: Option<&str>,
     ) -> (bool, String) {
+        kcat_at(&self.bootstrap, key, secret, args, stdin)
+    }
+}
+
+/// kcat against a gateway bootstrap address with SASL/PLAIN key:secret.
+pub fn kcat_at(
+    bootstrap: &str,
+    key: &str,
+    secret: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String) {
+    {
         let mut cmd = Command::new(kcat_bin());
         // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
         cmd.env_remove("LD_LIBRARY_PATH");
         cmd.args([
             "-b",
-            &self.bootstrap,
+            bootstrap,
             "-X",
             "security.protocol=SASL_PLAINTEXT",
             "-X",

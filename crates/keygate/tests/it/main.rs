@@ -15,6 +15,7 @@ mod gateway;
 mod harness;
 mod oauth;
 mod rdkafka_client;
+mod scaleout;
 
 /// Percent-encode a query value (RFC 3986 unreserved characters stay).
 pub fn cli_enc(s: &str) -> String {
