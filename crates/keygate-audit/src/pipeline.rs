@@ -47,9 +47,18 @@ pub trait AuditLog: Send + Sync + 'static {
         before: chrono::DateTime<chrono::Utc>,
         sinks: &[String],
     ) -> Result<u64, SinkError>;
+    /// Take or renew the right to ship `sink` for `holder` (one instance at a time
+    /// when several share the log). Without coordination: always granted.
+    async fn lease(&self, sink: &str, holder: &str, ttl: Duration) -> Result<bool, SinkError> {
+        let _ = (sink, holder, ttl);
+        Ok(true)
+    }
     /// Ticks whenever records are appended.
     fn subscribe(&self) -> watch::Receiver<i64>;
 }
+
+/// How long a shipper's lease lasts; renewed at a third of it.
+const LEASE: Duration = Duration::from_secs(30);
 
 enum Input {
     Event(Box<CloudEvent>),
@@ -257,20 +266,54 @@ pub trait Sink: Send + 'static {
 
 /// Deliver every record of the audit table to `sink`, from its cursor on, forever.
 /// A failed batch is retried (with backoff) until it succeeds: nothing is skipped.
-pub async fn run_shipper(name: String, log: Arc<dyn AuditLog>, mut sink: Box<dyn Sink>) {
+/// When several instances share the log, the one holding the sink's lease ships (the
+/// others stand by and take over within [`LEASE`] if it goes away); `holder` names this
+/// instance.
+pub async fn run_shipper(
+    name: String,
+    holder: String,
+    log: Arc<dyn AuditLog>,
+    mut sink: Box<dyn Sink>,
+) {
     let mut ticks = log.subscribe();
-    let mut cursor = loop {
-        match log.cursor(&name).await {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(sink = name, error = %e, "could not read the audit sink cursor");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
+    let mut cursor = 0;
+    let mut leased_at: Option<std::time::Instant> = None;
     let mut delay = Duration::from_millis(200);
     let mut failing = false;
     loop {
+        if leased_at.is_none_or(|t| t.elapsed() >= LEASE / 3) {
+            match log.lease(&name, &holder, LEASE).await {
+                Ok(true) => {
+                    if leased_at.is_none() {
+                        // Another instance may have shipped meanwhile: start from the
+                        // position it confirmed.
+                        match log.cursor(&name).await {
+                            Ok(c) => cursor = c,
+                            Err(e) => {
+                                tracing::warn!(sink = name, error = %e, "could not read the audit sink cursor");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                continue;
+                            }
+                        }
+                        tracing::info!(sink = name, "shipping audit records from this instance");
+                    }
+                    leased_at = Some(std::time::Instant::now());
+                }
+                Ok(false) => {
+                    if leased_at.take().is_some() {
+                        tracing::info!(sink = name, "another instance ships audit records now");
+                    }
+                    tokio::time::sleep(LEASE / 6).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(sink = name, error = %e, "could not take the audit sink lease");
+                    leased_at = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
         let batch = match log.read_after(cursor, BATCH as u32).await {
             Ok(b) => b,
             Err(e) => {

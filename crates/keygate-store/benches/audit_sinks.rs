@@ -84,7 +84,12 @@ fn main() {
         let file = dir.path().join("audit.jsonl");
         let sink = keygate_audit::file::FileSink::new(file, 100 * 1024 * 1024, 5);
         let start = Instant::now();
-        let h = tokio::spawn(run_shipper("file".into(), log.clone(), Box::new(sink)));
+        let h = tokio::spawn(run_shipper(
+            "file".into(),
+            "bench".into(),
+            log.clone(),
+            Box::new(sink),
+        ));
         wait_cursor(log.as_ref(), "file", last_seq).await;
         let f = start.elapsed();
         h.abort();
@@ -107,7 +112,12 @@ fn main() {
                     })
                     .expect("kafka sink");
                 let start = Instant::now();
-                let h = tokio::spawn(run_shipper("kafka".into(), log.clone(), Box::new(sink)));
+                let h = tokio::spawn(run_shipper(
+                    "kafka".into(),
+                    "bench".into(),
+                    log.clone(),
+                    Box::new(sink),
+                ));
                 wait_cursor(log.as_ref(), "kafka", last_seq).await;
                 let k = start.elapsed();
                 h.abort();

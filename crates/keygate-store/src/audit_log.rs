@@ -56,6 +56,18 @@ impl AuditLog for StoreAuditLog {
         self.0.prune_audit(before, sinks).await.map_err(err)
     }
 
+    async fn lease(
+        &self,
+        sink: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, SinkError> {
+        self.0
+            .lease(&format!("audit-sink:{sink}"), holder, ttl)
+            .await
+            .map_err(err)
+    }
+
     fn subscribe(&self) -> watch::Receiver<i64> {
         self.0.subscribe_audit()
     }

@@ -846,6 +846,21 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        let now = now();
+        let until = now.saturating_add(ttl.as_micros().min(i64::MAX as u128) as i64);
+        self.run(move |c| {
+            Ok(c.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.holder = excluded.holder OR leases.expires_at < ?4",
+                params![name, holder, until, now],
+            )? == 1)
+        })
+        .await
+    }
+
     async fn load_all(&self) -> Result<FullState> {
         self.with(Mode::Snapshot, |tx| {
             let organization = tx

@@ -305,6 +305,9 @@ pub trait Store: Send + Sync + 'static {
     /// Store `value` under `name` unless a value is there already; returns the stored
     /// value (the first writer's, whichever instance that was).
     async fn init_setting(&self, name: &str, value: &str) -> Result<String>;
+    /// Take or renew the lease `name` for `holder` until `ttl` from now; false while
+    /// another holder's lease runs.
+    async fn lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> Result<bool>;
     /// Read everything consistently.
     async fn load_all(&self) -> Result<FullState>;
     /// Changes after `seq`, ascending, at most `limit`.

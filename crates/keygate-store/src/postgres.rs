@@ -181,28 +181,35 @@ impl<C: GenericClient> Db for PgDb<'_, C> {
             .map_err(pg_err)
     }
 
-    fn rows(&self, sql: &str, params: Vec<Value>) -> DbResult<Vec<Row>> {
+    fn each(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        f: &mut dyn FnMut(Row) -> DbResult<()>,
+    ) -> DbResult<()> {
+        use futures_util::StreamExt;
         let sql = dollar_placeholders(sql);
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as _).collect();
-        let rows = self
-            .rt
-            .block_on(async {
-                let st = self.client.prepare_cached(&sql).await?;
-                self.client.query(&st, &refs).await
-            })
-            .map_err(pg_err)?;
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
+        self.rt.block_on(async {
+            let st = self.client.prepare_cached(&sql).await.map_err(pg_err)?;
+            let rows = self
+                .client
+                .query_raw(&st, params.iter())
+                .await
+                .map_err(pg_err)?;
+            let mut rows = std::pin::pin!(rows);
+            while let Some(r) = rows.next().await {
+                let r = r.map_err(pg_err)?;
+                let values = (0..r.len())
                     .map(|i| r.try_get::<_, Value>(i))
                     .collect::<std::result::Result<Vec<_>, _>>()
-                    .map(Row)
                     .map_err(|e| {
                         let why = e.source().map(ToString::to_string).unwrap_or_default();
                         crate::sql::corrupt(format!("{e}: {why}"))
-                    })
-            })
-            .collect()
+                    })?;
+                f(Row::new(values))?;
+            }
+            Ok(())
+        })
     }
 
     fn lock(&self, lock: Lock) -> DbResult<()> {
@@ -210,16 +217,20 @@ impl<C: GenericClient> Db for PgDb<'_, C> {
             Lock::Changes => CHANGES_LOCK,
             Lock::Audit => AUDIT_LOCK,
         };
-        self.rows(&format!("SELECT pg_advisory_xact_lock({key})"), vec![])
-            .map(drop)
+        self.each(
+            &format!("SELECT pg_advisory_xact_lock({key})"),
+            vec![],
+            &mut |_| Ok(()),
+        )
     }
 
     fn announce(&self, changes: i64, audit: i64) -> DbResult<()> {
         for (channel, seq) in [(CHANGES_CHANNEL, changes), (AUDIT_CHANNEL, audit)] {
             if seq > 0 {
-                self.rows(
+                self.each(
                     &format!("SELECT pg_notify('{channel}', ?1)"),
                     vec![Value::Text(seq.to_string())],
+                    &mut |_| Ok(()),
                 )?;
             }
         }

@@ -81,7 +81,14 @@ pub(crate) enum Lock {
 /// One connection or transaction.
 pub(crate) trait Db {
     fn exec(&self, sql: &str, params: Vec<Value>) -> DbResult<u64>;
-    fn rows(&self, sql: &str, params: Vec<Value>) -> DbResult<Vec<Row>>;
+    /// Run a query and hand each row to `f` as it arrives (a snapshot's million rows
+    /// are never all held twice).
+    fn each(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        f: &mut dyn FnMut(Row) -> DbResult<()>,
+    ) -> DbResult<()>;
     fn lock(&self, lock: Lock) -> DbResult<()>;
     /// Tell other instances, at commit, that the change log (or audit log) reached `seq`.
     fn announce(&self, changes: i64, audit: i64) -> DbResult<()>;
@@ -98,17 +105,28 @@ impl dyn Db + '_ {
         p: impl Params,
         f: impl FnOnce(&Row) -> DbResult<T>,
     ) -> DbResult<T> {
-        let rows = self.rows(sql, p.values())?;
-        f(rows.first().ok_or(DbError::NoRow)?)
+        let mut first = None;
+        self.each(sql, p.values(), &mut |r| {
+            if first.is_none() {
+                first = Some(r);
+            }
+            Ok(())
+        })?;
+        f(&first.ok_or(DbError::NoRow)?)
     }
 
     pub(crate) fn query_all<T>(
         &self,
         sql: &str,
         p: impl Params,
-        f: impl FnMut(&Row) -> DbResult<T>,
+        mut f: impl FnMut(&Row) -> DbResult<T>,
     ) -> DbResult<Vec<T>> {
-        self.rows(sql, p.values())?.iter().map(f).collect()
+        let mut out = Vec::new();
+        self.each(sql, p.values(), &mut |r| {
+            out.push(f(&r)?);
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 
@@ -127,16 +145,26 @@ impl<T> OptionalExt<T> for DbResult<T> {
     }
 }
 
-/// One result row.
+/// One result row. Each column is read at most once: reading moves the value out
+/// (no copy of a million keys' strings while a snapshot loads).
 #[derive(Debug)]
-pub(crate) struct Row(pub(crate) Vec<Value>);
+pub(crate) struct Row(std::cell::RefCell<Vec<Option<Value>>>);
 
 impl Row {
+    pub(crate) fn new(values: Vec<Value>) -> Self {
+        Row(std::cell::RefCell::new(
+            values.into_iter().map(Some).collect(),
+        ))
+    }
+
     pub(crate) fn get<T: FromValue>(&self, i: usize) -> DbResult<T> {
         let v = self
             .0
-            .get(i)
-            .ok_or_else(|| corrupt(format!("column {i} missing")))?;
+            .borrow_mut()
+            .get_mut(i)
+            .ok_or_else(|| corrupt(format!("column {i} missing")))?
+            .take()
+            .ok_or_else(|| corrupt(format!("column {i} read twice")))?;
         T::from_value(v)
     }
 }
@@ -216,7 +244,7 @@ impl ToValue for Value {
 }
 
 pub(crate) trait FromValue: Sized {
-    fn from_value(v: &Value) -> DbResult<Self>;
+    fn from_value(v: Value) -> DbResult<Self>;
 }
 
 fn mismatch(want: &str, v: &Value) -> DbError {
@@ -224,41 +252,42 @@ fn mismatch(want: &str, v: &Value) -> DbError {
 }
 
 impl FromValue for i64 {
-    fn from_value(v: &Value) -> DbResult<Self> {
+    fn from_value(v: Value) -> DbResult<Self> {
         match v {
-            Value::Int(i) => Ok(*i),
-            other => Err(mismatch("an integer", other)),
+            Value::Int(i) => Ok(i),
+            other => Err(mismatch("an integer", &other)),
         }
     }
 }
 impl FromValue for u32 {
-    fn from_value(v: &Value) -> DbResult<Self> {
-        u32::try_from(i64::from_value(v)?).map_err(|_| mismatch("a small integer", v))
+    fn from_value(v: Value) -> DbResult<Self> {
+        let i = i64::from_value(v)?;
+        u32::try_from(i).map_err(|_| mismatch("a small integer", &Value::Int(i)))
     }
 }
 impl FromValue for bool {
-    fn from_value(v: &Value) -> DbResult<Self> {
+    fn from_value(v: Value) -> DbResult<Self> {
         Ok(i64::from_value(v)? != 0)
     }
 }
 impl FromValue for String {
-    fn from_value(v: &Value) -> DbResult<Self> {
+    fn from_value(v: Value) -> DbResult<Self> {
         match v {
-            Value::Text(s) => Ok(s.clone()),
-            other => Err(mismatch("text", other)),
+            Value::Text(s) => Ok(s),
+            other => Err(mismatch("text", &other)),
         }
     }
 }
 impl FromValue for Vec<u8> {
-    fn from_value(v: &Value) -> DbResult<Self> {
+    fn from_value(v: Value) -> DbResult<Self> {
         match v {
-            Value::Blob(b) => Ok(b.clone()),
-            other => Err(mismatch("bytes", other)),
+            Value::Blob(b) => Ok(b),
+            other => Err(mismatch("bytes", &other)),
         }
     }
 }
 impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(v: &Value) -> DbResult<Self> {
+    fn from_value(v: Value) -> DbResult<Self> {
         match v {
             Value::Null => Ok(None),
             v => T::from_value(v).map(Some),
@@ -291,14 +320,17 @@ mod tests {
 
     #[test]
     fn values_round_trip_through_types() {
-        assert_eq!(bool::from_value(&true.to_value()).ok(), Some(true));
-        assert_eq!(u32::from_value(&7u32.to_value()).ok(), Some(7));
-        assert!(u32::from_value(&Value::Int(-1)).is_err());
+        assert_eq!(bool::from_value(true.to_value()).ok(), Some(true));
+        assert_eq!(u32::from_value(7u32.to_value()).ok(), Some(7));
+        assert!(u32::from_value(Value::Int(-1)).is_err());
         assert_eq!(
-            Option::<String>::from_value(&None::<String>.to_value()).ok(),
+            Option::<String>::from_value(None::<String>.to_value()).ok(),
             Some(None)
         );
-        assert!(String::from_value(&Value::Int(1)).is_err());
+        assert!(String::from_value(Value::Int(1)).is_err());
+        let row = Row::new(vec![Value::Text("a".into())]);
+        assert_eq!(row.get::<String>(0).ok().as_deref(), Some("a"));
+        assert!(row.get::<String>(0).is_err(), "a column is read once");
         assert_eq!(
             dollar_placeholders("a = ?1 AND b = ?12"),
             "a = $1 AND b = $12"

@@ -74,11 +74,15 @@ impl Db for Connection {
         Ok(st.execute(rusqlite::params_from_iter(params.iter()))? as u64)
     }
 
-    fn rows(&self, sql: &str, params: Vec<Value>) -> DbResult<Vec<Row>> {
+    fn each(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        f: &mut dyn FnMut(Row) -> DbResult<()>,
+    ) -> DbResult<()> {
         let mut st = self.prepare_cached(sql)?;
         let n = st.column_count();
         let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let mut values = Vec::with_capacity(n);
             for i in 0..n {
@@ -95,9 +99,9 @@ impl Db for Connection {
                     ValueRef::Blob(b) => Value::Blob(b.to_vec()),
                 });
             }
-            out.push(Row(values));
+            f(Row::new(values))?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn lock(&self, _: Lock) -> DbResult<()> {

@@ -152,6 +152,33 @@ async fn story(store: &dyn Store) {
             .as_deref(),
         Some("first")
     );
+    // Leases: one holder at a time, renewable, taken over once lapsed.
+    let minute = std::time::Duration::from_secs(60);
+    assert!(store
+        .lease("audit-sink:kafka", "a", minute)
+        .await
+        .expect("lease"));
+    assert!(!store
+        .lease("audit-sink:kafka", "b", minute)
+        .await
+        .expect("lease"));
+    assert!(store
+        .lease("audit-sink:kafka", "a", std::time::Duration::ZERO)
+        .await
+        .expect("renew"));
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    assert!(store
+        .lease("audit-sink:kafka", "b", minute)
+        .await
+        .expect("take over"));
+    assert!(!store
+        .lease("audit-sink:kafka", "a", minute)
+        .await
+        .expect("lease"));
+    assert!(store
+        .lease("audit-sink:file", "a", minute)
+        .await
+        .expect("another lease"));
     let mut rx = store.subscribe();
     assert!(store
         .bootstrap(boot.clone(), &ev())

@@ -1,7 +1,8 @@
-//! REST create-key latency over 10,000 creates on SQLite (release build of the real
-//! server, one keep-alive client on loopback), with two baselines from the same run:
-//! an unauthenticated GET /healthz (transport floor) and an authenticated read.
-//! Run: `cargo bench -p keygate --bench rest_create_key`.
+//! REST create-key latency over 10,000 creates (release build of the real server, one
+//! keep-alive client on loopback), on SQLite and on PostgreSQL (Debian's server in a
+//! temporary directory, fsync on) in the same run, each with two baselines: an
+//! unauthenticated GET /healthz (transport floor) and an authenticated read.
+//! Run: `cargo bench -p keygate --bench rest_create_key` (CREATES=n to change n).
 
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -27,11 +28,29 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
+    let sqlite = run("SQLite (WAL, synchronous=FULL)", &[], n);
+    let pg = keygate_testkit::PgServer::start(true);
+    let url = pg.create_database("bench");
+    let postgres = run(
+        "PostgreSQL (fsync on, one instance)",
+        &["--database".to_owned(), url],
+        n,
+    );
+    println!(
+        "PostgreSQL / SQLite create-key: p50 ratio {:.2}, p99 ratio {:.2}",
+        postgres.0 / sqlite.0,
+        postgres.1 / sqlite.1
+    );
+}
+
+/// One server, one client: returns create-key (p50, p99) in ms.
+fn run(label: &str, extra: &[String], n: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_keygate"))
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--max-keys-per-owner", "1000000"])
+        .args(extra)
         .current_dir(dir.path())
         .env("KEYGATE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -100,10 +119,10 @@ fn main() {
         }));
     }
     let wall = t.elapsed().as_secs_f64();
-    println!("REST on SQLite (WAL, synchronous=FULL), one client, loopback:");
+    println!("REST on {label}, one client, loopback:");
     let (h50, _) = summary("GET /healthz (baseline)", health);
     let (r50, _) = summary("GET service account (auth baseline)", reads);
-    let (c50, _) = summary(&format!("POST /iam/v2/api-keys x {n}"), creates);
+    let (c50, c99) = summary(&format!("POST /iam/v2/api-keys x {n}"), creates);
     println!(
         "  creates/s {:.0}; create/healthz p50 ratio {:.1}; create/read p50 ratio {:.1}",
         n as f64 / wall,
@@ -112,4 +131,5 @@ fn main() {
     );
     let _ = child.kill();
     let _ = child.wait();
+    (c50, c99)
 }

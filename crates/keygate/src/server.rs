@@ -283,6 +283,9 @@ fn start_audit(
 ) -> anyhow::Result<keygate_audit::Auditor> {
     use keygate_audit::pipeline;
     let a = &cfg.audit;
+    // Names this instance in the sinks' leases (one instance ships each sink).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let instance = format!("{}-{:08x}", host.trim(), rand::random::<u32>());
     let log: Arc<dyn keygate_audit::AuditLog> = Arc::new(keygate_store::StoreAuditLog(store));
     let auditor = if a.enabled {
         let (auditor, rx) = keygate_audit::channel(a.queue, a.summary_interval);
@@ -296,6 +299,7 @@ fn start_audit(
         let sink = keygate_audit::file::FileSink::new(path.clone(), a.file_max_bytes, a.file_keep);
         tokio::spawn(pipeline::run_shipper(
             "file".into(),
+            instance.clone(),
             log.clone(),
             Box::new(sink),
         ));
@@ -307,6 +311,7 @@ fn start_audit(
             .map_err(|e| anyhow::anyhow!("audit Kafka sink: {e}"))?;
         tokio::spawn(pipeline::run_shipper(
             "kafka".into(),
+            instance.clone(),
             log.clone(),
             Box::new(sink),
         ));
