@@ -157,9 +157,9 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     if let Some((key, secret, admin)) = created {
         writeln!(
             out,
-            "keygate initialised a new organization ({}) in {}",
+            "keygate initialised a new organization ({}) in {:?}",
             iam.org().id,
-            cfg.data_dir.display()
+            cfg.database
         )?;
         writeln!(
             out,
