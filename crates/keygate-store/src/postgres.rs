@@ -18,6 +18,11 @@
 //!   together queue behind the first; a database whose schema is newer than the binary
 //!   is refused.
 //!
+//! TLS: `sslmode=require` in the URL means TLS with the server's certificate verified
+//! (chain and host name, as libpq's `verify-full`) against the system's trust store or
+//! `sslrootcert=FILE`; without it the connection is plaintext (loopback, private
+//! networks). A certificate that does not verify is an error, never a fallback.
+//!
 //! Blocking seam: the store's logic is synchronous ([`crate::sql::Db`]) and runs on a
 //! blocking thread; each statement is driven there with `Handle::block_on` on the
 //! pool's async client. Statements are prepared once per connection and cached.
@@ -31,9 +36,12 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Handle;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
+use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// (version reached, statements) in ascending order.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -82,10 +90,11 @@ fn pg_err(e: tokio_postgres::Error) -> DbError {
     let io = e
         .source()
         .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+    let why = e.source().map(|s| format!(": {s}")).unwrap_or_default();
     if e.is_closed() || io {
-        DbError::Unavailable(format!("PostgreSQL connection lost: {e}"))
+        DbError::Unavailable(format!("PostgreSQL connection lost: {e}{why}"))
     } else {
-        DbError::Other(format!("PostgreSQL: {e}"))
+        DbError::Other(format!("PostgreSQL: {e}{why}"))
     }
 }
 
@@ -270,10 +279,115 @@ impl Postgres {
     }
 }
 
-fn config(url: &str) -> Result<tokio_postgres::Config> {
+/// How connections are made: plaintext, or TLS with a verified certificate.
+#[derive(Clone)]
+enum Tls {
+    Off,
+    On(MakeRustlsConnect),
+}
+
+impl Tls {
+    fn manager(&self, cfg: tokio_postgres::Config) -> Manager {
+        let mc = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        match self {
+            Tls::Off => Manager::from_config(cfg, NoTls, mc),
+            Tls::On(t) => Manager::from_config(cfg, t.clone(), mc),
+        }
+    }
+
+    /// A client whose connection runs as a task (ended with the client).
+    async fn connect(
+        &self,
+        cfg: &tokio_postgres::Config,
+    ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+        match self {
+            Tls::Off => {
+                let (client, conn) = cfg.connect(NoTls).await?;
+                tokio::spawn(conn);
+                Ok(client)
+            }
+            Tls::On(t) => {
+                let (client, conn) = cfg.connect(t.clone()).await?;
+                tokio::spawn(conn);
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// Trusted roots: `sslrootcert` when given, else the system's store.
+fn tls(cfg: &tokio_postgres::Config, root_file: Option<&str>) -> Result<Tls> {
+    if cfg.get_ssl_mode() != SslMode::Require {
+        return Ok(Tls::Off);
+    }
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match root_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| StoreError::Database(format!("sslrootcert {path}: {e}")))?;
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| StoreError::Database(format!("sslrootcert {path}: {e}")))?;
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(StoreError::Database(
+            "sslmode=require but no trusted certificate authority: set sslrootcert=FILE in the URL"
+                .into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Database(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Tls::On(MakeRustlsConnect::new(config)))
+}
+
+/// The URL without libpq's `sslrootcert` parameter (tokio-postgres does not know it),
+/// and that parameter's value.
+fn split_root_cert(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut root = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.strip_prefix("sslrootcert=") {
+            Some(v) => {
+                root = Some(v.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, root)
+}
+
+fn config(url: &str) -> Result<(tokio_postgres::Config, Tls)> {
+    let (url, root) = split_root_cert(url);
     let mut cfg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
         StoreError::Database(format!("invalid PostgreSQL URL: {e}"))
     })?;
+    let tls = tls(&cfg, root.as_deref())?;
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
@@ -284,7 +398,7 @@ fn config(url: &str) -> Result<tokio_postgres::Config> {
         .keepalives_idle(Duration::from_secs(10))
         .keepalives_interval(Duration::from_secs(2))
         .keepalives_retries(3);
-    Ok(cfg)
+    Ok((cfg, tls))
 }
 
 impl SqlStore {
@@ -292,15 +406,9 @@ impl SqlStore {
     /// schema up to date (once, under an advisory lock, however many instances start
     /// together) and start following the change feed. Needs a Tokio runtime.
     pub async fn connect_postgres(url: &str) -> Result<Self> {
-        let cfg = config(url)?;
-        migrate(&cfg).await?;
-        let manager = Manager::from_config(
-            cfg.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let (cfg, tls) = config(url)?;
+        migrate(&cfg, &tls).await?;
+        let manager = tls.manager(cfg.clone());
         let pool = Pool::builder(manager)
             .max_size(16)
             .runtime(Runtime::Tokio1)
@@ -323,7 +431,7 @@ impl SqlStore {
             .map_err(|e| StoreError::from(pg_err(e)))?;
         drop(client);
         let feed = Feed::new(row.get(0), row.get(1));
-        let listener = tokio::spawn(listen(cfg, feed.clone()));
+        let listener = tokio::spawn(listen(cfg, tls, feed.clone()));
         Ok(SqlStore {
             backend: Arc::new(Backend::Postgres(Postgres {
                 pool,
@@ -335,13 +443,12 @@ impl SqlStore {
     }
 }
 
-async fn migrate(cfg: &tokio_postgres::Config) -> Result<()> {
+async fn migrate(cfg: &tokio_postgres::Config, tls: &Tls) -> Result<()> {
     let db = |e| StoreError::from(pg_err(e));
-    let (mut client, conn) = cfg.connect(NoTls).await.map_err(|e| match pg_err(e) {
+    let mut client = tls.connect(cfg).await.map_err(|e| match pg_err(e) {
         DbError::Other(m) => StoreError::Unavailable(m),
         other => other.into(),
     })?;
-    let conn = tokio::spawn(conn);
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -390,16 +497,19 @@ async fn migrate(cfg: &tokio_postgres::Config) -> Result<()> {
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
     drop(client);
-    let _ = conn.await;
     result
 }
 
 /// Follow the change feed until the store is dropped: LISTEN on a connection of its
 /// own, raise the in-process watches on every notification, reconnect with backoff.
-async fn listen(cfg: tokio_postgres::Config, feed: Arc<Feed>) {
+async fn listen(cfg: tokio_postgres::Config, tls: Tls, feed: Arc<Feed>) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match listen_once(&cfg, &feed).await {
+        let result = match &tls {
+            Tls::Off => listen_once(&cfg, NoTls, &feed).await,
+            Tls::On(t) => listen_once(&cfg, t.clone(), &feed).await,
+        };
+        match result {
             Ok(()) => {
                 tracing::warn!(
                     "change feed: PostgreSQL closed the listening connection; reconnecting"
@@ -415,11 +525,18 @@ async fn listen(cfg: tokio_postgres::Config, feed: Arc<Feed>) {
     }
 }
 
-async fn listen_once(
+async fn listen_once<T>(
     cfg: &tokio_postgres::Config,
+    tls: T,
     feed: &Feed,
-) -> std::result::Result<(), tokio_postgres::Error> {
-    let (client, mut conn) = cfg.connect(NoTls).await?;
+) -> std::result::Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, mut conn) = cfg.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = AbortOnDrop(tokio::spawn(async move {
         while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {

@@ -1587,3 +1587,45 @@ async fn postgres_instances_share_changes_and_rules() {
     assert_eq!(all.len(), before + 40);
     assert_eq!(followed, all, "the follower saw every change, in order");
 }
+
+/// `sslmode=require`: TLS with the server's certificate verified against `sslrootcert`
+/// (or the system's roots); an unverifiable certificate is refused, never downgraded.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_tls_verifies_the_server_certificate() {
+    let server = keygate_testkit::PgServer::start(false);
+    let ca = server.enable_tls();
+    let url = server.create_database("tls");
+    let tls_url = format!("{url}?sslmode=require&sslrootcert={}", ca.display());
+    let store = SqlStore::connect_postgres(&tls_url)
+        .await
+        .expect("TLS connect");
+    story(&store).await;
+    // Really encrypted: the server says so for a connection made the same way.
+    let raw = format!("{url}?sslmode=require");
+    assert!(
+        tokio_postgres::connect(&raw, tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "the server offers TLS and this client cannot speak it"
+    );
+    // A certificate no trusted root vouches for is refused, with a clear error.
+    let other = tempfile::tempdir().expect("tempdir");
+    let stranger = keygate_testkit::PgServer::start(false);
+    let untrusted = stranger.enable_tls();
+    std::fs::copy(&untrusted, other.path().join("ca.crt")).expect("copy");
+    let wrong = format!(
+        "{url}?sslmode=require&sslrootcert={}",
+        other.path().join("ca.crt").display()
+    );
+    match SqlStore::connect_postgres(&wrong).await {
+        Err(StoreError::Unavailable(m)) | Err(StoreError::Database(m)) => {
+            assert!(
+                m.to_lowercase().contains("certificate") || m.contains("tls") || m.contains("TLS"),
+                "{m}"
+            )
+        }
+        other => panic!("an untrusted certificate must be refused: {other:?}"),
+    }
+    // Without sslmode=require the connection is plaintext and works as before.
+    SqlStore::connect_postgres(&url).await.expect("plaintext");
+}

@@ -145,6 +145,77 @@ impl PgServer {
         );
     }
 
+    /// Turn TLS on with a fresh certificate for 127.0.0.1 issued by a fresh test CA
+    /// (made with the `openssl` tool) and restart; returns the CA certificate's path,
+    /// the one root a client must trust.
+    pub fn enable_tls(&self) -> PathBuf {
+        let dir = self.dir.path();
+        let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+        let (crt, key, csr) = (
+            dir.join("server.crt"),
+            dir.join("server.key"),
+            dir.join("server.csr"),
+        );
+        let ext = dir.join("server.ext");
+        run(Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=keygate test CA"])
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca));
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr));
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions");
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&crt));
+        if self.as_postgres {
+            run(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&crt)
+                .arg(&key));
+        }
+        run(Command::new("chmod").arg("600").arg(&key));
+        let conf_path = Path::new(&self.data()).join("postgresql.auto.conf");
+        let mut conf = std::fs::read_to_string(&conf_path).unwrap_or_default();
+        conf.push_str(&format!(
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            crt.display(),
+            key.display()
+        ));
+        std::fs::write(&conf_path, conf).expect("write postgresql.auto.conf");
+        self.stop();
+        self.start_again();
+        ca
+    }
+
     /// Stop the server (fast shutdown: clients are disconnected).
     pub fn stop(&self) {
         let data = self.data();
