@@ -141,7 +141,17 @@ fn fail(e: IamError, back: &str) -> Response {
             "Not found",
             &format!("{what} {id} was not found."),
         ),
-        IamError::Unavailable(m) | IamError::Internal(m) => unavailable(&m),
+        IamError::Unavailable(m) | IamError::Internal(m) => {
+            // The cause goes to the log; the page says what the user can do.
+            tracing::error!(error = %m, "console request failed");
+            let mut r =
+                unavailable("keygate cannot reach its database right now; try again in a moment.");
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            r
+        }
         other => {
             let sep = if back.contains('?') { '&' } else { '?' };
             Redirect::to(&format!("{back}{sep}error={}", enc(&other.to_string()))).into_response()
