@@ -499,7 +499,7 @@ fn other_org_admins(tx: &dyn Db, principal: Option<&str>, except_id: Option<&str
 fn delete_bindings_where(tx: &dyn Db, sql_where: &str, p: impl Params) -> Result<()> {
     let ids: Vec<(String, String)> = query_all(
         tx,
-        &format!("SELECT id, crn_pattern FROM role_bindings WHERE {sql_where}"),
+        &format!("SELECT id, crn_pattern FROM role_bindings WHERE {sql_where} ORDER BY id"),
         p,
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
@@ -518,7 +518,7 @@ fn delete_bindings_where(tx: &dyn Db, sql_where: &str, p: impl Params) -> Result
 fn delete_keys_where(tx: &dyn Db, sql_where: &str, p: impl Params) -> Result<()> {
     let ids: Vec<String> = query_all(
         tx,
-        &format!("SELECT id FROM api_keys WHERE {sql_where}"),
+        &format!("SELECT id FROM api_keys WHERE {sql_where} ORDER BY id"),
         p,
         |r| r.get(0),
     )?;
