@@ -21,6 +21,7 @@ mod sqlite;
 
 pub use audit_log::StoreAuditLog;
 pub use engine::SqlStore;
+pub use postgres::DEFAULT_POOL_SIZE;
 
 use async_trait::async_trait;
 pub use keygate_audit::CloudEvent;

@@ -55,6 +55,9 @@ const AUDIT_LOCK: i64 = 0x6b65_7967_6174_0003;
 const CHANGES_CHANNEL: &str = "keygate_changes";
 const AUDIT_CHANNEL: &str = "keygate_audit";
 
+/// Pooled connections per instance unless configured.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
 /// The PostgreSQL database.
 pub(crate) struct Postgres {
     pool: Pool,
@@ -406,11 +409,18 @@ impl SqlStore {
     /// schema up to date (once, under an advisory lock, however many instances start
     /// together) and start following the change feed. Needs a Tokio runtime.
     pub async fn connect_postgres(url: &str) -> Result<Self> {
+        Self::connect_postgres_with(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// [`SqlStore::connect_postgres`] with at most `pool_size` pooled connections (plus
+    /// one for the change feed). Every instance holds its own pool: size them so that
+    /// instances × (pool + 1) stays under the server's `max_connections`.
+    pub async fn connect_postgres_with(url: &str, pool_size: usize) -> Result<Self> {
         let (cfg, tls) = config(url)?;
         migrate(&cfg, &tls).await?;
         let manager = tls.manager(cfg.clone());
         let pool = Pool::builder(manager)
-            .max_size(16)
+            .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))

@@ -22,6 +22,9 @@ pub(crate) struct ServerArgs {
     /// [default: sqlite in the data directory]
     #[arg(long, env = "KEYGATE_DATABASE")]
     pub(crate) database: Option<String>,
+    /// PostgreSQL connections this instance pools [default: 16]
+    #[arg(long, env = "KEYGATE_DATABASE_POOL_SIZE")]
+    pub(crate) database_pool_size: Option<usize>,
     /// The pepper keying every API secret's hash; every instance sharing a database
     /// needs the same file [default: <data-dir>/pepper.key]
     #[arg(long, env = "KEYGATE_PEPPER_FILE")]
@@ -67,6 +70,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database: Option<String>,
     pepper_file: Option<PathBuf>,
+    database_pool_size: Option<usize>,
     max_staleness_s: Option<u64>,
     public_url: Option<String>,
     max_keys_per_owner: Option<u32>,
@@ -155,15 +159,16 @@ pub(crate) struct OAuthFileConfig {
 #[derive(Clone)]
 pub(crate) enum Database {
     Sqlite(PathBuf),
-    /// A `postgres://` URL (may hold a password: never logged, see `Debug`).
-    Postgres(String),
+    /// A `postgres://` URL (may hold a password: never logged, see `Debug`) and the
+    /// pool size.
+    Postgres(String, usize),
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Database::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
-            Database::Postgres(url) => write!(f, "{}", redact_url(url)),
+            Database::Postgres(url, _) => write!(f, "{}", redact_url(url)),
         }
     }
 }
@@ -194,6 +199,10 @@ data_dir = "./keygate-data"
 # database = "sqlite:///var/lib/keygate/keygate.db"
 # Any number of instances can share one PostgreSQL (each with the same pepper file):
 # database = "postgres://keygate:secret@db.example.com:5432/keygate"
+
+# PostgreSQL connections pooled by this instance (KEYGATE_DATABASE_POOL_SIZE). Keep
+# instances x (pool + 1) under the server's max_connections.
+database_pool_size = 16
 
 # The pepper file (KEYGATE_PEPPER_FILE, --pepper-file). Default: <data_dir>/pepper.key,
 # created at the first start. Instances sharing a database must all use the same one;
@@ -301,7 +310,16 @@ impl ServerArgs {
             .unwrap_or_else(|| PathBuf::from("keygate-data"));
         let database = match self.database.clone().or(file.database) {
             None => Database::Sqlite(data_dir.join("keygate.db")),
-            Some(url) => parse_database(&url)?,
+            Some(url) => match parse_database(&url)? {
+                Database::Postgres(url, _) => Database::Postgres(
+                    url,
+                    self.database_pool_size
+                        .or(file.database_pool_size)
+                        .unwrap_or(keygate_store::DEFAULT_POOL_SIZE)
+                        .max(1),
+                ),
+                sqlite => sqlite,
+            },
         };
         let pepper_file = self
             .pepper_file
@@ -435,7 +453,10 @@ pub(crate) fn parse_database(url: &str) -> anyhow::Result<Database> {
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Database::Postgres(url.to_owned()));
+        return Ok(Database::Postgres(
+            url.to_owned(),
+            keygate_store::DEFAULT_POOL_SIZE,
+        ));
     }
     bail!("unsupported database URL (expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB)")
 }
@@ -458,12 +479,12 @@ mod tests {
         );
         assert!(matches!(
             parse_database("postgres://u:pw@h:5432/db"),
-            Ok(Database::Postgres(u)) if u == "postgres://u:pw@h:5432/db"
+            Ok(Database::Postgres(u, 16)) if u == "postgres://u:pw@h:5432/db"
         ));
         assert!(parse_database("mysql://x").is_err());
         let shown = format!(
             "{:?}",
-            Database::Postgres("postgres://u:s3cret@h/db".into())
+            Database::Postgres("postgres://u:s3cret@h/db".into(), 4)
         );
         assert!(
             !shown.contains("s3cret") && shown.contains("u:***@h/db"),

@@ -23,7 +23,7 @@ pub(crate) async fn open_store(db: &Database) -> anyhow::Result<Arc<SqlStore>> {
             }
             SqlStore::open_sqlite(path).with_context(|| format!("opening {}", path.display()))?
         }
-        Database::Postgres(url) => SqlStore::connect_postgres(url)
+        Database::Postgres(url, pool) => SqlStore::connect_postgres_with(url, *pool)
             .await
             .with_context(|| format!("connecting to {db:?}"))?,
     }))
