@@ -203,50 +203,48 @@ pub fn kcat_at(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (bool, String) {
-    {
-        let mut cmd = Command::new(kcat_bin());
-        // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
-        cmd.env_remove("LD_LIBRARY_PATH");
-        cmd.args([
-            "-b",
-            bootstrap,
-            "-X",
-            "security.protocol=SASL_PLAINTEXT",
-            "-X",
-            "sasl.mechanism=PLAIN",
-        ])
-        .arg("-X")
-        .arg(format!("sasl.username={key}"))
-        .arg("-X")
-        .arg(format!("sasl.password={secret}"))
-        .args(["-X", "fetch.wait.max.ms=10", "-m", "5"])
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("kcat");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write");
-        }
-        let out = wait_with_timeout(child, Duration::from_secs(30));
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+    let mut cmd = Command::new(kcat_bin());
+    // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
+    cmd.env_remove("LD_LIBRARY_PATH");
+    cmd.args([
+        "-b",
+        bootstrap,
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        "sasl.mechanism=PLAIN",
+    ])
+    .arg("-X")
+    .arg(format!("sasl.username={key}"))
+    .arg("-X")
+    .arg(format!("sasl.password={secret}"))
+    .args(["-X", "fetch.wait.max.ms=10", "-m", "5"])
+    .args(args)
+    .stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kcat");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
     }
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn wait_with_timeout(mut child: Child, limit: Duration) -> std::process::Output {
