@@ -701,6 +701,29 @@ pub(crate) fn import(a: ImportArgs) -> anyhow::Result<()> {
             .map(|o| o.crn().to_string())
             .unwrap_or_default(),
     );
+    let summary = format!("imported from {} ({keys} API keys)", a.input.display());
+    rt.block_on(import_into(
+        store.as_ref(),
+        state,
+        passwords,
+        &hasher,
+        org_crn,
+        summary,
+    ))?;
+    eprintln!("Imported the organization with {keys} API keys.");
+    Ok(())
+}
+
+/// Load `state` into an empty database with its audit record (`ImportState`, by the
+/// system) and record the installation's pepper check there.
+async fn import_into(
+    store: &dyn Store,
+    state: FullState,
+    passwords: Vec<(String, String)>,
+    hasher: &SecretHasher,
+    org_crn: String,
+    summary: String,
+) -> anyhow::Result<()> {
     let record = keygate_audit::CloudEvent::new(
         keygate_audit::types::IAM_REQUEST,
         org_crn.clone(),
@@ -710,21 +733,11 @@ pub(crate) fn import(a: ImportArgs) -> anyhow::Result<()> {
         Utc::now(),
     )
     .who(Some("System:keygate".into()), None, None)
-    .result(
-        keygate_audit::status::SUCCESS,
-        Some(format!(
-            "imported from {} ({keys} API keys)",
-            a.input.display()
-        )),
-    );
-    rt.block_on(async {
-        store.import(state, passwords, &record).await?;
-        store
-            .init_setting("pepper_check", &pepper_check(&hasher))
-            .await?;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    eprintln!("Imported the organization with {keys} API keys.");
+    .result(keygate_audit::status::SUCCESS, Some(summary));
+    store.import(state, passwords, &record).await?;
+    store
+        .init_setting("pepper_check", &pepper_check(hasher))
+        .await?;
     Ok(())
 }
 
@@ -803,23 +816,8 @@ pub(crate) fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
             target.set_audit_cursor(sink, *at).await?;
         }
 
-        let record = keygate_audit::CloudEvent::new(
-            keygate_audit::types::IAM_REQUEST,
-            org_crn.clone(),
-            "keygate.iam",
-            "ImportState",
-            org_crn,
-            Utc::now(),
-        )
-        .who(Some("System:keygate".into()), None, None)
-        .result(
-            keygate_audit::status::SUCCESS,
-            Some(format!("migrated from {} database ({keys} API keys)", source.kind())),
-        );
-        target.import(state, passwords, &record).await?;
-        target
-            .init_setting("pepper_check", &pepper_check(&hasher))
-            .await?;
+        let summary = format!("migrated from {} database ({keys} API keys)", source.kind());
+        import_into(target.as_ref(), state, passwords, &hasher, org_crn, summary).await?;
         eprintln!(
             "Migrated the organization with {keys} API keys and {records} audit records to {target_db:?}."
         );
