@@ -195,6 +195,39 @@ impl World {
     }
 }
 
+/// A long-running kcat consumer of `topic` from the beginning (no `-e`): it keeps its
+/// connections open until killed.
+pub fn kcat_consumer(bootstrap: &str, key: &str, secret: &str, topic: &str) -> Child {
+    Command::new(kcat_bin())
+        // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
+        .env_remove("LD_LIBRARY_PATH")
+        .args(["-b", bootstrap])
+        .args([
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+            "-X",
+            "sasl.mechanism=PLAIN",
+        ])
+        .arg("-X")
+        .arg(format!("sasl.username={key}"))
+        .arg("-X")
+        .arg(format!("sasl.password={secret}"))
+        .args([
+            "-X",
+            "fetch.wait.max.ms=10",
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-u",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat")
+}
+
 /// kcat against a gateway bootstrap address with SASL/PLAIN key:secret.
 pub fn kcat_at(
     bootstrap: &str,
@@ -416,33 +449,7 @@ fn a_deleted_key_loses_its_open_connection() {
     let (ok, out) = w.kcat(&k, &s, &["-P", "-t", "orders"], Some("m1\n"));
     assert!(ok, "{out}");
     // A long-running consumer (no -e): it keeps its connections open.
-    let mut consumer = Command::new(kcat_bin())
-        .args([
-            "-b",
-            &w.bootstrap,
-            "-X",
-            "security.protocol=SASL_PLAINTEXT",
-            "-X",
-            "sasl.mechanism=PLAIN",
-        ])
-        .arg("-X")
-        .arg(format!("sasl.username={k}"))
-        .arg("-X")
-        .arg(format!("sasl.password={s}"))
-        .args([
-            "-X",
-            "fetch.wait.max.ms=10",
-            "-C",
-            "-t",
-            "orders",
-            "-o",
-            "beginning",
-            "-u",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat");
+    let mut consumer = kcat_consumer(&w.bootstrap, &k, &s, "orders");
     std::thread::sleep(Duration::from_millis(1500));
     let deleted_at = Instant::now();
     assert_eq!(w.admin.delete(&format!("/iam/v2/api-keys/{k}")).0, 204);

@@ -3,14 +3,13 @@
 //! Every change made through one instance must be enforced by the other within a
 //! second; a crash loses nothing acknowledged; a database outage is ridden out.
 
-use crate::gateway::{free_ports, kcat_at, kcat_bin, wait_for_port, Tansu};
+use crate::gateway::{free_ports, kcat_at, kcat_consumer, wait_for_port, Tansu};
 use crate::harness::{Api, Server};
 use keygate_testkit::PgServer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -202,34 +201,7 @@ fn changes_made_on_one_instance_are_enforced_by_the_other() {
 
     // A key deleted on A closes B's live consumer.
     let (_, k2, s2) = p.app(&p.admin_b, "reader", &["READ", "DESCRIBE"]);
-    let mut consumer = Command::new(kcat_bin())
-        .env_remove("LD_LIBRARY_PATH")
-        .args([
-            "-b",
-            &p.boot_b,
-            "-X",
-            "security.protocol=SASL_PLAINTEXT",
-            "-X",
-            "sasl.mechanism=PLAIN",
-        ])
-        .arg("-X")
-        .arg(format!("sasl.username={k2}"))
-        .arg("-X")
-        .arg(format!("sasl.password={s2}"))
-        .args([
-            "-X",
-            "fetch.wait.max.ms=10",
-            "-C",
-            "-t",
-            "orders",
-            "-o",
-            "beginning",
-            "-u",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat");
+    let mut consumer = kcat_consumer(&p.boot_b, &k2, &s2, "orders");
     // Let it connect, authenticate and read (it keeps its connections open).
     std::thread::sleep(Duration::from_millis(2000));
     let before = p.b.logs().matches("credential revoked").count();
