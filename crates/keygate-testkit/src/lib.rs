@@ -146,8 +146,9 @@ impl PgServer {
     }
 
     /// Turn TLS on with a fresh certificate for 127.0.0.1 issued by a fresh test CA
-    /// (made with the `openssl` tool) and restart; returns the CA certificate's path,
-    /// the one root a client must trust.
+    /// (made with the `openssl` tool), accept TCP clients only over TLS (`hostssl`;
+    /// the local socket stays open for `createdb`) and restart; returns the CA
+    /// certificate's path, the one root a client must trust.
     pub fn enable_tls(&self) -> PathBuf {
         let dir = self.dir.path();
         let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
@@ -211,6 +212,12 @@ impl PgServer {
             key.display()
         ));
         std::fs::write(&conf_path, conf).expect("write postgresql.auto.conf");
+        let hba = Path::new(&self.data()).join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("write pg_hba.conf");
         self.stop();
         self.start_again();
         ca
