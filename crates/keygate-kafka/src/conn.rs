@@ -7,7 +7,7 @@
 
 use crate::audit::{CheckRec, Who};
 use crate::classify::{self, codes, Plan, Post};
-use crate::frame::{frames, next_frame, write_frame, FrameError};
+use crate::frame::{read_frame, write_frame, FrameError};
 use crate::gateway::ClusterShared;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -181,8 +181,7 @@ async fn serve(
 ) -> Result<(), ConnError> {
     let cfg = shared.cfg.clone();
     let _ = client.set_nodelay(true);
-    let (cr, mut cw) = client.into_split();
-    let mut client_frames = frames(cr, cfg.max_frame);
+    let (mut cr, mut cw) = client.into_split();
     let snapshot = shared.snapshot.clone();
 
     // ---- authentication: only ApiVersions, SaslHandshake, SaslAuthenticate ----
@@ -193,7 +192,7 @@ async fn serve(
     let mut failing: Option<String> = None;
     let session = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let frame = tokio::time::timeout(left, next_frame(&mut client_frames))
+        let frame = tokio::time::timeout(left, read_frame(&mut cr, cfg.max_frame))
             .await
             .map_err(|_| ConnError::AuthTimeout)??;
         let h = peek_header(&frame).ok_or_else(|| ConnError::Protocol("short frame".into()))?;
@@ -265,7 +264,7 @@ async fn serve(
     // ---- upstream ----
     let upstream = connect_upstream(&shared, target).await?;
     let _ = upstream.set_nodelay(true);
-    let (ur, mut uw) = upstream.into_split();
+    let (mut ur, mut uw) = upstream.into_split();
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
     // Allowed Produce and Fetch are counted here (reader: produced; writer: fetched
@@ -284,7 +283,7 @@ async fn serve(
     let mut fetch_topics: Option<Vec<StrBytes>> = None;
     let writer_shared = shared.clone();
     let principals_for_writer = session.principals.clone();
-    let mut upstream_frames = frames(ur, cfg.max_frame);
+    let max_frame = cfg.max_frame;
     let writer = tokio::spawn(async move {
         while let Some(p) = rx.recv().await {
             let bytes = match p {
@@ -296,7 +295,7 @@ async fn serve(
                     correlation_id,
                     fetched,
                 } => {
-                    let frame = next_frame(&mut upstream_frames).await?;
+                    let frame = read_frame(&mut ur, max_frame).await?;
                     if frame.len() < 4 || (&frame[..4]).get_i32() != correlation_id {
                         return Err(ConnError::Protocol("upstream answered out of order".into()));
                     }
@@ -335,12 +334,23 @@ async fn serve(
         Ok::<(), ConnError>(())
     });
 
-    // Waiting for the next frame is cancellation-safe (buffered in `client_frames`), so
-    // the loop selects between it and the revocation check directly.
+    // Frames are read by their own task: `read_frame` is not cancellation-safe, and the
+    // loop below also wakes up for the revocation check. Selecting on a channel never
+    // loses part of a frame.
+    let (ftx, mut frx) = mpsc::channel::<Result<Bytes, FrameError>>(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            let f = read_frame(&mut cr, max_frame).await;
+            let end = f.is_err();
+            if ftx.send(f).await.is_err() || end {
+                return;
+            }
+        }
+    });
     let mut check = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
         let frame = tokio::select! {
-            f = next_frame(&mut client_frames) => f,
+            f = frx.recv() => f.unwrap_or(Err(FrameError::Closed)),
             _ = check.tick() => {
                 if !session_valid(&snapshot, &session) {
                     break Err(ConnError::Revoked);
@@ -608,6 +618,7 @@ async fn serve(
         }
     };
     drop(tx);
+    reader.abort();
     if let Some(b) = produced.take(true) {
         shared.auditor.usage(b);
     }

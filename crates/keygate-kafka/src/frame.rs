@@ -1,15 +1,7 @@
 //! Kafka framing: a 4-byte big-endian length, then that many bytes.
-//!
-//! Connections read through [`Frames`] (tokio-util's `FramedRead` with this module's
-//! codec): reads are buffered, so one system call picks up every small frame that has
-//! arrived, and waiting for the next frame is cancellation-safe — the connection loop
-//! can `select!` between it and its revocation check without a task in between and
-//! without ever losing part of a frame. [`read_frame`] is for one-off exchanges.
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::{Decoder, FramedRead};
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -42,69 +34,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<B
     Ok(buf.freeze())
 }
 
-/// Splits a byte stream into frames of at most `max` bytes (the length prefix removed).
-#[derive(Debug, Clone, Copy)]
-pub struct FrameCodec {
-    max: usize,
-}
-
-impl FrameCodec {
-    /// A codec refusing frames longer than `max` bytes.
-    pub fn new(max: usize) -> Self {
-        Self { max }
-    }
-}
-
-impl Decoder for FrameCodec {
-    type Item = Bytes;
-    type Error = FrameError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        let Some(prefix) = src.get(..4) else {
-            return Ok(None);
-        };
-        let n = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-        let len = usize::try_from(n)
-            .ok()
-            .filter(|&l| l <= self.max)
-            .ok_or(FrameError::BadLength(i64::from(n), self.max))?;
-        if src.len() < 4 + len {
-            // Room for the whole frame at once: one allocation, no regrowth.
-            src.reserve(4 + len - src.len());
-            return Ok(None);
-        }
-        src.advance(4);
-        let frame = src.split_to(len).freeze();
-        if src.is_empty() && src.capacity() > READ_BUFFER {
-            // Not keep a large frame's allocation for the life of an idle connection:
-            // the frame owns it now and frees it when it has been forwarded.
-            *src = BytesMut::with_capacity(READ_BUFFER);
-        }
-        Ok(Some(frame))
-    }
-}
-
-/// A connection's read buffer between frames: small frames are read many at a time;
-/// a large one gets a buffer of its own size.
-const READ_BUFFER: usize = 16 * 1024;
-
-/// A connection's read half, split into frames.
-pub type Frames<R> = FramedRead<R, FrameCodec>;
-
-/// Frames read from `r`, refusing any longer than `max` bytes.
-pub fn frames<R: AsyncRead>(r: R, max: usize) -> Frames<R> {
-    FramedRead::with_capacity(r, FrameCodec::new(max), READ_BUFFER)
-}
-
-/// The next frame; [`FrameError::Closed`] when the peer closed between frames (a close
-/// mid-frame is an I/O error). Cancellation-safe.
-pub async fn next_frame<R: AsyncRead + Unpin>(f: &mut Frames<R>) -> Result<Bytes, FrameError> {
-    f.next().await.unwrap_or(Err(FrameError::Closed))
-}
-
 /// Write one frame: the length and the body as one vectored write, without copying
 /// the body (produce and fetch frames are up to megabytes).
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> std::io::Result<()> {
+    use bytes::Buf;
     let len = i32::try_from(body.len()).map_err(|_| std::io::Error::other("frame too large"))?;
     let prefix = len.to_be_bytes();
     let mut chain = Buf::chain(&prefix[..], body);
@@ -134,74 +67,6 @@ mod tests {
             read_frame(&mut r, 10).await.ok().as_deref(),
             Some(&b"hello"[..])
         );
-    }
-
-    /// The same bytes as `read_frame` reads them, through the buffered codec, arriving
-    /// in pieces of every size.
-    #[tokio::test]
-    async fn framed_reads_split_and_join_frames() {
-        let mut wire = Vec::new();
-        for body in [&b"a"[..], b"", b"hello world", &[7u8; 3000]] {
-            write_frame(&mut wire, body).await.expect("write");
-        }
-        for piece in [1, 3, 4, 5, 17, 4096] {
-            let chunks: Vec<std::io::Result<Bytes>> = wire
-                .chunks(piece)
-                .map(|c| Ok(Bytes::copy_from_slice(c)))
-                .collect();
-            let r = tokio_util::io::StreamReader::new(futures_util::stream::iter(chunks));
-            let mut f = frames(r, 4096);
-            assert_eq!(next_frame(&mut f).await.expect("1").as_ref(), b"a");
-            assert_eq!(next_frame(&mut f).await.expect("2").as_ref(), b"");
-            assert_eq!(
-                next_frame(&mut f).await.expect("3").as_ref(),
-                b"hello world"
-            );
-            assert_eq!(
-                next_frame(&mut f).await.expect("4").as_ref(),
-                &[7u8; 3000][..]
-            );
-            assert!(matches!(next_frame(&mut f).await, Err(FrameError::Closed)));
-        }
-    }
-
-    #[test]
-    fn a_large_frame_does_not_stay_in_the_read_buffer() {
-        let mut codec = FrameCodec::new(1 << 20);
-        let mut src = BytesMut::new();
-        src.extend_from_slice(&(200_000i32).to_be_bytes());
-        assert!(codec.decode(&mut src).expect("header").is_none());
-        assert!(
-            src.capacity() >= 200_004,
-            "room for the whole frame at once"
-        );
-        src.resize(200_004, 1);
-        let frame = codec.decode(&mut src).expect("frame").expect("whole");
-        assert_eq!(frame.len(), 200_000);
-        assert!(src.is_empty() && src.capacity() <= READ_BUFFER);
-    }
-
-    #[tokio::test]
-    async fn framed_reads_refuse_bad_lengths_and_torn_frames() {
-        for (wire, want) in [
-            (&[0xffu8, 0xff, 0xff, 0xff][..], "-1"),
-            (&[0, 0, 1, 0][..], "256"),
-        ] {
-            let mut f = frames(wire, 10);
-            let e = next_frame(&mut f).await.expect_err("refused");
-            assert!(matches!(e, FrameError::BadLength(_, 10)), "{e}");
-            assert!(e.to_string().contains(want), "{e}");
-        }
-        let mut torn = frames(&[0u8, 0, 0, 5, 1][..], 10);
-        assert!(matches!(
-            next_frame(&mut torn).await,
-            Err(FrameError::Io(_))
-        ));
-        let mut empty = frames(&[][..], 10);
-        assert!(matches!(
-            next_frame(&mut empty).await,
-            Err(FrameError::Closed)
-        ));
     }
 
     #[tokio::test]
