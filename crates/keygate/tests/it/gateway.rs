@@ -658,6 +658,61 @@ fn malformed_input_closes_only_that_connection() {
     assert!(ok && out.contains("orders"), "{out}");
 }
 
+/// A request whose array claims billions of elements in a few bytes. The Kafka codec
+/// sizes its vector from that count before reading an element; the process must not
+/// die of that allocation — the one connection is closed, everyone else is served.
+#[test]
+fn array_counts_beyond_the_frame_close_only_that_connection() {
+    let mut w = world(&["orders"], "");
+    let (_, k, s) = w.app("greedy", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let frame = |api: i16, version: i16, flexible: bool, body: &[u8]| {
+        let mut f = Vec::new();
+        f.extend_from_slice(&api.to_be_bytes());
+        f.extend_from_slice(&version.to_be_bytes());
+        f.extend_from_slice(&7i32.to_be_bytes());
+        f.extend_from_slice(&(-1i16).to_be_bytes()); // no client id
+        if flexible {
+            f.push(0); // no tagged fields
+        }
+        f.extend_from_slice(body);
+        let mut out = (f.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(&f);
+        out
+    };
+    let cases = [
+        // Metadata v1: topics = 2^31 - 1 elements.
+        ("metadata v1", frame(3, 1, false, &[0x7f, 0xff, 0xff, 0xff])),
+        // Metadata v9 (flexible): a compact array of 2^32 - 2 elements.
+        (
+            "metadata v9",
+            frame(3, 9, true, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]),
+        ),
+        // Produce v7: no transactional id, acks 1, timeout 1000, topics = 2^31 - 1.
+        (
+            "produce v7",
+            frame(
+                0,
+                7,
+                false,
+                &[0xff, 0xff, 0, 1, 0, 0, 3, 0xe8, 0x7f, 0xff, 0xff, 0xff],
+            ),
+        ),
+    ];
+    for (what, bytes) in &cases {
+        let c = raw_authenticated(addr, &k, &s);
+        assert!(is_closed(c, bytes), "{what}: connection closed");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(w.srv.is_running(), "{what}: the server survived");
+    }
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok && out.contains("orders"), "{out}");
+    assert!(
+        w.srv.logs().contains("malformed Metadata v1 request"),
+        "the reason is logged"
+    );
+}
+
 #[test]
 fn cluster_operator_apis_need_alter_on_the_cluster() {
     let w = world(&["orders"], "");

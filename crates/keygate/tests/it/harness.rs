@@ -113,6 +113,11 @@ impl Server {
         }
     }
 
+    /// Whether the process is still alive (not exited, not killed by a signal).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn logs(&self) -> String {
         format!(
             "{}{}",
