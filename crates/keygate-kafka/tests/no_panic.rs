@@ -5,7 +5,7 @@
 //!
 //! Bodies are drawn mostly from the bytes that steer a Kafka decoder (0, 1, -1, small
 //! lengths), so they get past the first fields into arrays, strings and tagged fields.
-//! Some claim billions of array elements: this test runs under jemalloc, as the binary
+//! Some claim billions of array elements: this test runs under mimalloc, as the binary
 //! does (see `crates/keygate/src/main.rs`), because kafka-protocol reserves such arrays
 //! before reading them.
 
@@ -16,7 +16,7 @@ use keygate_kafka::classify::{gateway_versions, plan, Plan};
 use proptest::prelude::*;
 
 #[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn steering_byte() -> impl Strategy<Value = u8> {
     prop_oneof![

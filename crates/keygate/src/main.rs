@@ -10,17 +10,18 @@ use clap::Parser;
 use cli::{Cli, Cmd};
 use std::process::ExitCode;
 
-/// jemalloc, chosen for one property above all: when the kernel overcommits (Linux's
+/// mimalloc, chosen for one property above all: when the kernel overcommits (Linux's
 /// default) it maps memory with `MAP_NORESERVE`, so an allocation is only address space
 /// until it is touched. kafka-protocol (0.18) sizes a vector from an element count read
 /// off the wire before it reads one element; under the system allocator a few bytes
 /// claiming 2^31 elements make that a failed allocation, which aborts the whole process.
-/// Under jemalloc the reservation succeeds untouched, the decode fails on the missing
+/// Under mimalloc the reservation succeeds untouched, the decode fails on the missing
 /// elements, and only that connection is closed (tests/it/gateway.rs
-/// `array_counts_beyond_the_frame_close_only_that_connection`).
-#[cfg(all(unix, not(target_env = "musl")))]
+/// `array_counts_beyond_the_frame_close_only_that_connection`). jemalloc has the same
+/// property but doubled the gateway's CPU per GB in scripts/bench-gateway; mimalloc
+/// measured as the system allocator does (BENCHMARKS.md).
 #[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
