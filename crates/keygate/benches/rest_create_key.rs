@@ -56,20 +56,27 @@ fn run(label: &str, extra: &[String], n: usize) -> (f64, f64) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start server");
-    let (mut key, mut secret, mut url) = (String::new(), String::new(), String::new());
-    for line in BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(k) = line.trim().strip_prefix("API key:") {
-            key = k.trim().to_owned();
-        } else if let Some(s) = line.trim().strip_prefix("API secret:") {
-            secret = s.trim().to_owned();
-        } else if let Some(u) = line.strip_prefix("keygate is listening on ") {
-            url = u.trim().to_owned();
-            break;
+    // Read the startup lines, then keep draining stdout: a closed pipe would make the
+    // server's next line fail (EPIPE) and end it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let (mut key, mut secret) = (String::new(), String::new());
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(k) = line.trim().strip_prefix("API key:") {
+                key = k.trim().to_owned();
+            } else if let Some(s) = line.trim().strip_prefix("API secret:") {
+                secret = s.trim().to_owned();
+            } else if let Some(u) = line.strip_prefix("keygate is listening on ") {
+                if !sent {
+                    let _ = tx.send((key.clone(), secret.clone(), u.trim().to_owned()));
+                    sent = true;
+                }
+            }
         }
-    }
+    });
+    let (key, secret, url) = rx.recv().expect("the server started");
     use base64::Engine;
     let auth = format!(
         "Basic {}",
