@@ -106,6 +106,14 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     create_data_dir(&cfg.data_dir)?;
+    if let Ok(mode) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
+        if strict_overcommit(&mode) {
+            tracing::warn!(
+                "vm.overcommit_memory is 2 (strict): a Kafka request whose arrays claim \
+                 billions of elements can end this process; set it to 0 (see README)"
+            );
+        }
+    }
     let sql = open_store(&cfg.database).await?;
     tracing::info!(database = ?cfg.database, "database ready");
     let store: Arc<dyn Store> = sql.clone();
@@ -359,4 +367,24 @@ pub(crate) fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
         bail!("--data-dir {} exists and is not a directory", dir.display());
     }
     Ok(())
+}
+
+/// Whether Linux's `vm.overcommit_memory` (the file's contents) is strict accounting,
+/// under which the allocator's unreserved mappings — the gateway's defence against
+/// requests that claim billions of array elements (see main.rs) — are refused.
+fn strict_overcommit(mode: &str) -> bool {
+    mode.trim() == "2"
+}
+
+#[cfg(test)]
+mod overcommit_tests {
+    use super::strict_overcommit;
+
+    #[test]
+    fn only_mode_two_is_strict() {
+        assert!(strict_overcommit("2\n"));
+        assert!(!strict_overcommit("0\n"));
+        assert!(!strict_overcommit("1"));
+        assert!(!strict_overcommit(""));
+    }
 }
