@@ -173,6 +173,12 @@ enum ConnError {
     Revoked,
 }
 
+/// The largest frame a client may send before it has authenticated: ApiVersions,
+/// SaslHandshake and SaslAuthenticate are small (a bearer token is kilobytes). Kafka's
+/// own limit, `sasl.server.max.receive.size`, is the same 512 KiB; an anonymous peer
+/// never makes the gateway wait for, or hold, a 100 MiB body.
+const MAX_FRAME_BEFORE_AUTHENTICATION: usize = 512 * 1024;
+
 async fn serve(
     client: TcpStream,
     peer: SocketAddr,
@@ -192,7 +198,8 @@ async fn serve(
     let mut failing: Option<String> = None;
     let session = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let frame = tokio::time::timeout(left, read_frame(&mut cr, cfg.max_frame))
+        let max = cfg.max_frame.min(MAX_FRAME_BEFORE_AUTHENTICATION);
+        let frame = tokio::time::timeout(left, read_frame(&mut cr, max))
             .await
             .map_err(|_| ConnError::AuthTimeout)??;
         let h = peek_header(&frame).ok_or_else(|| ConnError::Protocol("short frame".into()))?;

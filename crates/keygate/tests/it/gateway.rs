@@ -629,6 +629,11 @@ fn malformed_input_closes_only_that_connection() {
     };
     assert!(closed(&[0xff, 0xff, 0xff, 0xff]), "negative length");
     assert!(closed(&[0x7f, 0xff, 0xff, 0xff]), "length over the maximum");
+    // Under the configured maximum (1 MiB) but over what may come before authenticating.
+    assert!(
+        closed(&(600 * 1024i32).to_be_bytes()),
+        "large before authentication"
+    );
     assert!(closed(&[0, 0, 0, 4, 1, 2]), "truncated frame");
     assert!(closed(b"GET / HTTP/1.1\r\n\r\n"), "garbage");
     // Metadata v1 before authenticating: the connection is closed.
@@ -656,6 +661,12 @@ fn malformed_input_closes_only_that_connection() {
     // Every other client is still served.
     let (ok, out) = w.kcat(&k, &s, &["-L"], None);
     assert!(ok && out.contains("orders"), "{out}");
+    assert!(
+        w.srv
+            .logs()
+            .contains("frame length 614400 is outside 0..=524288"),
+        "the pre-authentication limit is what closed it"
+    );
 }
 
 /// A request whose array claims billions of elements in a few bytes. The Kafka codec
