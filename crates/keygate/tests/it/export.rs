@@ -173,29 +173,18 @@ fn migrate_moves_a_sqlite_installation_to_postgres() {
     let url = keygate_testkit::PgServer::fresh_database("migrate_cli");
 
     // The server is still running: SQLite allows the read; the target must be empty.
-    let (ok, out) = keygate(
-        &[
-            "migrate",
-            "--data-dir",
-            data.to_str().unwrap_or_default(),
-            "--to",
-            &url,
-        ],
-        w.dir.path(),
-    );
+    let migrate = [
+        "migrate",
+        "--data-dir",
+        data.to_str().unwrap_or_default(),
+        "--to",
+        &url,
+    ];
+    let (ok, out) = keygate(&migrate, w.dir.path());
     assert!(ok, "{out}");
     assert!(out.contains("Migrated the organization"), "{out}");
     assert!(!out.contains(&s) && !out.contains(&admin_secret));
-    let (ok, out) = keygate(
-        &[
-            "migrate",
-            "--data-dir",
-            data.to_str().unwrap_or_default(),
-            "--to",
-            &url,
-        ],
-        w.dir.path(),
-    );
+    let (ok, out) = keygate(&migrate, w.dir.path());
     assert!(
         !ok && out.contains("not empty"),
         "a second migration is refused: {out}"

@@ -195,12 +195,12 @@ impl World {
     }
 }
 
-/// A long-running kcat consumer of `topic` from the beginning (no `-e`): it keeps its
-/// connections open until killed.
-pub fn kcat_consumer(bootstrap: &str, key: &str, secret: &str, topic: &str) -> Child {
-    Command::new(kcat_bin())
-        // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
-        .env_remove("LD_LIBRARY_PATH")
+/// kcat (Debian's) for `bootstrap` with SASL/PLAIN key:secret, fetches polled every
+/// 10 ms; the caller adds the mode and its arguments.
+fn kcat_plain(bootstrap: &str, key: &str, secret: &str) -> Command {
+    let mut cmd = Command::new(kcat_bin());
+    // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
+    cmd.env_remove("LD_LIBRARY_PATH")
         .args(["-b", bootstrap])
         .args([
             "-X",
@@ -212,16 +212,15 @@ pub fn kcat_consumer(bootstrap: &str, key: &str, secret: &str, topic: &str) -> C
         .arg(format!("sasl.username={key}"))
         .arg("-X")
         .arg(format!("sasl.password={secret}"))
-        .args([
-            "-X",
-            "fetch.wait.max.ms=10",
-            "-C",
-            "-t",
-            topic,
-            "-o",
-            "beginning",
-            "-u",
-        ])
+        .args(["-X", "fetch.wait.max.ms=10"]);
+    cmd
+}
+
+/// A long-running kcat consumer of `topic` from the beginning (no `-e`): it keeps its
+/// connections open until killed.
+pub fn kcat_consumer(bootstrap: &str, key: &str, secret: &str, topic: &str) -> Child {
+    kcat_plain(bootstrap, key, secret)
+        .args(["-C", "-t", topic, "-o", "beginning", "-u"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -236,24 +235,15 @@ pub fn kcat_at(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (bool, String) {
-    let mut cmd = Command::new(kcat_bin());
-    // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
-    cmd.env_remove("LD_LIBRARY_PATH");
-    cmd.args([
-        "-b",
-        bootstrap,
-        "-X",
-        "security.protocol=SASL_PLAINTEXT",
-        "-X",
-        "sasl.mechanism=PLAIN",
-    ])
-    .arg("-X")
-    .arg(format!("sasl.username={key}"))
-    .arg("-X")
-    .arg(format!("sasl.password={secret}"))
-    .args(["-X", "fetch.wait.max.ms=10", "-m", "5"])
-    .args(args)
-    .stdin(if stdin.is_some() {
+    let mut cmd = kcat_plain(bootstrap, key, secret);
+    cmd.args(["-m", "5"]).args(args);
+    run_kcat(cmd, stdin)
+}
+
+/// Runs a prepared kcat command, feeding it `stdin` if any; returns whether it
+/// succeeded (killed after 30 s) and its stdout followed by its stderr.
+pub fn run_kcat(mut cmd: Command, stdin: Option<&str>) -> (bool, String) {
+    cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()

@@ -4,7 +4,9 @@
 //! method, and the rdkafka crate with a token callback.
 
 use crate::clients::run_scenario;
-use crate::gateway::{free_ports, raw_call, raw_sasl, sasl_bytes, wait_for_port, world, World};
+use crate::gateway::{
+    free_ports, kcat_bin, raw_call, raw_sasl, run_kcat, sasl_bytes, wait_for_port, world, World,
+};
 use crate::harness::Api;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -375,9 +377,8 @@ fn kcat_oidc(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (bool, String) {
-    use std::io::Write as _;
-    let mut child = Command::new("kcat")
-        .env("LD_LIBRARY_PATH", librdkafka_with_oidc())
+    let mut cmd = Command::new(kcat_bin());
+    cmd.env("LD_LIBRARY_PATH", librdkafka_with_oidc())
         .args(["-b", &w.bootstrap])
         .args([
             "-X",
@@ -402,38 +403,8 @@ fn kcat_oidc(
         .arg("-X")
         .arg(format!("sasl.oauthbearer.extensions={extensions}"))
         .args(["-X", "fetch.wait.max.ms=10", "-m", "8"])
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write");
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("kcat output");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+        .args(args);
+    run_kcat(cmd, stdin)
 }
 
 /// A directory holding a `librdkafka.so.1` built with libcurl, for Debian's kcat.
