@@ -322,6 +322,43 @@ impl CloudEvent {
         self
     }
 
+    /// This record with every free-text field passed through
+    /// [`keygate_core::redact::text`]: capped, control characters replaced, keygate
+    /// secrets and JWTs replaced by markers. The writer applies it to every record,
+    /// whatever its emitter already did.
+    pub fn sanitized(mut self) -> Self {
+        fn clean(s: &mut String) {
+            if let std::borrow::Cow::Owned(c) = keygate_core::redact::text(s) {
+                *s = c;
+            }
+        }
+        fn clean_opt(s: &mut Option<String>) {
+            if let Some(s) = s {
+                clean(s);
+            }
+        }
+        clean(&mut self.subject);
+        let d = &mut self.data;
+        clean(&mut d.method_name);
+        clean(&mut d.resource_name);
+        clean_opt(&mut d.authentication_info.principal);
+        clean_opt(&mut d.authentication_info.identity);
+        if let Some(m) = &mut d.authentication_info.metadata {
+            clean(&mut m.identifier);
+        }
+        if let Some(a) = &mut d.authorization_info {
+            clean(&mut a.resource_name);
+        }
+        if let Some(r) = &mut d.request {
+            clean_opt(&mut r.client_id);
+        }
+        if let Some(m) = &mut d.request_metadata {
+            clean(&mut m.client_address);
+        }
+        clean_opt(&mut d.result.message);
+        self
+    }
+
     /// The principal, if any (an indexed column of the database sink).
     pub fn principal(&self) -> Option<&str> {
         self.data.authentication_info.principal.as_deref()

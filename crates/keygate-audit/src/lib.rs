@@ -4,6 +4,8 @@
 //!   data shape, and its builders.
 //! - [`usage`]: allowed Produce/Fetch are counted per connection and summarised per
 //!   principal and topic instead of logged one by one.
+//! - [`repeats`]: denials and failures recorded in full once per window and counted
+//!   after that; a cap on what one credential writes per window.
 //! - [`pipeline`]: the emitters' non-blocking [`Auditor`] handle, the writer into the
 //!   audit table (which is also the durable outbox), and the shippers that deliver
 //!   from it to the [`file`] and [`kafka`] sinks at least once, in order.
@@ -16,6 +18,7 @@ pub mod event;
 pub mod file;
 pub mod kafka;
 pub mod pipeline;
+pub mod repeats;
 pub mod usage;
 
 pub use event::{
@@ -23,3 +26,4 @@ pub use event::{
     Summary,
 };
 pub use pipeline::{channel, AuditLog, Auditor, Sink, SinkError};
+pub use repeats::RepeatLimits;

@@ -18,6 +18,7 @@
 //! flood must not stall the Kafka path or grow memory without bound.
 
 use crate::event::{types, CloudEvent};
+use crate::repeats::{RepeatLimits, Repeats};
 use crate::usage::{Totals, UsageBatch};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +88,15 @@ pub struct Receiver {
     rx: mpsc::Receiver<Input>,
     dropped: Arc<AtomicU64>,
     summary_every: Duration,
+    limits: RepeatLimits,
+}
+
+impl Receiver {
+    /// Summarise repeated denials and cap each credential with these limits.
+    pub fn with_limits(mut self, limits: RepeatLimits) -> Self {
+        self.limits = limits;
+        self
+    }
 }
 
 /// A connected emitter handle and writer end. `capacity` bounds the records waiting
@@ -104,6 +114,7 @@ pub fn channel(capacity: usize, summary_every: Duration) -> (Auditor, Receiver) 
             rx,
             dropped,
             summary_every,
+            limits: RepeatLimits::default(),
         },
     )
 }
@@ -170,6 +181,13 @@ const BATCH: usize = 1000;
 /// every [`Auditor`] is gone, after writing what was queued.
 pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String) {
     let mut totals = Totals::new(chrono::Utc::now());
+    let mut repeats = Repeats::new(r.limits, chrono::Utc::now());
+    let close = |totals: &mut Totals, repeats: &mut Repeats| {
+        let now = chrono::Utc::now();
+        let mut out = totals.close(now);
+        out.extend(repeats.close(now, &source));
+        out
+    };
     let mut window = tokio::time::interval(r.summary_every);
     window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     window.tick().await;
@@ -181,20 +199,27 @@ pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String)
         tokio::select! {
             got = r.rx.recv() => match got {
                 Some(i) => {
-                    take(i, &mut batch, &mut totals, &mut waiters);
-                    while batch.len() < BATCH && waiters.is_empty() {
-                        match r.rx.try_recv() {
-                            Ok(i) => take(i, &mut batch, &mut totals, &mut waiters),
-                            Err(_) => break,
+                    let mut i = Some(i);
+                    while let Some(input) = i.take() {
+                        match input {
+                            Input::Event(e) => batch.extend(repeats.admit(*e)),
+                            Input::Usage(u) => totals.add(u),
+                            Input::Flush(done) => {
+                                batch.extend(close(&mut totals, &mut repeats));
+                                waiters.push(done);
+                            }
+                        }
+                        if batch.len() < BATCH && waiters.is_empty() {
+                            i = r.rx.try_recv().ok();
                         }
                     }
                 }
                 None => {
                     open = false;
-                    batch.extend(totals.close(chrono::Utc::now()));
+                    batch.extend(close(&mut totals, &mut repeats));
                 }
             },
-            _ = window.tick() => batch.extend(totals.close(chrono::Utc::now())),
+            _ = window.tick() => batch.extend(close(&mut totals, &mut repeats)),
         }
         let dropped = r.dropped.load(Ordering::Relaxed);
         if dropped > reported_drops {
@@ -237,22 +262,6 @@ pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String)
         batch.clear();
         for w in waiters.drain(..) {
             let _ = w.send(());
-        }
-    }
-}
-
-fn take(
-    i: Input,
-    batch: &mut Vec<CloudEvent>,
-    totals: &mut Totals,
-    waiters: &mut Vec<tokio::sync::oneshot::Sender<()>>,
-) {
-    match i {
-        Input::Event(e) => batch.push(*e),
-        Input::Usage(u) => totals.add(u),
-        Input::Flush(done) => {
-            batch.extend(totals.close(chrono::Utc::now()));
-            waiters.push(done);
         }
     }
 }

@@ -269,6 +269,37 @@ impl ClusterIndex {
         allows(&t.any) || t.literal.values().any(allows) || t.prefixed.values().any(allows)
     }
 
+    /// Every entry of `principal` (exactly) in this cluster: resource type, how the
+    /// name matches (`None`: every name, `*`), the name or prefix, and its masks.
+    /// A scan, for control-plane comparisons of two principals (never the data path).
+    pub fn entries<'s>(
+        &'s self,
+        principal: &Principal,
+    ) -> impl Iterator<Item = (ResourceType, Option<PatternType>, &'s [u8], Masks)> + 's {
+        const TYPES: [ResourceType; 4] = [
+            ResourceType::Topic,
+            ResourceType::Group,
+            ResourceType::Cluster,
+            ResourceType::TransactionalId,
+        ];
+        let p = self.principals.get(principal);
+        TYPES.into_iter().flat_map(move |rt| {
+            let t = p.map(|p| &p.types[slot(rt)]);
+            let any = t.map(|t| (rt, None, &b"*"[..], t.any));
+            let lit = t.into_iter().flat_map(move |t| {
+                t.literal
+                    .iter()
+                    .map(move |(n, m)| (rt, Some(PatternType::Literal), n.as_bytes(), *m))
+            });
+            let pre = t.into_iter().flat_map(move |t| {
+                t.prefixed
+                    .iter()
+                    .map(move |(n, m)| (rt, Some(PatternType::Prefixed), n.as_bytes(), *m))
+            });
+            any.into_iter().chain(lit).chain(pre)
+        })
+    }
+
     /// The masks that apply to `principal` (exactly; `User:*` is a separate call) for
     /// the resource `(rt, name)`.
     pub fn masks(&self, principal: &Principal, rt: ResourceType, name: &str) -> Masks {

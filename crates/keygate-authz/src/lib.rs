@@ -13,11 +13,13 @@
 //! lock.
 //!
 //! Layout: [`index`] holds the per-cluster compiled ACL index (the hot path),
-//! [`control`] the control-plane capability checks.
+//! [`control`] the control-plane capability checks, [`rank`] the rule that acting on
+//! another principal never gives the actor more than it holds.
 #![deny(missing_docs)]
 
 pub mod control;
 pub mod index;
+pub mod rank;
 
 pub use control::Capability;
 pub use index::{ClusterIndex, Masks};

@@ -5,21 +5,26 @@
 //!
 //! Layout: [`hasher`] (keyed secret hashing), [`snapshot`] (the in-memory, lock-free
 //! view of keys and the compiled authorizer, and the follower that keeps it current),
-//! [`service`] (the [`Iam`] service itself).
+//! [`service`] (the [`Iam`] service itself), [`password`] (argon2id with bounded
+//! concurrency), [`throttle`] (failed-authentication penalties per source).
 #![deny(missing_docs)]
 
 pub mod hasher;
 pub mod oauth;
+pub mod password;
 pub mod service;
 pub mod snapshot;
+pub mod throttle;
 pub mod usage;
 
 pub use hasher::{SecretHasher, PEPPER_LEN};
 pub use oauth::{Exchange, Issued, JwksStatus, NewPool, NewProvider, OAuthConfig, StsError};
-pub use service::{Caller, Iam, IamConfig, NewApiKey, NewResource};
+pub use password::PasswordWork;
+pub use service::{Caller, Door, Iam, IamConfig, NewApiKey, NewResource};
 pub use snapshot::{
     Follower, KeyEntry, KeyMap, KeyRejection, OAuthSettings, OAuthState, ScopeCheck, Snapshot,
 };
+pub use throttle::{Penalty, Throttle, ThrottleConfig};
 pub use usage::UsageRecorder;
 
 use keygate_store::StoreError;
@@ -51,6 +56,12 @@ pub enum IamError {
     /// A quota is reached.
     #[error("number of API keys per owner is currently limited to {0}")]
     QuotaExceeded(u32),
+    /// Too much work of this kind at once (password hashing): retry shortly.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Too many failed attempts from this source: retry after the given time.
+    #[error("too many failed attempts; retry in {} s", .0.as_secs().max(1))]
+    Throttled(std::time::Duration),
     /// The database is unavailable.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -75,7 +86,9 @@ impl From<StoreError> for IamError {
             StoreError::NotFound(what, id) => IamError::NotFound(what, id),
             StoreError::Conflict(m) => IamError::Conflict(m),
             StoreError::QuotaExceeded(n) => IamError::QuotaExceeded(n),
-            StoreError::LastOrgAdmin => IamError::Conflict(e.to_string()),
+            StoreError::LastOrgAdmin | StoreError::LastAdminCredential => {
+                IamError::Conflict(e.to_string())
+            }
             StoreError::Database(m) | StoreError::Unavailable(m) => IamError::Unavailable(m),
             other => IamError::Internal(other.to_string()),
         }

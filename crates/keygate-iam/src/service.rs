@@ -19,6 +19,7 @@ use keygate_core::{
 };
 use keygate_store::{AclFilter, BindingFilter, Bootstrap, KeyFilter, Patch, Store, StoreError};
 use rand::rngs::OsRng;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Settings of the IAM service.
@@ -31,6 +32,13 @@ pub struct IamConfig {
     /// How long the snapshot may go without reaching the database before new
     /// authentications are refused.
     pub max_staleness: std::time::Duration,
+    /// Failed-authentication penalties per source address (and per account for
+    /// console sign-in), shared by every front door.
+    pub auth_throttle: crate::ThrottleConfig,
+    /// Concurrent argon2id hashes, and how long a sign-in waits for its turn.
+    pub password_concurrency: usize,
+    /// See `password_concurrency`.
+    pub password_wait: std::time::Duration,
 }
 
 impl Default for IamConfig {
@@ -39,6 +47,9 @@ impl Default for IamConfig {
             max_keys_per_owner: 10,
             oauth: Default::default(),
             max_staleness: crate::snapshot::DEFAULT_MAX_STALENESS,
+            auth_throttle: crate::ThrottleConfig::default(),
+            password_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            password_wait: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -110,6 +121,23 @@ pub struct Iam {
     /// When each provider's JWKS was last refreshed because of an unknown key id.
     pub(crate) unknown_key_refreshes:
         std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    pub(crate) passwords: crate::PasswordWork,
+    /// Failed authentications per front door and source address.
+    pub(crate) sources: crate::Throttle<(Door, std::net::IpAddr)>,
+    /// Failed console sign-ins per account and source address.
+    pub(crate) accounts: crate::Throttle<(String, std::net::IpAddr)>,
+}
+
+/// A front door, for per-source throttling (a source failing at one door is not
+/// slowed at another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Door {
+    /// The console's sign-in form.
+    Console,
+    /// The REST API (HTTP Basic, Bearer).
+    Rest,
+    /// The Kafka gateway (SASL).
+    Kafka,
 }
 
 impl std::fmt::Debug for Iam {
@@ -296,6 +324,83 @@ impl Iam {
         Ok(created.then_some((key_id, secret, admin)))
     }
 
+    /// Break-glass recovery for an operator with the database and the pepper: a new
+    /// CLOUD key for an OrganizationAdmin account (`owner`, or the first one found),
+    /// outside every front door and quota. Recorded in the audit log as
+    /// `RecoverAdminAccess` by `System:keygate-recover`. Returns the key, its secret
+    /// (the only time it exists in the clear) and the owner.
+    pub async fn recover_admin(
+        store: &dyn Store,
+        hasher: &SecretHasher,
+        owner: Option<&str>,
+    ) -> Result<(KeyId, Secret, Account)> {
+        let state = store.load_all().await?;
+        let org = state.organization.ok_or_else(|| {
+            IamError::Internal(
+                "this database has no organization: start keygate server once".into(),
+            )
+        })?;
+        let admins: Vec<&str> = state
+            .role_bindings
+            .iter()
+            .filter(|b| b.role == Role::OrganizationAdmin)
+            .map(|b| b.principal.name())
+            .collect();
+        let account = state
+            .accounts
+            .iter()
+            .filter(|a| admins.contains(&a.id.as_str()))
+            .find(|a| owner.is_none_or(|o| o == a.id))
+            .cloned()
+            .ok_or_else(|| match owner {
+                Some(o) => IamError::invalid(
+                    "--owner",
+                    format!("`{o}` is not an OrganizationAdmin account"),
+                ),
+                None => IamError::Internal("no OrganizationAdmin account exists".into()),
+            })?;
+        let now = Utc::now();
+        let secret = Secret::generate(&mut OsRng);
+        let key = ApiKey {
+            id: KeyId::generate(&mut OsRng),
+            display_name: "recovery admin key".into(),
+            description: format!("Issued by keygate admin recover at {}", now.to_rfc3339()),
+            owner_id: account.id.clone(),
+            owner_kind: account.kind,
+            scope: KeyScope::Cloud,
+            secret_hash: hasher.hash(secret.expose()),
+            disabled: false,
+            expires_at: None,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let org_crn = org.crn().to_string();
+        let record = CloudEvent::new(
+            types::IAM_REQUEST,
+            org_crn.clone(),
+            "keygate.iam",
+            "RecoverAdminAccess",
+            format!("{org_crn}/api-key={}", key.id),
+            now,
+        )
+        .who(
+            Some("System:keygate-recover".into()),
+            Some("LOCAL_DATABASE"),
+            None,
+        )
+        .result(
+            keygate_audit::status::SUCCESS,
+            Some(format!(
+                "break-glass CLOUD key {} issued for {} (OrganizationAdmin)",
+                key.id, account.id
+            )),
+        );
+        let id = key.id;
+        store.create_api_key(key, u32::MAX, &record).await?;
+        Ok((id, secret, account))
+    }
+
     /// Load the state and build the snapshot. The organization must exist.
     pub async fn open(store: Arc<dyn Store>, hasher: SecretHasher, cfg: IamConfig) -> Result<Self> {
         let state = store.load_all().await?;
@@ -308,6 +413,13 @@ impl Iam {
         Ok(Iam {
             store,
             follower,
+            passwords: crate::PasswordWork::new(cfg.password_concurrency, cfg.password_wait),
+            sources: crate::Throttle::new(cfg.auth_throttle),
+            // A person mistypes a few times; a guesser of one account gets slowed after 5.
+            accounts: crate::Throttle::new(crate::ThrottleConfig {
+                free_failures: cfg.auth_throttle.free_failures.min(5),
+                ..cfg.auth_throttle
+            }),
             cfg,
             unknown_key_refreshes: Default::default(),
         })
@@ -377,6 +489,28 @@ impl Iam {
             Ok(())
         } else {
             Err(forbidden(what))
+        }
+    }
+
+    /// `c` may act on `target` (a user, service account or pool id) only when it holds
+    /// at least what the target holds — within `within` when the act reaches only
+    /// that scope (a resource key). See `keygate_authz::rank`.
+    pub(crate) fn require_outranks(
+        &self,
+        c: &Caller,
+        target: &str,
+        within: Option<&CrnPattern>,
+        what: &str,
+    ) -> Result<()> {
+        if self
+            .authz()
+            .holds_at_least(&c.principal, &Principal::user(target), within)
+        {
+            Ok(())
+        } else {
+            Err(IamError::Forbidden(format!(
+                "the caller is not allowed to {what}: `{target}` holds permissions the caller does not"
+            )))
         }
     }
 
@@ -879,6 +1013,7 @@ impl Iam {
                 &self.account_crn(id),
                 "update this account",
             )?;
+            self.require_outranks(c, id, None, "update this account")?;
         }
         let a = self
             .store
@@ -911,6 +1046,7 @@ impl Iam {
             &self.account_crn(id),
             "delete this account",
         )?;
+        self.require_outranks(c, id, None, "delete this account")?;
         let rec = self.change(
             c,
             account_method("Delete", kind),
@@ -1063,6 +1199,10 @@ impl Iam {
                 owner.id
             )));
         }
+        if owner.id != c.account_id {
+            let within = self.key_target_crn(&scope);
+            self.require_outranks(c, &owner.id, within.as_ref(), "create keys for this owner")?;
+        }
         let hasher = self.snapshot().hasher().clone();
         let max = self.cfg.max_keys_per_owner;
         let (key, secret) = with_fresh_id(|| {
@@ -1124,7 +1264,10 @@ impl Iam {
             .collect())
     }
 
-    async fn managed_key(&self, c: &Caller, id: &str) -> Result<ApiKey> {
+    /// A key the caller may see; with `act`, one it may also change, enable, disable
+    /// or delete — which, for another owner's key, needs the caller to hold at least
+    /// what that owner holds where the key reaches.
+    async fn managed_key(&self, c: &Caller, id: &str, act: bool) -> Result<ApiKey> {
         let not_found = || IamError::NotFound("API key", id.to_owned());
         let key_id = KeyId::parse(id).ok_or_else(not_found)?;
         let k = match self.store.get_api_key(&key_id).await {
@@ -1135,12 +1278,16 @@ impl Iam {
         if !self.can_manage_key(c, &k.owner_id, k.owner_kind, &k.scope) {
             return Err(not_found());
         }
+        if act && k.owner_id != c.account_id {
+            let within = self.key_target_crn(&k.scope);
+            self.require_outranks(c, &k.owner_id, within.as_ref(), "change this key")?;
+        }
         Ok(k)
     }
 
     /// One key.
     pub async fn get_api_key(&self, c: &Caller, id: &str) -> Result<ApiKey> {
-        self.managed_key(c, id).await
+        self.managed_key(c, id, false).await
     }
 
     /// Change a key's name or description.
@@ -1151,7 +1298,7 @@ impl Iam {
         display_name: Option<&str>,
         description: Option<&str>,
     ) -> Result<ApiKey> {
-        let k = self.managed_key(c, id).await?;
+        let k = self.managed_key(c, id, true).await?;
         let display_name = display_name
             .map(|n| check_name("/spec/display_name", n))
             .transpose()?;
@@ -1182,7 +1329,7 @@ impl Iam {
         id: &str,
         disabled: bool,
     ) -> Result<ApiKey> {
-        let k = self.managed_key(c, id).await?;
+        let k = self.managed_key(c, id, true).await?;
         let k = self
             .store
             .set_api_key_disabled(
@@ -1207,7 +1354,7 @@ impl Iam {
 
     /// Delete a key.
     pub async fn delete_api_key(&self, c: &Caller, id: &str) -> Result<()> {
-        let k = self.managed_key(c, id).await?;
+        let k = self.managed_key(c, id, true).await?;
         let rec = self.change(c, "DeleteAPIKey", "APIKey", self.key_crn(&k.id));
         self.store.delete_api_key(&k.id, &rec).await?;
         self.settle().await;
@@ -1624,7 +1771,7 @@ impl Iam {
             match &q.identifier {
                 Some(id) => {
                     // A key the caller may not manage looks like one without records.
-                    if self.managed_key(c, id).await.is_err() {
+                    if self.managed_key(c, id, false).await.is_err() {
                         return Ok(Vec::new());
                     }
                 }
@@ -1638,31 +1785,6 @@ impl Iam {
 /// Shortest password accepted for console sign-in.
 pub const MIN_PASSWORD_LEN: usize = 12;
 const MAX_PASSWORD_LEN: usize = 256;
-
-/// A PHC string of a throw-away password: unknown e-mail addresses are verified
-/// against it, so they take as long as wrong passwords.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("keygate-timing-equaliser").unwrap_or_default())
-}
-
-fn hash_password(password: &str) -> std::result::Result<String, String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-fn verify_password(password: &str, phc: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(phc).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
 
 impl Iam {
     /// Whether `c` holds `cap` at `target` (for showing or hiding actions; every
@@ -1678,7 +1800,18 @@ impl Iam {
 
     /// Set a user's console password (the user themself, or an account admin). Hashed
     /// with argon2id; ends the user's console sessions.
-    pub async fn set_password(&self, c: &Caller, user_id: &str, password: &str) -> Result<()> {
+    ///
+    /// Another user's password: only by an account admin who holds at least what that
+    /// user holds (a password is the user's whole identity). One's own: with an API
+    /// key (a credential presented with this very request), or with the current
+    /// password — a console session alone is not enough.
+    pub async fn set_password(
+        &self,
+        c: &Caller,
+        user_id: &str,
+        password: &str,
+        current: Option<&str>,
+    ) -> Result<()> {
         Self::check_password(password)?;
         self.get_account(c, AccountKind::User, user_id).await?;
         if c.account_id != user_id {
@@ -1688,12 +1821,16 @@ impl Iam {
                 &self.account_crn(user_id),
                 "set this user's password",
             )?;
+            self.require_outranks(c, user_id, None, "set this user's password")?;
+        } else if let Some(current) = current {
+            self.check_current_password(user_id, current).await?;
+        } else if c.key_id.is_none() {
+            return Err(IamError::invalid(
+                "/current_password",
+                "is required to change your own password from a session",
+            ));
         }
-        let pw = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .map_err(|e| IamError::Internal(e.to_string()))?
-            .map_err(IamError::Internal)?;
+        let hash = self.passwords.hash(password).await?;
         let rec = self.change(
             c,
             "SetPassword",
@@ -1722,29 +1859,64 @@ impl Iam {
         Ok(())
     }
 
-    /// Console sign-in by e-mail and password. Every failure is the same error after
-    /// the same work (an unknown address is verified against a dummy hash).
-    pub async fn sign_in(&self, email: &str, password: &str) -> Result<Caller> {
-        let user = self.store.find_user_by_email(email).await?;
+    /// Console sign-in by e-mail and password, from `source`. Every failure is the
+    /// same error after the same work (an unknown address is verified against a dummy
+    /// hash). A source with too many recent failures is refused without any work
+    /// ([`IamError::Throttled`]); so is a source with too many failures for one
+    /// account — per source, so that a stranger cannot lock a user out.
+    pub async fn sign_in(&self, email: &str, password: &str, source: IpAddr) -> Result<Caller> {
+        let now = std::time::Instant::now();
+        let email = email.trim().to_ascii_lowercase();
+        let account = (email.clone(), source);
+        let blocked = [
+            self.sources.blocked(&(Door::Console, source), now),
+            self.accounts.blocked(&account, now),
+        ];
+        if let Some(wait) = blocked.into_iter().flatten().max() {
+            return Err(IamError::Throttled(wait));
+        }
+        let user = self.store.find_user_by_email(&email).await?;
         let hash = match &user {
             Some(u) => self.store.password_hash(&u.id).await?,
             None => None,
         };
-        let known = hash.is_some();
-        let phc = hash.unwrap_or_else(|| dummy_hash().to_owned());
-        let pw = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &phc))
-            .await
-            .map_err(|e| IamError::Internal(e.to_string()))?;
+        let ok = self.passwords.verify(password, hash).await?;
         match user {
-            Some(u) if ok && known => Ok(Caller {
-                principal: Principal::user(u.id.clone()),
-                account_id: u.id,
-                key_id: None,
-                mechanism: "CONSOLE_PASSWORD",
-                client_address: None,
-            }),
-            _ => Err(IamError::Unauthenticated),
+            Some(u) if ok => {
+                self.accounts.clear(&account);
+                Ok(Caller {
+                    principal: Principal::user(u.id.clone()),
+                    account_id: u.id,
+                    key_id: None,
+                    mechanism: "CONSOLE_PASSWORD",
+                    client_address: Some(source.to_string()),
+                })
+            }
+            _ => {
+                self.sources.failed(&(Door::Console, source), now);
+                self.accounts.failed(&account, now);
+                Err(IamError::Unauthenticated)
+            }
+        }
+    }
+
+    /// Record a failed authentication at `door` from `source`; returns the penalty
+    /// the source now has (the front door delays or refuses accordingly).
+    pub fn auth_failed(&self, door: Door, source: IpAddr) -> crate::Penalty {
+        self.sources
+            .failed(&(door, source), std::time::Instant::now())
+    }
+
+    /// Check a user's current password (own password changes from a session).
+    async fn check_current_password(&self, user_id: &str, current: &str) -> Result<()> {
+        let hash = self.store.password_hash(user_id).await?;
+        if self.passwords.verify(current, hash).await? {
+            Ok(())
+        } else {
+            Err(IamError::invalid(
+                "/current_password",
+                "does not match the current password",
+            ))
         }
     }
 

@@ -496,6 +496,36 @@ fn other_org_admins(tx: &dyn Db, principal: Option<&str>, except_id: Option<&str
     )?)
 }
 
+/// Whether some OrganizationAdmin can still authenticate: an account bound to
+/// OrganizationAdmin with an enabled, unexpired CLOUD key or a console password.
+fn admin_can_authenticate(tx: &dyn Db, now: Timestamp) -> Result<bool> {
+    Ok(tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM role_bindings rb JOIN accounts a ON rb.principal = 'User:' || a.id \
+         WHERE rb.role = 'OrganizationAdmin' AND ( \
+           EXISTS(SELECT 1 FROM api_keys k WHERE k.owner_id = a.id AND k.resource_key = 'CLOUD' \
+                  AND k.disabled = ?1 AND (k.expires_at IS NULL OR k.expires_at > ?2)) \
+           OR EXISTS(SELECT 1 FROM user_passwords p WHERE p.user_id = a.id)))",
+        params![false, ts(now)],
+        |r| r.get(0),
+    )?)
+}
+
+/// Run `change` in the transaction, and refuse it if it took away the last way an
+/// OrganizationAdmin could authenticate (nothing in keygate could undo that; the way
+/// back is `keygate admin recover` on the database itself).
+fn keeping_admin_access<T>(
+    tx: &dyn Db,
+    now: Timestamp,
+    change: impl FnOnce(&dyn Db) -> Result<T>,
+) -> Result<T> {
+    let before = admin_can_authenticate(tx, now)?;
+    let out = change(tx)?;
+    if before && !admin_can_authenticate(tx, now)? {
+        return Err(StoreError::LastAdminCredential);
+    }
+    Ok(out)
+}
+
 fn delete_bindings_where(tx: &dyn Db, sql_where: &str, p: impl Params) -> Result<()> {
     let ids: Vec<(String, String)> = query_all(
         tx,
@@ -1210,9 +1240,13 @@ impl Store for SqlStore {
             if is_admin && other_org_admins(tx, Some(&principal), None)? == 0 {
                 return Err(StoreError::LastOrgAdmin);
             }
-            delete_keys_where(tx, "owner_id = ?1", [&id])?;
-            delete_grants(tx, &principal)?;
-            tx.execute("DELETE FROM accounts WHERE id = ?1", [&id])?;
+            keeping_admin_access(tx, chrono::Utc::now(), |tx| {
+                delete_keys_where(tx, "owner_id = ?1", [&id])?;
+                delete_grants(tx, &principal)?;
+                tx.execute("DELETE FROM user_passwords WHERE user_id = ?1", [&id])?;
+                tx.execute("DELETE FROM accounts WHERE id = ?1", [&id])?;
+                Ok(())
+            })?;
             log(tx, Entity::Account, &id, None)?;
             Ok(())
         })
@@ -1300,10 +1334,13 @@ impl Store for SqlStore {
             let mut k = get_key(tx, &id)?;
             k.disabled = disabled;
             k.updated_at = at;
-            tx.execute(
-                "UPDATE api_keys SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, disabled, ts(at)],
-            )?;
+            keeping_admin_access(tx, at, |tx| {
+                tx.execute(
+                    "UPDATE api_keys SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, disabled, ts(at)],
+                )
+                .map_err(StoreError::from)
+            })?;
             log(tx, Entity::ApiKey, &id, None)?;
             Ok(k)
         })
@@ -1313,7 +1350,11 @@ impl Store for SqlStore {
     async fn delete_api_key(&self, id: &KeyId, audit: &CloudEvent) -> Result<()> {
         let id = id.as_str().to_owned();
         self.write(Some(audit.clone()), move |tx| {
-            if tx.execute("DELETE FROM api_keys WHERE id = ?1", [&id])? == 0 {
+            let deleted = keeping_admin_access(tx, chrono::Utc::now(), |tx| {
+                tx.execute("DELETE FROM api_keys WHERE id = ?1", [&id])
+                    .map_err(StoreError::from)
+            })?;
+            if deleted == 0 {
                 return Err(StoreError::NotFound("API key", id));
             }
             log(tx, Entity::ApiKey, &id, None)?;
@@ -1405,7 +1446,10 @@ impl Store for SqlStore {
             {
                 return Err(StoreError::LastOrgAdmin);
             }
-            tx.execute("DELETE FROM role_bindings WHERE id = ?1", [&id])?;
+            keeping_admin_access(tx, chrono::Utc::now(), |tx| {
+                tx.execute("DELETE FROM role_bindings WHERE id = ?1", [&id])
+                    .map_err(StoreError::from)
+            })?;
             log(tx, Entity::RoleBinding, &id, cluster.as_deref())?;
             Ok(())
         })

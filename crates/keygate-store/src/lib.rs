@@ -53,6 +53,9 @@ pub enum StoreError {
     /// The change would leave no OrganizationAdmin.
     #[error("the organization must keep at least one OrganizationAdmin")]
     LastOrgAdmin,
+    /// The change would leave no OrganizationAdmin with a working credential.
+    #[error("this is the last working credential of the last OrganizationAdmin: create another CLOUD key or set a console password first")]
+    LastAdminCredential,
     /// The database holds a schema newer than this binary knows.
     #[error("database schema version {found} is newer than this keygate supports ({supported}); upgrade keygate")]
     SchemaTooNew {
