@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for Authed {
                         None,
                         &e.to_string(),
                     );
-                    tokio::time::sleep(state.cfg.auth_failure_delay).await;
+                    failure_delay(state, parts).await;
                     Err(ApiError::unauthenticated())
                 }
             };
@@ -96,7 +96,7 @@ impl FromRequestParts<AppState> for Authed {
             Err((key, reason)) => {
                 // The key id is not secret; the secret never leaves this function.
                 tracing::info!(
-                    key = key.as_deref().unwrap_or("-"),
+                    key = %key.as_deref().map_or("-".into(), keygate_core::redact::key_id),
                     reason,
                     "REST authentication failed"
                 );
@@ -109,9 +109,22 @@ impl FromRequestParts<AppState> for Authed {
                     key.filter(|k| keygate_core::KeyId::parse(k).is_some()),
                     reason,
                 );
-                tokio::time::sleep(state.cfg.auth_failure_delay).await;
+                failure_delay(state, parts).await;
                 Err(ApiError::unauthenticated())
             }
         }
     }
+}
+
+/// Wait before answering a failed authentication: the uniform delay, plus the
+/// source's penalty when it keeps failing (at most 10 s). Only failures wait; the
+/// same address with the right key is never slowed.
+async fn failure_delay(state: &AppState, parts: &Parts) {
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let penalty = state.iam.auth_failed(keygate_iam::Door::Rest, ip);
+    let wait = penalty.wait.min(std::time::Duration::from_secs(10));
+    tokio::time::sleep(state.cfg.auth_failure_delay + wait).await;
 }

@@ -59,6 +59,8 @@ struct ErrorInner {
     source: Option<ErrorSource>,
     /// Fixed occurrence id: authentication failures must be byte-identical.
     fixed_id: Option<&'static str>,
+    /// Seconds for `Retry-After` (429, 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -76,6 +78,7 @@ impl ApiError {
             detail: detail.into(),
             source: None,
             fixed_id: None,
+            retry_after: None,
         }))
     }
 
@@ -132,6 +135,19 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not Found", detail)
     }
 
+    /// 429: too many failed attempts from this source.
+    pub fn throttled(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs().max(1);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too Many Requests",
+            format!("too many failed attempts from this address; retry in {secs} s"),
+        );
+        e.0.retry_after = Some(secs);
+        e
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.0.status
@@ -167,6 +183,17 @@ impl From<IamError> for ApiError {
                 "Quota Exceeded",
                 format!("number of API keys per owner is currently limited to {n}"),
             ),
+            IamError::Throttled(wait) => ApiError::throttled(wait),
+            IamError::Busy(m) => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Service Unavailable",
+                    format!("{m}; retry shortly"),
+                );
+                e.0.retry_after = Some(1);
+                e
+            }
             IamError::Unavailable(m) => {
                 tracing::error!(error = %m, "database unavailable");
                 ApiError::new(
@@ -207,9 +234,12 @@ impl IntoResponse for ApiError {
             }],
         };
         let mut resp = (e.status, axum::Json(body)).into_response();
-        if e.status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry = e
+            .retry_after
+            .or((e.status == StatusCode::SERVICE_UNAVAILABLE).then_some(5));
+        if let Some(secs) = retry {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -622,7 +622,7 @@ pub async fn create_user(
         .create_user(&c, &b.email, &b.full_name, b.auth_type.as_deref())
         .await?;
     if let Some(p) = &b.password {
-        st.iam.set_password(&c, &a.id, p).await?;
+        st.iam.set_password(&c, &a.id, p, None).await?;
     }
     Ok((StatusCode::CREATED, Json(user_obj(&st, a))))
 }
@@ -638,7 +638,9 @@ pub async fn set_user_password(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<PasswordSet>,
 ) -> R<StatusCode> {
-    st.iam.set_password(&c, &id, &b.password).await?;
+    st.iam
+        .set_password(&c, &id, &b.password, b.current_password.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -287,6 +287,10 @@ impl std::fmt::Debug for UserCreate {
 pub struct PasswordSet {
     /// The new password (at least 12 characters).
     pub password: String,
+    /// The current password: required to change one's own password from a session;
+    /// checked whenever given.
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
 impl std::fmt::Debug for PasswordSet {

@@ -208,9 +208,14 @@ pub(crate) async fn login(
     }
     let email = field(&f, "email").to_owned();
     let client = session::peer(&parts);
+    let source = session::peer_ip(&parts);
     let outcome = st
         .iam
-        .sign_in(&email, f.get("password").map(String::as_str).unwrap_or(""))
+        .sign_in(
+            &email,
+            f.get("password").map(String::as_str).unwrap_or(""),
+            source,
+        )
         .await;
     match &outcome {
         Ok(c) => session::audit_sign_in(&st, &email, Some(c.principal.to_string()), client),
@@ -233,6 +238,18 @@ pub(crate) async fn login(
                 enc("Wrong e-mail address or password.")
             ))
             .into_response()
+        }
+        Err(IamError::Throttled(wait)) => {
+            let secs = wait.as_secs().max(1);
+            let mut r = bare(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                &format!("Too many failed sign-ins from your address. Try again in {secs} s."),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
         }
         Err(e) => unavailable(&e.to_string()),
     }

@@ -89,7 +89,7 @@ pub(crate) fn audit_sign_in(
     .who(
         principal.clone(),
         Some("CONSOLE_PASSWORD"),
-        Some(email.chars().take(254).collect()),
+        Some(keygate_core::redact::email(email).into_owned()),
     )
     .client_address(client);
     if principal.is_none() {
@@ -130,6 +130,15 @@ pub(crate) fn peer(parts: &Parts) -> Option<String> {
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.to_string())
+}
+
+/// The peer's IP address (unspecified when unknown, as in unit tests): the key of
+/// per-source throttling.
+pub(crate) fn peer_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
 }
 
 impl FromRequestParts<ConsoleState> for Signed {

@@ -15,7 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use keygate_audit::usage::{ConnectionUsage, Subject, Traffic};
 use keygate_core::{Principal, ResourceKind, ResourceType, Secret};
-use keygate_iam::{ScopeCheck, Snapshot};
+use keygate_iam::{Door, ScopeCheck, Snapshot};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -147,9 +147,18 @@ fn failed_attempt(m: Mechanism, identifier: Option<String>, peer: SocketAddr) ->
 
 /// Run one client connection to the end. Errors are logged, never propagated: one
 /// connection's failure never affects another.
-pub async fn run(client: TcpStream, peer: SocketAddr, target: Target, shared: Arc<ClusterShared>) {
+pub async fn run(
+    client: TcpStream,
+    peer: SocketAddr,
+    target: Target,
+    shared: Arc<ClusterShared>,
+    admitted: keygate_net::ConnGuard,
+    unauthenticated: keygate_net::ConnGuard,
+) {
     let cluster = shared.cluster_id.clone();
-    match serve(client, peer, target, shared).await {
+    let result = serve(client, peer, target, shared, unauthenticated).await;
+    drop(admitted);
+    match result {
         Ok(()) => tracing::debug!(%peer, cluster, "connection closed"),
         Err(e) => tracing::info!(%peer, cluster, reason = %e, "connection closed"),
     }
@@ -184,78 +193,24 @@ async fn serve(
     peer: SocketAddr,
     target: Target,
     shared: Arc<ClusterShared>,
+    unauthenticated: keygate_net::ConnGuard,
 ) -> Result<(), ConnError> {
     let cfg = shared.cfg.clone();
     let _ = client.set_nodelay(true);
-    let (mut cr, mut cw) = client.into_split();
+    let (mut cr, cw) = client.into_split();
+    // A client that stops reading cannot hold the connection (and its upstream one):
+    // a write with no progress for the write timeout ends it.
+    let mut cw = keygate_net::Timed::new(cw, cfg.write_timeout);
     let snapshot = shared.snapshot.clone();
 
     // ---- authentication: only ApiVersions, SaslHandshake, SaslAuthenticate ----
-    let deadline = Instant::now() + cfg.auth_timeout;
-    let mut mechanism = None;
-    // An OAUTHBEARER failure is a challenge first (RFC 7628 §3.2.2); the client's
-    // next message gets the error.
-    let mut failing: Option<String> = None;
-    let session = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let max = cfg.max_frame.min(MAX_FRAME_BEFORE_AUTHENTICATION);
-        let frame = tokio::time::timeout(left, read_frame(&mut cr, max))
+    // The whole exchange, writes included, has one deadline: a peer that never reads
+    // our answers is closed like one that never writes.
+    let (session, mut mechanism) =
+        tokio::time::timeout(cfg.auth_timeout, handshake(&mut cr, &mut cw, peer, &shared))
             .await
             .map_err(|_| ConnError::AuthTimeout)??;
-        let h = peek_header(&frame).ok_or_else(|| ConnError::Protocol("short frame".into()))?;
-        match ApiKey::try_from(h.api_key) {
-            Ok(ApiKey::ApiVersions) => {
-                let resp = api_versions(&shared, h.version, h.correlation_id);
-                write_frame(&mut cw, &resp).await?;
-            }
-            Ok(ApiKey::SaslHandshake) => {
-                let (resp, m) = sasl_handshake(&frame, h)?;
-                write_frame(&mut cw, &resp).await?;
-                mechanism = m;
-            }
-            Ok(ApiKey::SaslAuthenticate) if mechanism.is_some() => {
-                if let Some(reason) = failing.take() {
-                    tokio::time::sleep(cfg.auth_failure_delay).await;
-                    let m = mechanism.unwrap_or(Mechanism::OAuthBearer);
-                    write_frame(&mut cw, &auth_failure(h, m)).await?;
-                    return Err(ConnError::AuthFailed(reason));
-                }
-                let m = mechanism.unwrap_or(Mechanism::Plain);
-                let (outcome, attempted) = authenticate(&shared, m, &frame, h, None).await;
-                match outcome {
-                    Auth::Ok(resp, session) => {
-                        shared.audit_authentication(&session.who(peer), None);
-                        write_frame(&mut cw, &resp).await?;
-                        break session;
-                    }
-                    Auth::Challenge(resp, reason) => {
-                        shared.audit_authentication(
-                            &failed_attempt(m, attempted, peer),
-                            Some(&reason),
-                        );
-                        write_frame(&mut cw, &resp).await?;
-                        failing = Some(reason);
-                    }
-                    Auth::Fail(resp, reason) => {
-                        shared.audit_authentication(
-                            &failed_attempt(m, attempted, peer),
-                            Some(&reason),
-                        );
-                        // Same message for every cause; the close is delayed as Kafka does.
-                        tokio::time::sleep(cfg.auth_failure_delay).await;
-                        write_frame(&mut cw, &resp).await?;
-                        return Err(ConnError::AuthFailed(reason));
-                    }
-                }
-            }
-            _ => {
-                return Err(ConnError::Protocol(format!(
-                    "api key {} before authentication",
-                    h.api_key
-                )))
-            }
-        }
-    };
+    drop(unauthenticated);
     let mut session = session;
     tracing::debug!(
         cluster = shared.cluster_id,
@@ -273,7 +228,10 @@ async fn serve(
     let _ = upstream.set_nodelay(true);
     let (mut ur, mut uw) = upstream.into_split();
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
+    // Answers waiting to be written, bounded: when the client does not read them the
+    // queue fills, the loop below stops reading requests, and TCP pushes back on the
+    // client (Kafka mutes a channel the same way while a response is pending).
+    let (tx, mut rx) = mpsc::channel::<Pending>(cfg.max_in_flight.max(1));
     // Allowed Produce and Fetch are counted here (reader: produced; writer: fetched
     // bytes) and handed to the audit pipeline every summary interval.
     let subject = Subject {
@@ -344,7 +302,8 @@ async fn serve(
     // Frames are read by their own task: `read_frame` is not cancellation-safe, and the
     // loop below also wakes up for the revocation check. Selecting on a channel never
     // loses part of a frame.
-    let (ftx, mut frx) = mpsc::channel::<Result<Bytes, FrameError>>(64);
+    // Two frames read ahead at most: the rest waits in the socket.
+    let (ftx, mut frx) = mpsc::channel::<Result<Bytes, FrameError>>(2);
     let reader = tokio::spawn(async move {
         loop {
             let f = read_frame(&mut cr, max_frame).await;
@@ -356,6 +315,20 @@ async fn serve(
     });
     let mut check = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
+        // Room for this request's answer first: a client that does not read its
+        // answers is not read from either (the revocation check still runs).
+        let room = tokio::select! {
+            r = tx.reserve() => r.is_ok(),
+            _ = check.tick() => {
+                if !session_valid(&snapshot, &session) {
+                    break Err(ConnError::Revoked);
+                }
+                continue;
+            }
+        };
+        if !room {
+            break Err(ConnError::Protocol("response writer stopped".into()));
+        }
         let frame = tokio::select! {
             f = frx.recv() => f.unwrap_or(Err(FrameError::Closed)),
             _ = check.tick() => {
@@ -384,11 +357,13 @@ async fn serve(
         };
         match api {
             ApiKey::ApiVersions => {
-                let _ = tx.send(Pending::Local(api_versions(
-                    &shared,
-                    h.version,
-                    h.correlation_id,
-                )));
+                let _ = tx
+                    .send(Pending::Local(api_versions(
+                        &shared,
+                        h.version,
+                        h.correlation_id,
+                    )))
+                    .await;
                 continue;
             }
             ApiKey::SaslHandshake => {
@@ -396,7 +371,7 @@ async fn serve(
                 if m.is_some() {
                     mechanism = m;
                 }
-                let _ = tx.send(Pending::Local(resp));
+                let _ = tx.send(Pending::Local(resp)).await;
                 continue;
             }
             ApiKey::SaslAuthenticate => {
@@ -413,15 +388,15 @@ async fn serve(
                             "re-authenticated"
                         );
                         session = s;
-                        let _ = tx.send(Pending::Local(resp));
+                        let _ = tx.send(Pending::Local(resp)).await;
                         continue;
                     }
-                    Auth::Challenge(_, reason) | Auth::Fail(_, reason) => {
+                    Auth::Challenge(_, reason) | Auth::Fail(reason) => {
                         shared.audit_authentication(
                             &failed_attempt(m, attempted, peer),
                             Some(&reason),
                         );
-                        let _ = tx.send(Pending::Local(auth_failure(h, m)));
+                        let _ = tx.send(Pending::Local(auth_failure(h, m))).await;
                         break Err(ConnError::AuthFailed(reason));
                     }
                 }
@@ -500,7 +475,7 @@ async fn serve(
                     h.version
                 )));
             };
-            let _ = tx.send(Pending::Local(bytes));
+            let _ = tx.send(Pending::Local(bytes)).await;
             continue;
         }
         let supported = shared
@@ -581,13 +556,15 @@ async fn serve(
             Plan::Forward(post) => {
                 write_frame(&mut uw, &frame).await?;
                 if expects_response {
-                    let _ = tx.send(Pending::Upstream {
-                        api,
-                        version: h.version,
-                        post,
-                        correlation_id: h.correlation_id,
-                        fetched: fetch_topics.take(),
-                    });
+                    let _ = tx
+                        .send(Pending::Upstream {
+                            api,
+                            version: h.version,
+                            post,
+                            correlation_id: h.correlation_id,
+                            fetched: fetch_topics.take(),
+                        })
+                        .await;
                 }
             }
             Plan::Rewrite(req, post) => {
@@ -604,19 +581,21 @@ async fn serve(
                 req.encode(&mut buf, h.version)
                     .map_err(|e| ConnError::Protocol(e.to_string()))?;
                 write_frame(&mut uw, &buf).await?;
-                let _ = tx.send(Pending::Upstream {
-                    api,
-                    version: h.version,
-                    post,
-                    correlation_id: h.correlation_id,
-                    fetched: None,
-                });
+                let _ = tx
+                    .send(Pending::Upstream {
+                        api,
+                        version: h.version,
+                        post,
+                        correlation_id: h.correlation_id,
+                        fetched: None,
+                    })
+                    .await;
             }
             Plan::Answer(resp) => {
                 tracing::info!(cluster = cluster_id, key = session.label, api = ?api, "request denied");
                 let bytes = encode_response(api, h.version, h.correlation_id, &resp)
                     .ok_or_else(|| ConnError::Protocol("could not encode a denial".into()))?;
-                let _ = tx.send(Pending::Local(bytes));
+                let _ = tx.send(Pending::Local(bytes)).await;
             }
             Plan::Close => {
                 tracing::info!(cluster = cluster_id, key = session.label, api = ?api, "request denied; closing (acks=0)");
@@ -632,6 +611,105 @@ async fn serve(
     // Let already-queued answers reach the client before closing.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     result
+}
+
+/// The exchange before authentication: ApiVersions, SaslHandshake and
+/// SaslAuthenticate only, in frames of at most [`MAX_FRAME_BEFORE_AUTHENTICATION`].
+/// Returns the session and the negotiated mechanism.
+async fn handshake<R, W>(
+    cr: &mut R,
+    cw: &mut W,
+    peer: SocketAddr,
+    shared: &ClusterShared,
+) -> Result<(Session, Option<Mechanism>), ConnError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let cfg = &shared.cfg;
+    let mut mechanism = None;
+    // An OAUTHBEARER failure is a challenge first (RFC 7628 §3.2.2); the client's
+    // next message gets the error.
+    let mut failing: Option<String> = None;
+    let max = cfg.max_frame.min(MAX_FRAME_BEFORE_AUTHENTICATION);
+    loop {
+        let frame = read_frame(cr, max).await?;
+        let h = peek_header(&frame).ok_or_else(|| ConnError::Protocol("short frame".into()))?;
+        match ApiKey::try_from(h.api_key) {
+            Ok(ApiKey::ApiVersions) => {
+                let resp = api_versions(shared, h.version, h.correlation_id);
+                write_frame(cw, &resp).await?;
+            }
+            Ok(ApiKey::SaslHandshake) => {
+                let (resp, m) = sasl_handshake(&frame, h)?;
+                write_frame(cw, &resp).await?;
+                if m.is_none() {
+                    // As Kafka does: the answer lists the mechanisms, then the
+                    // connection is closed.
+                    return Err(ConnError::AuthFailed("unsupported SASL mechanism".into()));
+                }
+                mechanism = m;
+            }
+            Ok(ApiKey::SaslAuthenticate) if mechanism.is_some() => {
+                let m = mechanism.unwrap_or(Mechanism::Plain);
+                if let Some(reason) = failing.take() {
+                    return refuse(shared, cw, peer, h, m, reason).await;
+                }
+                let (outcome, attempted) = authenticate(shared, m, &frame, h, None).await;
+                match outcome {
+                    Auth::Ok(resp, session) => {
+                        shared.audit_authentication(&session.who(peer), None);
+                        write_frame(cw, &resp).await?;
+                        return Ok((session, mechanism));
+                    }
+                    Auth::Challenge(resp, reason) => {
+                        shared.audit_authentication(
+                            &failed_attempt(m, attempted, peer),
+                            Some(&reason),
+                        );
+                        write_frame(cw, &resp).await?;
+                        failing = Some(reason);
+                    }
+                    Auth::Fail(reason) => {
+                        shared.audit_authentication(
+                            &failed_attempt(m, attempted, peer),
+                            Some(&reason),
+                        );
+                        return refuse(shared, cw, peer, h, m, reason).await;
+                    }
+                }
+            }
+            _ => {
+                return Err(ConnError::Protocol(format!(
+                    "api key {} before authentication",
+                    h.api_key
+                )))
+            }
+        }
+    }
+}
+
+/// Answer a failed authentication: the same message for every cause, after the
+/// configured delay (as Kafka delays the close) plus the source's penalty when it
+/// keeps failing; then the connection ends.
+///
+/// Only failures wait: a source is never refused outright, so a client with the right
+/// key on the same host as a misconfigured one (or behind the same NAT) is not slowed.
+/// The penalty stays under half the authentication timeout, so the client still
+/// reads the error rather than a closed connection.
+async fn refuse<W: tokio::io::AsyncWrite + Unpin>(
+    shared: &ClusterShared,
+    cw: &mut W,
+    peer: SocketAddr,
+    h: Header,
+    m: Mechanism,
+    reason: String,
+) -> Result<(Session, Option<Mechanism>), ConnError> {
+    let penalty = shared.iam.auth_failed(Door::Kafka, peer.ip());
+    let wait = penalty.wait.min(shared.cfg.auth_timeout / 2);
+    tokio::time::sleep(shared.cfg.auth_failure_delay + wait).await;
+    write_frame(cw, &auth_failure(h, m)).await?;
+    Err(ConnError::AuthFailed(reason))
 }
 
 /// The connection's principals, asking the snapshot's authorizer: allowed when any of
@@ -792,7 +870,7 @@ enum Auth {
     Ok(Bytes, Session),
     /// OAUTHBEARER failure: send this challenge, fail on the client's next message.
     Challenge(Bytes, String),
-    Fail(Bytes, String),
+    Fail(String),
 }
 
 fn success(h: Header, lifetime_ms: i64) -> Option<(Bytes, Option<Instant>)> {
@@ -836,7 +914,7 @@ async fn authenticate_inner(
     attempted: &mut Option<String>,
 ) -> Auth {
     let api = ApiKey::SaslAuthenticate;
-    let fail = |reason: String| Auth::Fail(auth_failure(h, mechanism), reason);
+    let fail = Auth::Fail;
     let mut body = frame.clone();
     if RequestHeader::decode(&mut body, api.request_header_version(h.version)).is_err() {
         return fail("malformed SaslAuthenticate".into());
@@ -871,7 +949,7 @@ async fn authenticate_inner(
                 Err(r) => {
                     tracing::info!(
                         cluster = cluster_id,
-                        key = plain.username,
+                        key = %keygate_core::redact::key_id(&plain.username),
                         reason = r.as_str(),
                         "Kafka authentication failed"
                     );
@@ -900,7 +978,7 @@ async fn authenticate_inner(
                 resp.auth_bytes = Bytes::from_static(br#"{"status":"invalid_token"}"#);
                 match encode_response(api, h.version, h.correlation_id, &resp.into()) {
                     Some(b) => Auth::Challenge(b, reason),
-                    None => Auth::Fail(auth_failure(h, mechanism), reason),
+                    None => Auth::Fail(reason),
                 }
             };
             let Some(msg) = crate::sasl::parse_oauthbearer(&req.auth_bytes) else {
@@ -922,7 +1000,18 @@ async fn authenticate_inner(
                 })
                 .unwrap_or_default();
             if !pools.is_empty() {
-                *attempted = Some(pools.join(","));
+                // Client text: only what has the shape of pool ids is recorded.
+                let shaped = pools.iter().all(|p| {
+                    keygate_core::IdKind::of(p) == Some(keygate_core::IdKind::IdentityPool)
+                });
+                *attempted = Some(if shaped && pools.len() <= 16 {
+                    pools.join(",")
+                } else {
+                    format!(
+                        "<not identity pool ids: {} bytes>",
+                        pools.iter().map(|p| p.len()).sum::<usize>()
+                    )
+                });
             }
             let mut identity: Option<keygate_oauth::Identity> = None;
             let hints: Vec<Option<&str>> = if pools.is_empty() {

@@ -29,8 +29,25 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<B
     if n < 0 || n as usize > max {
         return Err(FrameError::BadLength(i64::from(n), max));
     }
-    let mut buf = BytesMut::zeroed(n as usize);
-    r.read_exact(&mut buf).await?;
+    read_body(r, n as usize).await
+}
+
+/// The first allocation for a frame's body; it then grows with the bytes that arrive.
+const FIRST_CHUNK: usize = 16 * 1024;
+
+/// Read exactly `n` bytes, growing the buffer as they arrive (at most doubling): a
+/// length prefix alone never makes us allocate, or zero, what it claims.
+async fn read_body<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> Result<Bytes, FrameError> {
+    let mut buf = BytesMut::with_capacity(n.min(FIRST_CHUNK));
+    while buf.len() < n {
+        if buf.len() == buf.capacity() {
+            buf.reserve((n - buf.len()).min(buf.len().max(FIRST_CHUNK)));
+        }
+        let want = (n - buf.len()) as u64;
+        if (&mut *r).take(want).read_buf(&mut buf).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
     Ok(buf.freeze())
 }
 
@@ -66,6 +83,32 @@ mod tests {
         assert_eq!(
             read_frame(&mut r, 10).await.ok().as_deref(),
             Some(&b"hello"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_length_prefix_alone_allocates_little() {
+        // 4 bytes claiming 512 KiB, then 10 bytes and silence: what is held is the
+        // first chunk, not the claim.
+        let (mut client, mut server) = tokio::io::duplex(64);
+        use tokio::io::AsyncWriteExt;
+        client
+            .write_all(&(512 * 1024i32).to_be_bytes())
+            .await
+            .expect("write");
+        client.write_all(&[1; 10]).await.expect("write");
+        let read = tokio::spawn(async move { read_frame(&mut server, 1 << 20).await });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        drop(client);
+        assert!(matches!(read.await.expect("join"), Err(FrameError::Io(_))));
+        // A frame that does arrive, in pieces, is read whole.
+        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut framed = (body.len() as i32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        let mut r: &[u8] = &framed;
+        assert_eq!(
+            read_frame(&mut r, 1 << 20).await.ok().as_deref(),
+            Some(&body[..])
         );
     }
 

@@ -42,6 +42,17 @@ pub struct GatewayConfig {
     pub auth_failure_delay: Duration,
     /// Upper bound of `session_lifetime_ms` (KIP-368).
     pub max_session_lifetime: Duration,
+    /// Requests of one connection whose answers are not yet written: beyond it the
+    /// gateway stops reading from that client.
+    pub max_in_flight: usize,
+    /// A write to a client that makes no progress for this long ends the connection.
+    pub write_timeout: Duration,
+    /// Client connections of the whole gateway (every cluster).
+    pub max_connections: usize,
+    /// Client connections from one source address (Kafka's `max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
+    /// Connections that have not authenticated yet, in total.
+    pub max_unauthenticated: usize,
 }
 
 impl Default for GatewayConfig {
@@ -55,8 +66,22 @@ impl Default for GatewayConfig {
             auth_timeout: Duration::from_secs(10),
             auth_failure_delay: Duration::from_millis(100),
             max_session_lifetime: Duration::from_secs(3600),
+            max_in_flight: 128,
+            write_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            max_unauthenticated: 1_000,
         }
     }
+}
+
+/// Connection caps shared by every listener of the gateway.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// Every client connection, and per source address.
+    pub(crate) connections: keygate_net::ConnLimiter,
+    /// Connections still authenticating.
+    pub(crate) unauthenticated: keygate_net::ConnLimiter,
 }
 
 impl GatewayConfig {
@@ -78,6 +103,7 @@ pub struct ClusterShared {
     pub(crate) crn: Arc<str>,
     /// Prefix of its resources' CRNs (`…/cloud-cluster=lkc-…/kafka=lkc-…`).
     pub(crate) resource_base: Arc<str>,
+    pub(crate) limits: Limits,
     slot: usize,
     upstream: RwLock<Vec<String>>,
     /// Upstream brokers by node id (learned from Metadata).
@@ -373,6 +399,7 @@ impl std::hash::Hash for Target {
 /// Runs the gateway listeners of every registered Kafka cluster.
 pub struct Gateway {
     cfg: Arc<GatewayConfig>,
+    limits: Limits,
     snapshot: Arc<Snapshot>,
     iam: Arc<Iam>,
     usage: Arc<UsageRecorder>,
@@ -396,6 +423,16 @@ impl Gateway {
         auditor: Auditor,
     ) -> Self {
         Gateway {
+            limits: Limits {
+                connections: keygate_net::ConnLimiter::new(
+                    cfg.max_connections,
+                    cfg.max_connections_per_ip,
+                ),
+                unauthenticated: keygate_net::ConnLimiter::new(
+                    cfg.max_unauthenticated,
+                    cfg.max_unauthenticated,
+                ),
+            },
             cfg: Arc::new(cfg),
             snapshot: iam.snapshot().clone(),
             iam,
@@ -425,6 +462,7 @@ impl Gateway {
                         resource_base: format!("{crn}/kafka={id}").into(),
                         crn: crn.into(),
                         auditor: self.auditor.clone(),
+                        limits: self.limits.clone(),
                         cluster_id: id.clone(),
                         cfg: self.cfg.clone(),
                         snapshot: self.snapshot.clone(),
@@ -501,13 +539,26 @@ impl Gateway {
 
 async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterShared>) {
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::spawn(conn::run(stream, peer, target, shared.clone()));
+        let (stream, peer) = keygate_net::accept(&listener, "kafka gateway").await;
+        // Refused before a byte is read: the caps, not the peer, bound what it costs.
+        let admitted = shared
+            .limits
+            .connections
+            .admit(peer.ip())
+            .and_then(|a| Ok((a, shared.limits.unauthenticated.admit(peer.ip())?)));
+        match admitted {
+            Ok((all, unauthenticated)) => {
+                tokio::spawn(conn::run(
+                    stream,
+                    peer,
+                    target,
+                    shared.clone(),
+                    all,
+                    unauthenticated,
+                ));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(why) => {
+                tracing::info!(cluster = shared.cluster_id, %peer, reason = why.as_str(), "connection refused");
             }
         }
     }

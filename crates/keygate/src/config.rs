@@ -106,6 +106,21 @@ struct FileConfig {
     audit_kafka_partitions: Option<i32>,
     audit_kafka_timeout_ms: Option<u64>,
     audit_kafka_properties: Option<std::collections::BTreeMap<String, String>>,
+    audit_max_records_per_credential: Option<u32>,
+    http_max_connections: Option<usize>,
+    http_max_connections_per_ip: Option<usize>,
+    http_header_timeout_ms: Option<u64>,
+    http_request_timeout_ms: Option<u64>,
+    http_write_timeout_ms: Option<u64>,
+    gateway_max_in_flight: Option<usize>,
+    gateway_write_timeout_ms: Option<u64>,
+    gateway_max_connections: Option<usize>,
+    gateway_max_connections_per_ip: Option<usize>,
+    gateway_max_unauthenticated: Option<usize>,
+    auth_throttle_free_failures: Option<u32>,
+    auth_throttle_max_penalty_s: Option<u64>,
+    password_hash_concurrency: Option<usize>,
+    password_hash_wait_ms: Option<u64>,
 }
 
 /// Resolved settings.
@@ -126,6 +141,10 @@ pub(crate) struct ServerConfig {
     pub(crate) gateway: keygate_kafka::GatewayConfig,
     pub(crate) oauth: OAuthFileConfig,
     pub(crate) audit: AuditConfig,
+    pub(crate) http: crate::http::HttpLimits,
+    pub(crate) auth_throttle: keygate_iam::ThrottleConfig,
+    pub(crate) password_concurrency: usize,
+    pub(crate) password_wait: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +162,7 @@ pub(crate) struct AuditConfig {
     pub(crate) file_max_bytes: u64,
     pub(crate) file_keep: u32,
     pub(crate) kafka: Option<keygate_audit::kafka::KafkaSinkConfig>,
+    pub(crate) limits: keygate_audit::RepeatLimits,
 }
 
 /// External OAuth and STS settings.
@@ -238,6 +258,41 @@ gateway_auth_timeout_ms = 10000
 # Upper bound of a SASL session (KIP-368); clients re-authenticate before it ends.
 gateway_max_session_lifetime_s = 3600
 
+# Limits of the Kafka gateway against clients that misbehave (README, "Limits").
+# Answers not yet written per connection; beyond it the client is not read from.
+gateway_max_in_flight = 128
+# A client that does not read for this long is disconnected.
+gateway_write_timeout_ms = 60000
+# Client connections in total, per source address, and still authenticating. Each
+# client connection uses two file descriptors (client and upstream).
+gateway_max_connections = 10000
+gateway_max_connections_per_ip = 1000
+gateway_max_unauthenticated = 1000
+
+# Limits of the REST API and console listener.
+http_max_connections = 1024
+http_max_connections_per_ip = 256
+# A request's headers must arrive within this time (also: idle keep-alive connections).
+http_header_timeout_ms = 10000
+# A whole request, body included.
+http_request_timeout_ms = 30000
+# A peer that does not read its response for this long is disconnected.
+http_write_timeout_ms = 30000
+
+# Failed authentications (SASL, REST, console): each source address may fail this
+# many times a minute at each front door; then every further failure doubles a
+# penalty, from 0.5 s up to the maximum. At the gateway and the REST API the failure's
+# answer waits that long (the right key from the same address is never slowed); the
+# console refuses sign-ins from that address (429) until the penalty ends, and after
+# 5 failures for one account from one address, that account from that address.
+auth_throttle_free_failures = 30
+auth_throttle_max_penalty_s = 30
+# Console passwords are argon2id (19 MiB each): at most this many hashes at once
+# (default: the number of cores); a sign-in waits at most password_hash_wait_ms for
+# its turn, then gets 503.
+# password_hash_concurrency = 2
+password_hash_wait_ms = 2000
+
 # External OAuth. Tokens' exp/nbf may be off by this much (clock skew between hosts).
 oauth_clock_skew_s = 30
 # Every identity provider's keys are fetched again this often (removed keys stop working).
@@ -259,8 +314,12 @@ audit_enabled = true
 # With audit_database = false they are deleted as soon as the other sinks have them.
 audit_database = true
 audit_retention_h = 168
-# Allowed Produce/Fetch are summarised per principal and topic over this window.
+# Allowed Produce/Fetch are summarised per principal and topic over this window;
+# a repeated denial or failure is recorded in full once per window and counted after.
 audit_summary_interval_s = 60
+# Records one credential (or one client address without one) may write per window;
+# beyond it they are counted in an audit.RecordsSuppressed record.
+audit_max_records_per_credential = 1000
 # Records waiting in memory for the database; beyond it they are dropped and counted
 # (an audit.RecordsDropped record says how many), so the Kafka path never waits.
 audit_queue = 65536
@@ -398,7 +457,42 @@ impl ServerArgs {
                             file.audit_kafka_timeout_ms.unwrap_or(10_000).max(1000),
                         ),
                     }),
+                limits: keygate_audit::RepeatLimits {
+                    per_credential: file
+                        .audit_max_records_per_credential
+                        .unwrap_or(keygate_audit::RepeatLimits::default().per_credential)
+                        .max(1),
+                    ..Default::default()
+                },
             },
+            http: {
+                let d = crate::http::HttpLimits::default();
+                let ms =
+                    |v: Option<u64>, d: Duration| v.map_or(d, |v| Duration::from_millis(v.max(1)));
+                crate::http::HttpLimits {
+                    max_connections: file.http_max_connections.unwrap_or(d.max_connections),
+                    max_connections_per_ip: file
+                        .http_max_connections_per_ip
+                        .unwrap_or(d.max_connections_per_ip),
+                    header_timeout: ms(file.http_header_timeout_ms, d.header_timeout),
+                    request_timeout: ms(file.http_request_timeout_ms, d.request_timeout),
+                    write_timeout: ms(file.http_write_timeout_ms, d.write_timeout),
+                }
+            },
+            auth_throttle: {
+                let d = keygate_iam::ThrottleConfig::default();
+                keygate_iam::ThrottleConfig {
+                    free_failures: file.auth_throttle_free_failures.unwrap_or(d.free_failures),
+                    max_penalty: file
+                        .auth_throttle_max_penalty_s
+                        .map_or(d.max_penalty, Duration::from_secs),
+                    ..d
+                }
+            },
+            password_concurrency: file
+                .password_hash_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+            password_wait: Duration::from_millis(file.password_hash_wait_ms.unwrap_or(2000)),
             gateway: {
                 let d = keygate_kafka::GatewayConfig::default();
                 let listen_host = self
@@ -432,6 +526,17 @@ impl ServerArgs {
                         .gateway_max_session_lifetime_s
                         .map(Duration::from_secs)
                         .unwrap_or(d.max_session_lifetime),
+                    max_in_flight: file.gateway_max_in_flight.unwrap_or(d.max_in_flight).max(1),
+                    write_timeout: file
+                        .gateway_write_timeout_ms
+                        .map_or(d.write_timeout, |v| Duration::from_millis(v.max(1))),
+                    max_connections: file.gateway_max_connections.unwrap_or(d.max_connections),
+                    max_connections_per_ip: file
+                        .gateway_max_connections_per_ip
+                        .unwrap_or(d.max_connections_per_ip),
+                    max_unauthenticated: file
+                        .gateway_max_unauthenticated
+                        .unwrap_or(d.max_unauthenticated),
                 }
             },
         })

@@ -77,6 +77,50 @@ pub(crate) struct MigrateArgs {
     to: String,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct RecoverArgs {
+    /// Data directory of the installation (its pepper.key and, by default, database).
+    #[arg(long, env = "KEYGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL (default: the SQLite database in the data directory).
+    #[arg(long, env = "KEYGATE_DATABASE")]
+    database: Option<String>,
+    /// The pepper file, if not in the data directory.
+    #[arg(long, env = "KEYGATE_PEPPER_FILE")]
+    pepper_file: Option<PathBuf>,
+    /// The OrganizationAdmin account to issue the key for (default: the first one).
+    #[arg(long)]
+    owner: Option<String>,
+}
+
+/// `keygate admin recover`: a new OrganizationAdmin CLOUD key, written to the
+/// database directly (a running server picks it up within a second).
+pub(crate) fn recover(a: RecoverArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let (key, secret, owner) = rt.block_on(async {
+        let (store, hasher, _) = open(a.data_dir, a.database, a.pepper_file).await?;
+        if store.setting("pepper_check").await?.is_none() {
+            bail!("this database has no installation yet: start keygate server once");
+        }
+        Ok::<_, anyhow::Error>(
+            keygate_iam::Iam::recover_admin(store.as_ref(), &hasher, a.owner.as_deref()).await?,
+        )
+    })?;
+    outln!(
+        "Issued a recovery CLOUD key for {} ({}), role OrganizationAdmin.",
+        owner.id,
+        owner.email
+    );
+    outln!();
+    outln!("  API key:    {key}");
+    outln!("  API secret: {}", secret.expose());
+    outln!();
+    outln!(
+        "!! The secret is shown only now. This was recorded in the audit log (RecoverAdminAccess)."
+    );
+    Ok(())
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
@@ -641,7 +685,7 @@ pub(crate) fn export(a: ExportArgs) -> anyhow::Result<()> {
     let doc = to_doc(state, passwords, pepper_check(&hasher))?;
     let text = serde_json::to_string_pretty(&doc)?;
     match a.file {
-        None => println!("{text}"),
+        None => outln!("{text}"),
         Some(path) => {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;

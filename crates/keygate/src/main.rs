@@ -1,9 +1,23 @@
 //! The `keygate` binary: `keygate server` runs the control plane; every other
 //! subcommand is a client of its REST API. All logic lives in the library crates.
 
+/// `println!` for what a command prints: a reader that went away (`| head -1`) ends
+/// the program quietly instead of a panic (see [`write_stdout`]).
+macro_rules! outln {
+    () => { $crate::write_stdout(format_args!(""), true) };
+    ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*), true) };
+}
+
+/// `print!` likewise.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*), false) };
+}
+
 mod cli;
 mod config;
 mod export;
+mod http;
+mod logging;
 mod server;
 
 use clap::Parser;
@@ -23,14 +37,22 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// Write to standard output; a closed pipe exits with success at once (as `cat` and
+/// `rg` do), any other error exits with failure.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_fmt(args)
+        .and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
+    match r {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("Error: writing the output: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -38,10 +60,10 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Server(args) => {
             if args.print_default_config {
-                print!("{}", config::DEFAULT_CONFIG);
+                out!("{}", config::DEFAULT_CONFIG);
                 return ExitCode::SUCCESS;
             }
-            init_tracing("info");
+            logging::init("info");
             (|| {
                 let cfg = args.resolve()?;
                 server::check_data_dir(&cfg.data_dir)?;
@@ -52,19 +74,23 @@ fn main() -> ExitCode {
             })()
         }
         Cmd::Export(a) => {
-            init_tracing("warn");
+            logging::init("warn");
             export::export(a)
         }
         Cmd::Import(a) => {
-            init_tracing("warn");
+            logging::init("warn");
             export::import(a)
         }
         Cmd::Migrate(a) => {
-            init_tracing("warn");
+            logging::init("warn");
             export::migrate(a)
         }
+        Cmd::Admin(cli::AdminCmd::Recover(a)) => {
+            logging::init("warn");
+            export::recover(a)
+        }
         cmd => {
-            init_tracing("warn");
+            logging::init("warn");
             cli::run(cmd, cli.output)
         }
     };

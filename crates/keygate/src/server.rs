@@ -156,6 +156,9 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
                     sts_key_rotation: cfg.oauth.sts_key_rotation,
                 },
                 max_staleness: cfg.max_staleness,
+                auth_throttle: cfg.auth_throttle,
+                password_concurrency: cfg.password_concurrency,
+                password_wait: cfg.password_wait,
             },
         )
         .await?,
@@ -245,8 +248,26 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         auditor: auditor.clone(),
     };
     let audit_handle = auditor.clone();
-    let gateway =
-        keygate_kafka::Gateway::new(cfg.gateway.clone(), iam.clone(), usage.clone(), auditor);
+    // File descriptors shared out: the HTTP side can never take the gateway's (each
+    // gateway connection holds two: client and upstream), nor the other way round.
+    let mut gateway_cfg = cfg.gateway.clone();
+    let mut http_limits = cfg.http.clone();
+    let budget = keygate_net::FdBudget::raise();
+    if let [http, kafka] = budget.share(&[
+        ("http", http_limits.max_connections, 1),
+        ("kafka gateway", gateway_cfg.max_connections, 2),
+    ])[..]
+    {
+        http_limits.max_connections = http;
+        gateway_cfg.max_connections = kafka;
+    }
+    tracing::info!(
+        fd_limit = budget.limit,
+        http_connections = http_limits.max_connections,
+        gateway_connections = gateway_cfg.max_connections,
+        "connection caps"
+    );
+    let gateway = keygate_kafka::Gateway::new(gateway_cfg, iam.clone(), usage.clone(), auditor);
     tokio::spawn(gateway.run());
     let console = keygate_console::ConsoleState::new(
         iam.clone(),
@@ -262,13 +283,9 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         },
         audit_handle.clone(),
     );
-    let app = keygate_api::router(state)
-        .merge(keygate_console::router(console))
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving the REST API")?;
+    let app = keygate_api::router(state).merge(keygate_console::router(console));
+    tokio::spawn(crate::logging::report_suppressed());
+    crate::http::serve(listener, app, http_limits, shutdown_signal()).await;
     usage.flush(store.as_ref()).await;
     // Records still queued (and the open Produce/Fetch summary window) are written
     // before the process ends.
@@ -297,6 +314,7 @@ fn start_audit(
     let log: Arc<dyn keygate_audit::AuditLog> = Arc::new(keygate_store::StoreAuditLog(store));
     let auditor = if a.enabled {
         let (auditor, rx) = keygate_audit::channel(a.queue, a.summary_interval);
+        let rx = rx.with_limits(a.limits);
         tokio::spawn(pipeline::run_writer(rx, log.clone(), org_crn));
         auditor
     } else {

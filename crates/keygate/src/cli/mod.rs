@@ -32,7 +32,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Cmd {
-    /// Run the keygate server (REST API and, later, gateways).
+    /// Run the keygate server: the REST API, the web console and the Kafka gateway.
     Server(ServerArgs),
     /// Save the URL and a CLOUD API key of a keygate server as the current context.
     Login(LoginArgs),
@@ -71,6 +71,18 @@ pub(crate) enum Cmd {
     /// The audit log: every authentication, denied request and change.
     #[command(name = "audit-log", subcommand)]
     AuditLog(audit::AuditCmd),
+    /// Operator commands on the database itself (local access and the pepper needed).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+/// `keygate admin …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCmd {
+    /// Break glass: issue a new CLOUD key for an OrganizationAdmin account, straight in
+    /// the database, when no administrator can sign in any more. Prints the secret
+    /// once; audited as RecoverAdminAccess.
+    Recover(crate::export::RecoverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -489,7 +501,7 @@ pub(crate) fn client() -> anyhow::Result<Client> {
 /// Run a client command.
 pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Server(_) | Cmd::Export(_) | Cmd::Import(_) | Cmd::Migrate(_) => {
+        Cmd::Server(_) | Cmd::Export(_) | Cmd::Import(_) | Cmd::Migrate(_) | Cmd::Admin(_) => {
             unreachable!("handled by main")
         }
         Cmd::Login(a) => login(a, fmt),
@@ -981,7 +993,7 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
                 deleted.extend(r["data"].as_array().cloned().unwrap_or_default());
             }
             if matches!(fmt, Format::Human) {
-                println!("Deleted {} ACL(s).", deleted.len());
+                outln!("Deleted {} ACL(s).", deleted.len());
             }
             print_list(fmt, &deleted, ACL_COLS)
         }
@@ -1140,9 +1152,9 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             cfg.save()?;
             match fmt {
                 Format::Human => {
-                    println!("The API key works immediately.");
-                    println!("Save the API key and secret now: the secret is shown only once and cannot be retrieved later.");
-                    println!("(It was also saved in your local CLI context.)");
+                    outln!("The API key works immediately.");
+                    outln!("Save the API key and secret now: the secret is shown only once and cannot be retrieved later.");
+                    outln!("(It was also saved in your local CLI context.)");
                     print_object(
                         fmt,
                         &json!({ "key": key, "secret": secret }),
@@ -1157,13 +1169,13 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
                     Some(p) => {
                         write_secret_file(&p, &text)?;
                         if matches!(fmt, Format::Human) {
-                            println!(
+                            outln!(
                                 "Client configuration written to {} (mode 0600).",
                                 p.display()
                             );
                         }
                     }
-                    None => print!("{text}"),
+                    None => out!("{text}"),
                 }
             }
             Ok(())
@@ -1211,12 +1223,12 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
                 Format::Human => {
                     print_object(fmt, &k, KEY_COLS)?;
                     let items = recent.as_array().cloned().unwrap_or_default();
-                    println!();
+                    outln!();
                     if items.is_empty() {
-                        println!("  No recent authentications in the audit log.");
+                        outln!("  No recent authentications in the audit log.");
                         Ok(())
                     } else {
-                        println!("  Recent authentications and calls (newest first):");
+                        outln!("  Recent authentications and calls (newest first):");
                         print_list(fmt, &items, audit::EVENT_COLS)
                     }
                 }

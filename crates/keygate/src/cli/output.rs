@@ -25,8 +25,8 @@ fn cell(v: &Value, pointer: &str) -> String {
 
 pub(crate) fn print_list(fmt: Format, items: &[Value], cols: &[Col]) -> anyhow::Result<()> {
     match fmt {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&items)?),
-        Format::Yaml => print!("{}", serde_yaml_ng::to_string(&items)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&items)?),
+        Format::Yaml => out!("{}", serde_yaml_ng::to_string(&items)?),
         Format::Human => {
             let rows: Vec<Vec<String>> = items
                 .iter()
@@ -49,10 +49,10 @@ pub(crate) fn print_list(fmt: Format, items: &[Value], cols: &[Col]) -> anyhow::
                     .zip(&widths)
                     .map(|(v, w)| format!("{v:<w$}"))
                     .collect();
-                println!("  {}", s.join(" | ").trim_end());
+                outln!("  {}", s.join(" | ").trim_end());
             };
             line(cols.iter().map(|(h, _)| h.to_string()).collect());
-            println!(
+            outln!(
                 "  {}",
                 widths
                     .iter()
@@ -70,12 +70,12 @@ pub(crate) fn print_list(fmt: Format, items: &[Value], cols: &[Col]) -> anyhow::
 
 pub(crate) fn print_object(fmt: Format, v: &Value, cols: &[Col]) -> anyhow::Result<()> {
     match fmt {
-        Format::Json => println!("{}", serde_json::to_string_pretty(v)?),
-        Format::Yaml => print!("{}", serde_yaml_ng::to_string(v)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(v)?),
+        Format::Yaml => out!("{}", serde_yaml_ng::to_string(v)?),
         Format::Human => {
             let w = cols.iter().map(|(h, _)| h.len()).max().unwrap_or(0);
             for (h, p) in cols {
-                println!("  {h:<w$}  {}", cell(v, p));
+                outln!("  {h:<w$}  {}", cell(v, p));
             }
         }
     }
@@ -84,7 +84,7 @@ pub(crate) fn print_object(fmt: Format, v: &Value, cols: &[Col]) -> anyhow::Resu
 
 pub(crate) fn print_done(fmt: Format, message: &str, v: &Value) -> anyhow::Result<()> {
     match fmt {
-        Format::Human => println!("{message}"),
+        Format::Human => outln!("{message}"),
         _ => print_object(fmt, v, &[])?,
     }
     Ok(())

@@ -1,0 +1,121 @@
+//! Connection caps: a total, and one per source address (Kafka's
+//! `max.connections.per.ip`). A connection is admitted by taking a [`ConnGuard`] and
+//! counted until the guard is dropped; a refused one is closed at once, before a
+//! byte is read. The per-address map holds only addresses with open connections, so
+//! it is bounded by the total cap.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The listener has its maximum of connections.
+    Total,
+    /// This source address has its maximum of connections.
+    PerSource,
+}
+
+impl Refused {
+    /// For logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::Total => "too many connections",
+            Refused::PerSource => "too many connections from this address",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Caps on open connections, cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct ConnLimiter {
+    max_total: usize,
+    max_per_ip: usize,
+    counts: Arc<Mutex<Counts>>,
+}
+
+/// An admitted connection: counted until dropped.
+#[derive(Debug)]
+pub struct ConnGuard {
+    ip: IpAddr,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl ConnLimiter {
+    /// At most `max_total` connections, at most `max_per_ip` from one address.
+    pub fn new(max_total: usize, max_per_ip: usize) -> Self {
+        ConnLimiter {
+            max_total: max_total.max(1),
+            max_per_ip: max_per_ip.max(1),
+            counts: Arc::default(),
+        }
+    }
+
+    /// Admit a connection from `ip`, or say why not.
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnGuard, Refused> {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if c.total >= self.max_total {
+            return Err(Refused::Total);
+        }
+        let n = c.per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return Err(Refused::PerSource);
+        }
+        *n += 1;
+        c.total += 1;
+        Ok(ConnGuard {
+            ip,
+            counts: self.counts.clone(),
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+
+    /// The total cap.
+    pub fn max_total(&self) -> usize {
+        self.max_total
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_hold_and_guards_release() {
+        let l = ConnLimiter::new(3, 2);
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        let g1 = l.admit(a).expect("first");
+        let _g2 = l.admit(a).expect("second");
+        assert_eq!(l.admit(a).err(), Some(Refused::PerSource));
+        let _g3 = l.admit(b).expect("other address");
+        assert_eq!(l.admit(b).err(), Some(Refused::Total));
+        drop(g1);
+        let _g4 = l.admit(a).expect("room again");
+        assert_eq!(l.open(), 3);
+    }
+}
