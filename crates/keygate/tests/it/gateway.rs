@@ -549,7 +549,7 @@ pub fn raw_sasl(
 }
 
 /// A raw client authenticated with SASL/PLAIN, nothing else.
-fn raw_authenticated(addr: std::net::SocketAddr, key: &str, secret: &str) -> TcpStream {
+pub fn raw_authenticated(addr: std::net::SocketAddr, key: &str, secret: &str) -> TcpStream {
     let (c, r) = raw_sasl(addr, b"PLAIN", format!("\0{key}\0{secret}").as_bytes());
     assert_eq!(&r[..2], &[0, 0], "SaslAuthenticate failed");
     c

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod api;
+mod attacks;
 mod audit;
 mod authz;
 mod cli;
