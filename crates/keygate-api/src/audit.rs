@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keygate_audit::{status, types, AuthorizationInfo, CloudEvent};
 use keygate_iam::Caller;
-use keygate_store::AuditQuery;
+use keygate_iam::AuditQuery;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -16,7 +16,7 @@ use keygate_core::{
     AclBinding, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType,
 };
 use keygate_iam::{NewApiKey, NewResource};
-use keygate_store::AclFilter;
+use keygate_iam::AclFilter;
 use std::collections::HashMap;
 
 type Q = Query<HashMap<String, String>>;
@@ -109,7 +109,7 @@ pub async fn healthz() -> &'static str {
 /// Readiness: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "ready"), (status = 503, description = "database unavailable")))]
 pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    match st.iam.store().changes_since(i64::MAX, 1).await {
+    match st.iam.ready().await {
         Ok(_) => (StatusCode::OK, "ready\n"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");

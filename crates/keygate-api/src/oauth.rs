@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use keygate_core::model::{IdentityPool, IdentityProvider};
 use keygate_iam::{Exchange, NewPool, NewProvider, StsError};
-use keygate_store::Patch;
+use keygate_iam::Patch;
 use std::collections::HashMap;
 
 type Q = Query<HashMap<String, String>>;

@@ -14,7 +14,7 @@ use keygate_core::{
     AclBinding, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role,
 };
 use keygate_iam::{IamError, NewApiKey, NewPool, NewProvider, NewResource};
-use keygate_store::{AclFilter, AuditQuery};
+use keygate_iam::{AclFilter, AuditQuery};
 use maud::{html, Markup, DOCTYPE};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -256,11 +256,7 @@ pub(crate) async fn login(
 }
 
 pub(crate) async fn logout(State(st): State<ConsoleState>, Posted(s, _): Posted) -> Response {
-    let _ = st
-        .iam
-        .store()
-        .delete_session(s.session, chrono::Utc::now())
-        .await;
+    let _ = st.iam.end_session(s.session).await;
     (
         [(header::SET_COOKIE, session::clear(&st))],
         Redirect::to("/console/login?out=1"),
@@ -400,22 +396,7 @@ pub(crate) async fn service_account(
         )
         .await
         .unwrap_or_default();
-    let mut acls = 0;
-    for cluster in st.iam.snapshot().kafka_clusters().keys() {
-        acls += st
-            .iam
-            .store()
-            .list_acls(
-                cluster,
-                &AclFilter {
-                    principal: Some(principal.clone()),
-                    ..AclFilter::default()
-                },
-            )
-            .await
-            .map(|v| v.len())
-            .unwrap_or(0);
-    }
+    let acls = st.iam.count_acls_of(&principal).await.unwrap_or(0);
     let goes = format!(
         "Delete {} ({})? Its {} API key(s), {} role binding(s) and {} ACL(s) are deleted with it.",
         a.display_name,

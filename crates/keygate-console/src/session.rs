@@ -10,7 +10,7 @@ use axum::Form;
 use base64::Engine;
 use keygate_audit::{status, types, AuthorizationInfo, CloudEvent};
 use keygate_iam::Caller;
-use keygate_store::ConsoleSession;
+use keygate_iam::ConsoleSession;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
@@ -150,8 +150,7 @@ impl FromRequestParts<ConsoleState> for Signed {
             return Err(to_login());
         };
         let h = hash(token);
-        let store = st.iam.store();
-        let s = match store.get_session(h, chrono::Utc::now()).await {
+        let s = match st.iam.session(h).await {
             Ok(Some(s)) => s,
             Ok(None) => return Err(to_login()),
             Err(e) => return Err(crate::pages::unavailable(&e.to_string())),
@@ -165,8 +164,9 @@ impl FromRequestParts<ConsoleState> for Signed {
                 *c = Some(caller.clone());
             }
         }
-        let email = store
-            .get_account(&s.user_id)
+        let email = st
+            .iam
+            .get_account(&caller, keygate_core::model::AccountKind::User, &s.user_id)
             .await
             .map(|a| a.email)
             .unwrap_or_default();
@@ -217,7 +217,6 @@ pub(crate) async fn start(st: &ConsoleState, user_id: &str) -> Result<String, St
     let now = chrono::Utc::now();
     let ttl = chrono::Duration::from_std(st.cfg.session_ttl).unwrap_or(chrono::Duration::hours(8));
     st.iam
-        .store()
         .create_session(ConsoleSession {
             id_hash: hash(&token),
             user_id: user_id.to_owned(),

@@ -27,6 +27,10 @@ pub use snapshot::{
 pub use throttle::{Penalty, Throttle, ThrottleConfig};
 pub use usage::UsageRecorder;
 
+/// Types of the store that callers of the IAM service pass or receive: re-exported so
+/// that no front door depends on keygate-store (IAM is the one door to it).
+pub use keygate_store::{AclFilter, AuditQuery, AuditRow, ConsoleSession, Patch};
+
 use keygate_store::StoreError;
 
 /// Errors of IAM operations; `keygate-api` maps each to one HTTP status.

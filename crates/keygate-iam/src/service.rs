@@ -223,6 +223,32 @@ fn check_upstream(kind: ResourceKind, s: &str) -> Result<String> {
     }
 }
 
+/// A new CLOUD key for `owner` (bootstrap and recovery), with its secret.
+fn cloud_key(
+    owner: &Account,
+    hasher: &SecretHasher,
+    name: &str,
+    description: String,
+    now: Timestamp,
+) -> (ApiKey, Secret) {
+    let secret = Secret::generate(&mut OsRng);
+    let key = ApiKey {
+        id: KeyId::generate(&mut OsRng),
+        display_name: name.into(),
+        description,
+        owner_id: owner.id.clone(),
+        owner_kind: owner.kind,
+        scope: KeyScope::Cloud,
+        secret_hash: hasher.hash(secret.expose()),
+        disabled: false,
+        expires_at: None,
+        last_used_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    (key, secret)
+}
+
 pub(crate) fn forbidden(what: impl std::fmt::Display) -> IamError {
     IamError::Forbidden(format!("the caller is not allowed to {what}"))
 }
@@ -277,21 +303,13 @@ impl Iam {
             crn_pattern: org.crn(),
             created_at: now,
         };
-        let secret = Secret::generate(&mut OsRng);
-        let key = ApiKey {
-            id: KeyId::generate(&mut OsRng),
-            display_name: "bootstrap admin key".into(),
-            description: "Created at first start".into(),
-            owner_id: admin.id.clone(),
-            owner_kind: AccountKind::User,
-            scope: KeyScope::Cloud,
-            secret_hash: hasher.hash(secret.expose()),
-            disabled: false,
-            expires_at: None,
-            last_used_at: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let (key, secret) = cloud_key(
+            &admin,
+            hasher,
+            "bootstrap admin key",
+            "Created at first start".into(),
+            now,
+        );
         let key_id = key.id;
         let org_crn = org.crn().to_string();
         let record = CloudEvent::new(
@@ -360,21 +378,13 @@ impl Iam {
                 None => IamError::Internal("no OrganizationAdmin account exists".into()),
             })?;
         let now = Utc::now();
-        let secret = Secret::generate(&mut OsRng);
-        let key = ApiKey {
-            id: KeyId::generate(&mut OsRng),
-            display_name: "recovery admin key".into(),
-            description: format!("Issued by keygate admin recover at {}", now.to_rfc3339()),
-            owner_id: account.id.clone(),
-            owner_kind: account.kind,
-            scope: KeyScope::Cloud,
-            secret_hash: hasher.hash(secret.expose()),
-            disabled: false,
-            expires_at: None,
-            last_used_at: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let (key, secret) = cloud_key(
+            &account,
+            hasher,
+            "recovery admin key",
+            format!("Issued by keygate admin recover at {}", now.to_rfc3339()),
+            now,
+        );
         let org_crn = org.crn().to_string();
         let record = CloudEvent::new(
             types::IAM_REQUEST,
@@ -435,7 +445,7 @@ impl Iam {
         &self.follower
     }
 
-    /// The store.
+    /// The store (for the binary's wiring; front doors go through the service).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -1933,5 +1943,42 @@ impl Iam {
             Ok(_) | Err(StoreError::NotFound(..)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl Iam {
+    /// Readiness: the database answers a read.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.changes_since(i64::MAX, 1).await?;
+        Ok(())
+    }
+
+    /// Start a console session (the SHA-256 of its cookie value is stored).
+    pub async fn create_session(&self, session: crate::ConsoleSession) -> Result<()> {
+        Ok(self.store.create_session(session).await?)
+    }
+
+    /// The unexpired console session with this cookie hash, if any.
+    pub async fn session(&self, id_hash: [u8; 32]) -> Result<Option<crate::ConsoleSession>> {
+        Ok(self.store.get_session(id_hash, Utc::now()).await?)
+    }
+
+    /// End a console session.
+    pub async fn end_session(&self, id_hash: [u8; 32]) -> Result<()> {
+        Ok(self.store.delete_session(id_hash, Utc::now()).await?)
+    }
+
+    /// How many Kafka ACLs name `principal` on every cluster (what deleting it takes
+    /// along).
+    pub async fn count_acls_of(&self, principal: &Principal) -> Result<usize> {
+        let mut n = 0;
+        for cluster in self.snapshot().kafka_clusters().keys() {
+            let f = AclFilter {
+                principal: Some(principal.clone()),
+                ..AclFilter::default()
+            };
+            n += self.store.list_acls(cluster, &f).await?.len();
+        }
+        Ok(n)
     }
 }

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use keygate_core::model::Acl;
 use keygate_core::{AclBinding, Operation, PatternType, Permission, Principal, ResourceType};
 use keygate_iam::{Caller, Iam, IamError};
-use keygate_store::AclFilter;
+use keygate_iam::AclFilter;
 
 /// INVALID_REQUEST
 const INVALID_REQUEST: i16 = 42;
