@@ -15,8 +15,8 @@ use keygate_core::model::{
 use keygate_core::{
     AclBinding, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType,
 };
-use keygate_iam::{NewApiKey, NewResource};
 use keygate_iam::AclFilter;
+use keygate_iam::{NewApiKey, NewResource};
 use std::collections::HashMap;
 
 type Q = Query<HashMap<String, String>>;

@@ -13,8 +13,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use keygate_core::model::{IdentityPool, IdentityProvider};
-use keygate_iam::{Exchange, NewPool, NewProvider, StsError};
 use keygate_iam::Patch;
+use keygate_iam::{Exchange, NewPool, NewProvider, StsError};
 use std::collections::HashMap;
 
 type Q = Query<HashMap<String, String>>;

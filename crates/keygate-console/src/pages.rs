@@ -13,8 +13,8 @@ use keygate_core::model::{Account, AccountKind, ApiKey, KeyScope, Resource};
 use keygate_core::{
     AclBinding, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role,
 };
-use keygate_iam::{IamError, NewApiKey, NewPool, NewProvider, NewResource};
 use keygate_iam::{AclFilter, AuditQuery};
+use keygate_iam::{IamError, NewApiKey, NewPool, NewProvider, NewResource};
 use maud::{html, Markup, DOCTYPE};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

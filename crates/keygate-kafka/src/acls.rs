@@ -13,8 +13,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use keygate_core::model::Acl;
 use keygate_core::{AclBinding, Operation, PatternType, Permission, Principal, ResourceType};
-use keygate_iam::{Caller, Iam, IamError};
 use keygate_iam::AclFilter;
+use keygate_iam::{Caller, Iam, IamError};
 
 /// INVALID_REQUEST
 const INVALID_REQUEST: i16 = 42;

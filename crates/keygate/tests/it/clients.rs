@@ -86,6 +86,36 @@ fn confluent_kafka_consumer_groups_commit_and_resume() {
     assert!(ok, "{out}");
 }
 
+/// Issue 13, part 10: group traffic through the gateway behaves as directly against
+/// the broker — two members settle and stay settled, a closing member's LeaveGroup
+/// reaches the broker at once (the other takes over well before a session timeout).
+/// Three times, as rebalances are timing-sensitive. (librdkafka's own 0018 and 0118
+/// fail as often directly against Tansu: scripts/librdkafka-group-tests.)
+#[test]
+fn two_group_members_settle_and_a_leaving_one_is_replaced_at_once() {
+    let w = world(&[], "");
+    w.tansu.create_topic("orders4", 4);
+    let (_, k, s) = w.app(
+        "rebalancing",
+        &[
+            ("TOPIC", "orders4", "WRITE", "ALLOW"),
+            ("TOPIC", "orders4", "READ", "ALLOW"),
+            ("GROUP", "rebalance", "READ", "ALLOW"),
+        ],
+    );
+    for run in 0..3 {
+        let (ok, out) = scenario(
+            "confluent-rebalance",
+            &w.bootstrap,
+            &k,
+            &s,
+            "orders4",
+            "rebalance",
+        );
+        assert!(ok, "run {run}: {out}");
+    }
+}
+
 #[test]
 fn admin_idempotent_and_transactional_producers() {
     let w = world(&["orders"], "");

@@ -79,6 +79,21 @@ impl Tansu {
         let _ = self.child.wait();
     }
 
+    /// Create a topic with `partitions` partitions.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let out = Command::new(tansu_bin())
+            .args(["topic", "create", name, "--broker", &url, "--partitions"])
+            .arg(partitions.to_string())
+            .output()
+            .expect("tansu topic create");
+        assert!(
+            out.status.success(),
+            "creating {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn start_on(port: u16, topics: &[&str]) -> Tansu {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu_bin())
