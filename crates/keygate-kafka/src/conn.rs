@@ -188,6 +188,14 @@ enum ConnError {
 /// never makes the gateway wait for, or hold, a 100 MiB body.
 const MAX_FRAME_BEFORE_AUTHENTICATION: usize = 512 * 1024;
 
+/// Bytes of requests read from one client ahead of the one being handled (plus at
+/// most one frame in hand): enough to keep a producer's pipeline full, bounded however
+/// large the frames.
+const READ_AHEAD_BYTES: usize = 8 * 1024 * 1024;
+
+/// A frame's share of the read-ahead budget, given back when it is dropped.
+type ReadAhead = tokio::sync::OwnedSemaphorePermit;
+
 async fn serve(
     client: TcpStream,
     peer: SocketAddr,
@@ -302,11 +310,24 @@ async fn serve(
     // Frames are read by their own task: `read_frame` is not cancellation-safe, and the
     // loop below also wakes up for the revocation check. Selecting on a channel never
     // loses part of a frame.
-    // Two frames read ahead at most: the rest waits in the socket.
-    let (ftx, mut frx) = mpsc::channel::<Result<Bytes, FrameError>>(2);
+    // Read-ahead keeps a saturating producer's pipeline full (two frames measured 0.75×
+    // the direct throughput, 64 frames 0.96×), bounded in bytes: a frame waits for
+    // its share of READ_AHEAD_BYTES before it is queued, and gives it back when the
+    // loop below is done with it. Beyond that, the rest waits in the socket.
+    let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_BYTES));
+    let (ftx, mut frx) = mpsc::channel::<Result<(Bytes, ReadAhead), FrameError>>(64);
     let reader = tokio::spawn(async move {
         loop {
-            let f = read_frame(&mut cr, max_frame).await;
+            let f = match read_frame(&mut cr, max_frame).await {
+                Ok(b) => {
+                    let share = b.len().clamp(1, READ_AHEAD_BYTES) as u32;
+                    match budget.clone().acquire_many_owned(share).await {
+                        Ok(p) => Ok((b, p)),
+                        Err(_) => return,
+                    }
+                }
+                Err(e) => Err(e),
+            };
             let end = f.is_err();
             if ftx.send(f).await.is_err() || end {
                 return;
@@ -338,7 +359,7 @@ async fn serve(
                 continue;
             }
         };
-        let frame = match frame {
+        let (frame, _read_ahead) = match frame {
             Ok(f) => f,
             Err(FrameError::Closed) => break Ok(()),
             Err(e) => break Err(e.into()),

@@ -11,6 +11,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Tests that hold hundreds of sockets raise this process's descriptor limit first
+/// (to the hard limit), so they never depend on the shell's `ulimit -n`.
+fn room_for_sockets() {
+    let _ = rlimit::increase_nofile_limit(65_536);
+}
+
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -576,6 +582,7 @@ fn half_open_http_connections_are_capped_and_timed_out() {
     .expect("toml");
     let srv = Server::start_in(dir.path(), &[]);
     let addr = addr_of(&srv.url);
+    room_for_sockets();
     let mut held = Vec::new();
     for _ in 0..600 {
         let mut c = TcpStream::connect(addr).expect("connect");
@@ -626,6 +633,7 @@ fn length_prefixes_alone_cost_little_and_connections_per_address_are_capped() {
     let addr: SocketAddr = w.bootstrap.parse().expect("addr");
     let pid = w.srv.child.id();
     let before = rss_kib(pid);
+    room_for_sockets();
     let mut held = Vec::new();
     for _ in 0..400 {
         let mut c = TcpStream::connect(addr).expect("connect");
