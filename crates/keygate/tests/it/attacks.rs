@@ -625,6 +625,43 @@ fn half_open_http_connections_are_capped_and_timed_out() {
     );
 }
 
+#[test]
+fn http_connections_cannot_take_the_gateways_descriptors() {
+    // 600 descriptors: keygate keeps 256 and shares the rest (HTTP one each, gateway two
+    // each), so neither listener can exhaust the process.
+    let w = crate::gateway::world_limited(&["orders"], |_| String::new(), Some(600));
+    let (_, k, s) = w.app("reader", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
+    let logs = w.srv.logs();
+    let caps = logs
+        .lines()
+        .find(|l| l.contains("connection caps"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(caps.contains("fd_limit=600"), "{caps}");
+    let addr = addr_of(&w.srv.url);
+    room_for_sockets();
+    // Far more half-open HTTP connections than the process has descriptors.
+    let held: Vec<TcpStream> = (0..700)
+        .filter_map(|_| {
+            let mut c = TcpStream::connect(addr).ok()?;
+            let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+            Some(c)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The gateway still accepts and serves a Kafka client meanwhile.
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    println!(
+        "{caps}\n700 half-open HTTP connections held; kcat through the gateway meanwhile: {ok}"
+    );
+    assert!(ok && out.contains("orders"), "{out}");
+    assert!(
+        !w.srv.logs().contains("Too many open files"),
+        "the process ran out of descriptors"
+    );
+    drop(held);
+}
+
 // ---- 6. a length prefix alone --------------------------------------------------------
 
 #[test]

@@ -147,11 +147,24 @@ pub fn world(topics: &[&str], toml: &str) -> World {
 
 /// A world whose keygate.toml may name the broker (given its port).
 pub fn world_with(topics: &[&str], toml: impl FnOnce(u16) -> String) -> World {
+    world_limited(topics, toml, None)
+}
+
+/// A world whose keygate runs with at most `nofile` file descriptors.
+pub fn world_limited(
+    topics: &[&str],
+    toml: impl FnOnce(u16) -> String,
+    nofile: Option<u64>,
+) -> World {
     let tansu = Tansu::start(topics);
     let base = free_ports(4);
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("keygate.toml"), toml(tansu.port)).expect("toml");
-    let srv = Server::start_in(dir.path(), &["--gateway-port-base", &base.to_string()]);
+    let srv = Server::start_limited(
+        dir.path(),
+        &["--gateway-port-base", &base.to_string()],
+        nofile,
+    );
     let admin = srv.admin();
     let env = admin.env("prod");
     let b = admin.ok(

@@ -46,7 +46,20 @@ impl Server {
 
     /// Start on `dir` (reusing its state if any).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        Server::start_limited(dir, extra, None)
+    }
+
+    /// Start on `dir`, with at most `nofile` file descriptors when given (prlimit).
+    pub fn start_limited(dir: &Path, extra: &[&str], nofile: Option<u64>) -> Server {
+        let mut cmd = match nofile {
+            None => Command::new(BIN),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(BIN);
+                c
+            }
+        };
+        let mut child = cmd
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .args(extra)
