@@ -108,6 +108,8 @@ pub struct ClusterShared {
     upstream: RwLock<Vec<String>>,
     /// Upstream brokers by node id (learned from Metadata).
     brokers: RwLock<BTreeMap<i32, String>>,
+    /// The lowest node id of the first brokers learned: broker ports count from it.
+    base_node: std::sync::OnceLock<i32>,
     /// API versions advertised to clients: the gateway's ∩ the upstream's.
     versions: RwLock<HashMap<i16, (i16, i16)>>,
 }
@@ -147,26 +149,28 @@ impl ClusterShared {
         }
     }
 
-    /// The gateway port that stands for upstream broker `node_id`.
+    /// The gateway port that stands for upstream broker `node_id`: the slot's
+    /// bootstrap port + 1 + (node id − the lowest node id first seen). It depends on the
+    /// node id alone, so a broker discovered later never shifts the ports of the others
+    /// (their listeners are already open). A broker outside the slot's ports (or with
+    /// an id below the first lowest) gets none.
     fn gateway_port(&self, node_id: i32) -> Option<u16> {
-        let idx = self
-            .brokers
-            .read()
-            .ok()?
-            .keys()
-            .position(|k| *k == node_id)?;
-        if idx + 1 >= usize::from(self.cfg.ports_per_cluster) {
-            return None;
-        }
-        self.cfg
-            .bootstrap_port(self.slot)
-            .map(|p| p + 1 + idx as u16)
+        let base = *self.base_node.get()?;
+        broker_port(
+            self.cfg.bootstrap_port(self.slot)?,
+            self.cfg.ports_per_cluster,
+            base,
+            node_id,
+        )
     }
 
     fn learn(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
         if let Ok(mut b) = self.brokers.write() {
             for (id, addr) in brokers {
                 b.insert(id, addr);
+            }
+            if let Some(lowest) = b.keys().next() {
+                let _ = self.base_node.set(*lowest);
             }
         }
     }
@@ -471,6 +475,7 @@ impl Gateway {
                         slot,
                         upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),
                         brokers: RwLock::default(),
+                        base_node: std::sync::OnceLock::new(),
                         versions: RwLock::default(),
                     });
                     running.insert(
@@ -537,6 +542,15 @@ impl Gateway {
     }
 }
 
+/// The port of broker `node_id` in a slot whose bootstrap port is `bootstrap`.
+fn broker_port(bootstrap: u16, ports_per_cluster: u16, base: i32, node_id: i32) -> Option<u16> {
+    let offset = u16::try_from(i64::from(node_id) - i64::from(base)).ok()?;
+    if offset + 1 >= ports_per_cluster {
+        return None;
+    }
+    bootstrap.checked_add(1 + offset)
+}
+
 async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterShared>) {
     loop {
         let (stream, peer) = keygate_net::accept(&listener, "kafka gateway").await;
@@ -561,5 +575,25 @@ async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterS
                 tracing::info!(cluster = shared.cluster_id, %peer, reason = why.as_str(), "connection refused");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_ports_follow_node_ids_not_discovery_order() {
+        // Node ids 1, 2, 3 in a slot at 19092 with 16 ports: 19093, 19094, 19095 —
+        // whichever broker was learned first.
+        assert_eq!(broker_port(19092, 16, 1, 1), Some(19093));
+        assert_eq!(broker_port(19092, 16, 1, 3), Some(19095));
+        assert_eq!(broker_port(19092, 16, 1, 2), Some(19094));
+        // Large ids (Tansu's 111, KRaft's 1001…) count from the first lowest.
+        assert_eq!(broker_port(19092, 16, 1001, 1003), Some(19095));
+        // Outside the slot, or below the first lowest: no port.
+        assert_eq!(broker_port(19092, 16, 1, 16), None);
+        assert_eq!(broker_port(19092, 16, 1, 0), None);
+        assert_eq!(broker_port(65534, 16, 1, 5), None);
     }
 }
