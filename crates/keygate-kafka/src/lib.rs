@@ -5,9 +5,10 @@
 //! Layout, from the wire inwards (as in mini-redis): [`frame`] reads and writes
 //! length-prefixed frames with a size limit; [`sasl`] parses SASL tokens; [`classify`]
 //! is pure — it turns a decoded request into the checks it needs and builds the
-//! well-formed error response of the request's version when they fail; [`conn`] runs
-//! one client connection (authentication, then request → decision → upstream or local
-//! answer, responses in order, broker addresses rewritten); [`gateway`] owns the
+//! well-formed error response of the request's version when they fail; `handshake`
+//! authenticates a new connection (SASL, bounded in time and size, throttled per
+//! source); [`conn`] runs the authenticated connection (request → decision → upstream
+//! or local answer, responses in order, broker addresses rewritten); [`gateway`] owns the
 //! listeners of every registered cluster and opens new ones as clusters appear.
 #![deny(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod classify;
 pub mod conn;
 pub mod frame;
 pub mod gateway;
+mod handshake;
 pub mod sasl;
 
 pub use gateway::{Gateway, GatewayConfig};
