@@ -77,11 +77,6 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.cfg
-    }
-
     /// How long `key` is still refused, if it is.
     pub fn blocked(&self, key: &K, now: Instant) -> Option<Duration> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -140,13 +135,8 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     }
 
     /// Keys remembered now.
-    pub fn len(&self) -> usize {
+    pub fn remembered(&self) -> usize {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -193,6 +183,6 @@ mod tests {
         for i in 0..1000 {
             t.failed(&i, now);
         }
-        assert!(t.len() <= 3);
+        assert!(t.remembered() <= 3);
     }
 }

@@ -87,9 +87,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_length_prefix_alone_allocates_little() {
-        // 4 bytes claiming 512 KiB, then 10 bytes and silence: what is held is the
-        // first chunk, not the claim.
+    async fn a_claimed_frame_that_never_arrives_fails_and_one_in_pieces_is_read_whole() {
+        // 4 bytes claiming 512 KiB, then 10 bytes and the end: an error, not a hang.
+        // (What such a peer costs in memory is measured against the real server:
+        // attacks.rs, length_prefixes_alone_cost_little…)
         let (mut client, mut server) = tokio::io::duplex(64);
         use tokio::io::AsyncWriteExt;
         client

@@ -80,11 +80,6 @@ impl ConnLimiter {
     pub fn open(&self) -> usize {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).total
     }
-
-    /// The total cap.
-    pub fn max_total(&self) -> usize {
-        self.max_total
-    }
 }
 
 impl Drop for ConnGuard {

@@ -30,11 +30,6 @@ impl<S> Timed<S> {
         }
     }
 
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     fn poll_stall<T>(
         &mut self,
         cx: &mut Context<'_>,
