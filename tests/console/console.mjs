@@ -1,6 +1,7 @@
 // Drives keygate's web console in Debian's chromium with playwright-core. One scenario
 // per run (argv[2]); settings from the environment: URL, EMAIL, PASSWORD, SHOTS (a
-// directory for screenshots). Prints one JSON line with what it saw; exits non-zero
+// directory for screenshots), SPKI (when set, the base64 SHA-256 of the server key the
+// browser trusts: the test CA's certificates are otherwise unknown to it). Prints one JSON line with what it saw; exits non-zero
 // when an expectation fails. Run by crates/keygate/tests/it/console.rs.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -13,7 +14,10 @@ fs.mkdirSync(SHOTS, { recursive: true });
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   headless: true,
-  args: ["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage"],
+  args: [
+    "--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage",
+    ...(process.env.SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.SPKI}`] : []),
+  ],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
 const page = await context.newPage();
@@ -185,6 +189,17 @@ try {
     await page.$eval("form[method=post][action='/console/service-accounts']", (f) => f.noValidate = true);
     await Promise.all([page.waitForNavigation(), page.click("form[method=post][action='/console/service-accounts'] button[type=submit]")]);
     out.ownNotice = (await page.textContent(".notice.error")) || "";
+  } else if (scenario === "https") {
+    // Over HTTPS: signed in, the session cookie is Secure, HSTS is sent, and the page
+    // came over HTTP/2.
+    const first = await page.goto(BASE + "/console/login");
+    out.hsts = first.headers()["strict-transport-security"] || "";
+    await signIn();
+    assert.equal(await page.textContent("h1"), "Service accounts");
+    out.protocol = await page.evaluate(() => location.protocol);
+    out.http = await page.evaluate(() => performance.getEntriesByType("navigation")[0].nextHopProtocol);
+    out.cookies = (await context.cookies()).map((c) => ({ name: c.name, secure: c.secure, httpOnly: c.httpOnly }));
+    await shot("30-https");
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }

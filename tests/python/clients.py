@@ -2,7 +2,8 @@
 
 Run by the Rust integration tests (crates/keygate/tests/it/clients.rs) with the
 virtualenv scripts/test creates. Settings come from the environment: BOOTSTRAP,
-KEY, SECRET, TOPIC, GROUP. With OIDC_TOKEN_URL set, the client authenticates with
+KEY, SECRET, TOPIC, GROUP; with CA_FILE set the client uses TLS (SASL_SSL) and trusts
+that CA. With OIDC_TOKEN_URL set, the client authenticates with
 OAUTHBEARER through librdkafka's OIDC method instead: KEY and SECRET are then the
 OAuth client id and secret, OIDC_EXTENSIONS the SASL extensions. Prints one JSON
 line with what happened; exits non-zero when the scenario's expectation fails.
@@ -40,6 +41,12 @@ else:
         "sasl.username": KEY,
         "sasl.password": SECRET,
     }
+
+
+CA_FILE = os.environ.get("CA_FILE")
+if CA_FILE:
+    CONF["security.protocol"] = "SASL_SSL"
+    CONF["ssl.ca.location"] = CA_FILE
 
 
 def done(ok, **facts):
@@ -226,6 +233,8 @@ def kafka_python():
 
     common = dict(bootstrap_servers=BOOTSTRAP, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
                   sasl_plain_username=KEY, sasl_plain_password=SECRET)
+    if CA_FILE:
+        common.update(security_protocol="SASL_SSL", ssl_cafile=CA_FILE)
     tag = uuid.uuid4().hex[:8]
     p = KafkaProducer(**common)
     for i in range(5):

@@ -12,6 +12,7 @@ use crate::handshake::{
     auth_failure, authenticate, failed_attempt, handshake, sasl_handshake, session_valid, Auth,
     Credential, Mechanism,
 };
+use crate::transport;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::*;
@@ -120,6 +121,8 @@ pub(crate) enum ConnError {
     Upstream(String),
     #[error("credential revoked or session expired")]
     Revoked,
+    #[error("{0}")]
+    Transport(String),
 }
 
 /// Bytes of requests read from one client ahead of the one being handled (plus at
@@ -139,17 +142,22 @@ async fn serve(
 ) -> Result<(), ConnError> {
     let cfg = shared.cfg.clone();
     let _ = client.set_nodelay(true);
-    let (mut cr, cw) = client.into_split();
+    let snapshot = shared.snapshot.clone();
+
+    // ---- transport, then authentication: only ApiVersions, SaslHandshake, SaslAuthenticate ----
+    // The TLS handshake and the whole SASL exchange, writes included, have one
+    // deadline: a peer that never reads our answers is closed like one that never writes.
+    let deadline = tokio::time::Instant::now() + cfg.auth_timeout;
+    let client = tokio::time::timeout_at(deadline, transport::open(client, cfg.tls.as_ref()))
+        .await
+        .map_err(|_| ConnError::AuthTimeout)??;
+    let tls = client.is_tls();
+    let (mut cr, cw) = tokio::io::split(client);
     // A client that stops reading cannot hold the connection (and its upstream one):
     // a write with no progress for the write timeout ends it.
     let mut cw = keygate_net::Timed::new(cw, cfg.write_timeout);
-    let snapshot = shared.snapshot.clone();
-
-    // ---- authentication: only ApiVersions, SaslHandshake, SaslAuthenticate ----
-    // The whole exchange, writes included, has one deadline: a peer that never reads
-    // our answers is closed like one that never writes.
     let (session, mut mechanism) =
-        tokio::time::timeout(cfg.auth_timeout, handshake(&mut cr, &mut cw, peer, &shared))
+        tokio::time::timeout_at(deadline, handshake(&mut cr, &mut cw, peer, &shared))
             .await
             .map_err(|_| ConnError::AuthTimeout)??;
     drop(unauthenticated);
@@ -157,6 +165,7 @@ async fn serve(
     tracing::debug!(
         cluster = shared.cluster_id,
         who = session.label,
+        tls,
         "authenticated"
     );
     if let Credential::Key(k) = &session.credential {

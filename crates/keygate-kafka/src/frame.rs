@@ -52,7 +52,7 @@ async fn read_body<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> Result<Bytes, F
 }
 
 /// Write one frame: the length and the body as one vectored write, without copying
-/// the body (produce and fetch frames are up to megabytes).
+/// the body (produce and fetch frames are up to megabytes), then flush.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> std::io::Result<()> {
     use bytes::Buf;
     let len = i32::try_from(body.len()).map_err(|_| std::io::Error::other("frame too large"))?;
@@ -67,7 +67,8 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> std::
         }
         chain.advance(written);
     }
-    Ok(())
+    // A TLS stream holds the last record until flushed; a TCP stream has nothing to do.
+    w.flush().await
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     pub max_connections_per_ip: usize,
     /// Connections that have not authenticated yet, in total.
     pub max_unauthenticated: usize,
+    /// TLS on every listener (SASL_SSL), when a certificate is configured.
+    pub tls: Option<crate::GatewayTls>,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +73,7 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             max_unauthenticated: 1_000,
+            tls: None,
         }
     }
 }

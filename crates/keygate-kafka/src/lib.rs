@@ -2,7 +2,8 @@
 //! which authenticates every connection with an API key (SASL/PLAIN) and authorizes
 //! every request with keygate's one authorizer before forwarding it.
 //!
-//! Layout, from the wire inwards (as in mini-redis): [`frame`] reads and writes
+//! Layout, from the wire inwards (as in mini-redis): `transport` opens what a
+//! connection runs on (plaintext or TLS, told apart by the first byte); [`frame`] reads and writes
 //! length-prefixed frames with a size limit; [`sasl`] parses SASL tokens; [`classify`]
 //! is pure — it turns a decoded request into the checks it needs and builds the
 //! well-formed error response of the request's version when they fail; `handshake`
@@ -20,5 +21,7 @@ pub mod frame;
 pub mod gateway;
 mod handshake;
 pub mod sasl;
+mod transport;
 
 pub use gateway::{Gateway, GatewayConfig};
+pub use transport::GatewayTls;

@@ -3,16 +3,18 @@
 //! authenticated yet), an accept loop that backs off when the process is out of file
 //! descriptors instead of spinning, a write that gives up on a peer that never reads,
 //! and the file-descriptor budget that divides the process's limit between the
-//! listeners so that one side can never starve the other.
+//! listeners so that one side can never starve the other; and TLS.
 //!
 //! Layout: [`limit`] (caps and their guards), [`accept`] (the backing-off accept),
-//! [`budget`] (RLIMIT_NOFILE shared out), [`timed`] (I/O that must make progress).
+//! [`budget`] (RLIMIT_NOFILE shared out), [`timed`] (I/O that must make progress),
+//! [`tls`] (certificates that reload, and the one place TLS settings are chosen).
 #![deny(missing_docs)]
 
 pub mod accept;
 pub mod budget;
 pub mod limit;
 pub mod timed;
+pub mod tls;
 
 pub use accept::accept;
 pub use budget::FdBudget;

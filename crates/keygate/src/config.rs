@@ -49,6 +49,20 @@ pub(crate) struct ServerArgs {
     /// the ports after it (one per broker) [default: 19092]
     #[arg(long, env = "KEYGATE_GATEWAY_PORT_BASE")]
     pub gateway_port_base: Option<u16>,
+    /// PEM certificate chain of the REST API and console: serve HTTPS (HTTP/1.1 and
+    /// HTTP/2). Needs --tls-key; reloaded when the file changes or at SIGHUP.
+    #[arg(long, env = "KEYGATE_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "KEYGATE_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// PEM certificate chain of the Kafka gateway: clients connect with SASL_SSL.
+    /// Needs --gateway-tls-key; reloaded when the file changes or at SIGHUP.
+    #[arg(long, env = "KEYGATE_GATEWAY_TLS_CERT", requires = "gateway_tls_key")]
+    pub(crate) gateway_tls_cert: Option<PathBuf>,
+    /// PEM private key of --gateway-tls-cert.
+    #[arg(long, env = "KEYGATE_GATEWAY_TLS_KEY", requires = "gateway_tls_cert")]
+    pub(crate) gateway_tls_key: Option<PathBuf>,
     /// Settings file [default: ./keygate.toml if it exists]
     /// Append audit records to this JSON-lines file (rotated by size).
     #[arg(long, env = "KEYGATE_AUDIT_FILE")]
@@ -121,6 +135,12 @@ struct FileConfig {
     auth_throttle_max_penalty_s: Option<u64>,
     password_hash_concurrency: Option<usize>,
     password_hash_wait_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    gateway_tls_cert: Option<PathBuf>,
+    gateway_tls_key: Option<PathBuf>,
+    gateway_require_tls: Option<bool>,
+    tls_reload_check_s: Option<u64>,
 }
 
 /// Resolved settings.
@@ -145,6 +165,20 @@ pub(crate) struct ServerConfig {
     pub(crate) auth_throttle: keygate_iam::ThrottleConfig,
     pub(crate) password_concurrency: usize,
     pub(crate) password_wait: Duration,
+    pub(crate) tls: TlsConfig,
+}
+
+/// Certificates of the listeners (PEM files, reloaded when they change).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsConfig {
+    /// REST API and console: certificate chain and key.
+    pub(crate) http: Option<(PathBuf, PathBuf)>,
+    /// Kafka gateway: certificate chain and key.
+    pub(crate) gateway: Option<(PathBuf, PathBuf)>,
+    /// Refuse plaintext Kafka clients (default: on when the gateway has a certificate).
+    pub(crate) gateway_require: bool,
+    /// How often the certificate files are checked for a change.
+    pub(crate) reload_check: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +291,22 @@ gateway_max_frame_bytes = 104857600
 gateway_auth_timeout_ms = 10000
 # Upper bound of a SASL session (KIP-368); clients re-authenticate before it ends.
 gateway_max_session_lifetime_s = 3600
+
+# TLS. Certificates are PEM files (chain leaf first, and its key: PKCS#8, PKCS#1 or
+# SEC1), checked for a change every tls_reload_check_s and at SIGHUP: a new
+# certificate applies to new connections without a restart; open ones keep theirs.
+# REST API and console over HTTPS, HTTP/1.1 and HTTP/2 (--tls-cert, --tls-key).
+# With it, public_url defaults to https://, console cookies are Secure, HSTS is sent.
+# tls_cert = "/etc/keygate/api.pem"
+# tls_key = "/etc/keygate/api.key"
+# The Kafka gateway over TLS: clients use security.protocol=SASL_SSL
+# (--gateway-tls-cert, --gateway-tls-key).
+# gateway_tls_cert = "/etc/keygate/kafka.pem"
+# gateway_tls_key = "/etc/keygate/kafka.key"
+# With a gateway certificate, plaintext Kafka clients are refused (logged); false lets
+# both kinds of clients share the gateway's ports.
+# gateway_require_tls = true
+tls_reload_check_s = 5
 
 # Limits of the Kafka gateway against clients that misbehave (README, "Limits").
 # Answers not yet written per connection; beyond it the client is not read from.
@@ -493,6 +543,35 @@ impl ServerArgs {
                 .password_hash_concurrency
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
             password_wait: Duration::from_millis(file.password_hash_wait_ms.unwrap_or(2000)),
+            tls: {
+                let pair = |c: Option<PathBuf>, k: Option<PathBuf>, what: &str| match (c, k) {
+                    (Some(c), Some(k)) => Ok(Some((c, k))),
+                    (None, None) => Ok(None),
+                    _ => Err(anyhow::anyhow!(
+                        "{what}_cert and {what}_key must be set together"
+                    )),
+                };
+                let http = pair(
+                    self.tls_cert.clone().or(file.tls_cert),
+                    self.tls_key.clone().or(file.tls_key),
+                    "tls",
+                )?;
+                let gateway = pair(
+                    self.gateway_tls_cert.clone().or(file.gateway_tls_cert),
+                    self.gateway_tls_key.clone().or(file.gateway_tls_key),
+                    "gateway_tls",
+                )?;
+                let gateway_require = file.gateway_require_tls.unwrap_or(gateway.is_some());
+                if gateway_require && gateway.is_none() {
+                    bail!("gateway_require_tls needs gateway_tls_cert and gateway_tls_key");
+                }
+                TlsConfig {
+                    http,
+                    gateway_require,
+                    gateway,
+                    reload_check: Duration::from_secs(file.tls_reload_check_s.unwrap_or(5).max(1)),
+                }
+            },
             gateway: {
                 let d = keygate_kafka::GatewayConfig::default();
                 let listen_host = self
@@ -537,6 +616,8 @@ impl ServerArgs {
                     max_unauthenticated: file
                         .gateway_max_unauthenticated
                         .unwrap_or(d.max_unauthenticated),
+                    // Set by the server from `tls` once the certificate is loaded.
+                    tls: None,
                 }
             },
         })

@@ -123,10 +123,12 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let (http_tls, gateway_tls) = load_certificates(&cfg.tls)?;
+    let scheme = if http_tls.is_some() { "https" } else { "http" };
     let public_url = cfg
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
 
     let created = Iam::bootstrap(
         store.as_ref(),
@@ -251,6 +253,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     // File descriptors shared out: the HTTP side can never take the gateway's (each
     // gateway connection holds two: client and upstream), nor the other way round.
     let mut gateway_cfg = cfg.gateway.clone();
+    gateway_cfg.tls = gateway_tls;
     let mut http_limits = cfg.http.clone();
     let budget = keygate_net::FdBudget::raise();
     if let [http, kafka] = budget.share(&[
@@ -283,9 +286,12 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         },
         audit_handle.clone(),
     );
-    let app = keygate_api::router(state).merge(keygate_console::router(console));
+    let mut app = keygate_api::router(state).merge(keygate_console::router(console));
+    if http_tls.is_some() {
+        app = app.layer(axum::middleware::map_response(hsts));
+    }
     tokio::spawn(crate::logging::report_suppressed());
-    crate::http::serve(listener, app, http_limits, shutdown_signal()).await;
+    crate::http::serve(listener, app, http_limits, http_tls, shutdown_signal()).await;
     usage.flush(store.as_ref()).await;
     // Records still queued (and the open Produce/Fetch summary window) are written
     // before the process ends.
@@ -360,6 +366,50 @@ fn start_audit(
     };
     tokio::spawn(pipeline::run_retention(log, keep, sinks, every));
     Ok(auditor)
+}
+
+/// The TLS configurations of the HTTP listener and of the Kafka gateway, from their
+/// certificate files; both are watched and reloaded when the files change.
+fn load_certificates(
+    tls: &crate::config::TlsConfig,
+) -> anyhow::Result<(
+    Option<Arc<rustls::ServerConfig>>,
+    Option<keygate_kafka::GatewayTls>,
+)> {
+    use keygate_net::tls::{server_config, CertFile};
+    let mut watched = Vec::new();
+    let http = match &tls.http {
+        Some((cert, key)) => {
+            let c = CertFile::load(cert, key).context("the HTTPS certificate (tls_cert)")?;
+            watched.push(c.clone());
+            Some(server_config(c, &[b"h2", b"http/1.1"]))
+        }
+        None => None,
+    };
+    let gateway = match &tls.gateway {
+        Some((cert, key)) => {
+            let c =
+                CertFile::load(cert, key).context("the gateway certificate (gateway_tls_cert)")?;
+            watched.push(c.clone());
+            Some(keygate_kafka::GatewayTls {
+                config: server_config(c, &[]),
+                require: tls.gateway_require,
+            })
+        }
+        None => None,
+    };
+    keygate_net::tls::watch(watched, tls.reload_check);
+    Ok((http, gateway))
+}
+
+/// Strict-Transport-Security on every response of an HTTPS listener: browsers that
+/// have seen it never fall back to http:// for a year.
+async fn hsts(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    res
 }
 
 async fn shutdown_signal() {

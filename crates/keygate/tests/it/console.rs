@@ -5,14 +5,14 @@ use crate::gateway::world;
 use serde_json::{json, Value};
 use std::process::Command;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub const PASSWORD: &str = "correct horse battery staple";
 
 fn shots() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-artifacts/console").to_owned()
 }
 
 /// Run one scenario of console.mjs; returns its JSON line.
-fn browse(scenario: &str, url: &str, email: &str, extra: &[(&str, &str)]) -> Value {
+pub fn browse(scenario: &str, url: &str, email: &str, extra: &[(&str, &str)]) -> Value {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/console");
     assert!(
         std::path::Path::new(&format!("{dir}/node_modules/playwright-core")).exists()

@@ -6,6 +6,7 @@ use crate::harness::{Api, Server};
 use serde_json::json;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,13 +33,20 @@ pub fn kcat_bin() -> &'static str {
     "kcat"
 }
 
-/// A free port, with the next one free as well.
+/// `n` free consecutive ports, below the kernel's ephemeral range (32768–60999 by
+/// default): a server elsewhere in the test run that binds port 0 can never be given
+/// one of them between this check and the moment our listener binds it.
 pub fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let p = l.local_addr().expect("addr").port();
-        drop(l);
-        if p < 60000 && (1..n).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 32_768 - LOW - 64;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test binaries run side by side: each starts somewhere else in the range.
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..2000 {
+        let step = NEXT.fetch_add(u32::from(n) + 16, Ordering::SeqCst);
+        let p = (LOW + (start + step) % SPAN) as u16;
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
             return p;
         }
     }
@@ -226,16 +234,21 @@ impl World {
 /// kcat (Debian's) for `bootstrap` with SASL/PLAIN key:secret, fetches polled every
 /// 10 ms; the caller adds the mode and its arguments.
 fn kcat_plain(bootstrap: &str, key: &str, secret: &str) -> Command {
+    kcat_cmd(bootstrap, key, secret, None)
+}
+
+/// kcat with SASL/PLAIN key:secret; over TLS (SASL_SSL) trusting `ca` when given.
+pub fn kcat_cmd(bootstrap: &str, key: &str, secret: &str, ca: Option<&Path>) -> Command {
     let mut cmd = Command::new(kcat_bin());
     // Debian's librdkafka, not the rdkafka crate's build (cargo's LD_LIBRARY_PATH).
-    cmd.env_remove("LD_LIBRARY_PATH")
-        .args(["-b", bootstrap])
-        .args([
-            "-X",
-            "security.protocol=SASL_PLAINTEXT",
-            "-X",
-            "sasl.mechanism=PLAIN",
-        ])
+    cmd.env_remove("LD_LIBRARY_PATH").args(["-b", bootstrap]);
+    match ca {
+        Some(ca) => cmd
+            .args(["-X", "security.protocol=SASL_SSL", "-X"])
+            .arg(format!("ssl.ca.location={}", ca.display())),
+        None => cmd.args(["-X", "security.protocol=SASL_PLAINTEXT"]),
+    };
+    cmd.args(["-X", "sasl.mechanism=PLAIN"])
         .arg("-X")
         .arg(format!("sasl.username={key}"))
         .arg("-X")

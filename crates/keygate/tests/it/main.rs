@@ -17,6 +17,7 @@ mod harness;
 mod oauth;
 mod rdkafka_client;
 mod scaleout;
+mod tls;
 
 /// Percent-encode a query value (RFC 3986 unreserved characters stay).
 pub fn cli_enc(s: &str) -> String {

@@ -79,3 +79,63 @@ fn rdkafka_produces_consumes_and_sees_denials() {
         assert_eq!(got, (0..5).map(|i| format!("rust-{i}")).collect::<Vec<_>>());
     });
 }
+
+/// Produce five messages to `orders` and read them back in `group`, over TLS
+/// (SASL_SSL, trusting `ca`) when given.
+pub fn round_trip(
+    bootstrap: &str,
+    key: &str,
+    secret: &str,
+    ca: Option<&std::path::Path>,
+    group: &str,
+) {
+    let base = || {
+        let mut c = config(bootstrap, key, secret);
+        if let Some(ca) = ca {
+            c.set("security.protocol", "SASL_SSL")
+                .set("ssl.ca.location", ca.display().to_string());
+        }
+        c
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let producer: FutureProducer = base()
+            .set("enable.idempotence", "false")
+            .create()
+            .expect("producer");
+        let tag = format!("{group}-{}", std::process::id());
+        for i in 0..5 {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("orders").payload(&format!("{tag}-{i}")),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("produce to orders: {e}"));
+        }
+        let consumer: StreamConsumer = base()
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&["orders"]).expect("subscribe");
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .expect("timed out waiting for messages")
+                .expect("consume");
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            if v.starts_with(&tag) {
+                got.push(v);
+            }
+        }
+        assert_eq!(
+            got,
+            (0..5).map(|i| format!("{tag}-{i}")).collect::<Vec<_>>()
+        );
+    });
+}

@@ -1,0 +1,341 @@
+//! TLS for keygate's listeners, with rustls only.
+//!
+//! A listener's certificate is a [`CertFile`]: a PEM chain and key read from disk and
+//! re-read when the files change, so a certificate is rotated without a restart. It is
+//! the rustls certificate *resolver* of the listener's one `ServerConfig`: a reload
+//! swaps the key pair the next handshake is given, while open connections keep the
+//! session they negotiated. [`watch`] re-checks the files every few seconds and at
+//! SIGHUP; a file that does not parse (a rotation half written) keeps the previous
+//! certificate and says why.
+//!
+//! [`server_config`] is the one place a listener's TLS settings are decided: TLS 1.2
+//! and 1.3 only, rustls' default suites of the ring provider (ECDHE with AES-GCM or
+//! ChaCha20-Poly1305; no CBC, no RSA key exchange, no SHA-1).
+
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Why a certificate could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The certificate file holds no PEM certificate.
+    #[error("{0}: no PEM certificate found")]
+    NoCertificate(PathBuf),
+    /// The key file holds no PEM private key.
+    #[error("{0}: no PEM private key found (PKCS#8, PKCS#1 or SEC1)")]
+    NoKey(PathBuf),
+    /// The key is of a kind rustls cannot sign with, or is not the certificate's.
+    #[error("{0}: {1}")]
+    Key(PathBuf, String),
+}
+
+/// The crypto provider of every TLS connection keygate makes or accepts.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Read a PEM certificate chain and its private key; the key must match the leaf.
+pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain = read_certs(cert)?;
+    let key_pem = read(key)?;
+    let der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(key.into()))?;
+    CertifiedKey::from_der(chain, der, &provider())
+        .map_err(|e| TlsError::Key(key.into(), e.to_string()))
+}
+
+/// Every PEM certificate of a file (a chain, or a CA bundle).
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.into()));
+    }
+    Ok(certs)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.into(),
+        source,
+    })
+}
+
+/// A certificate and key from PEM files, swapped in place when the files change.
+pub struct CertFile {
+    cert: PathBuf,
+    key: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    /// The bytes last loaded (or last rejected), to notice a change.
+    seen: Mutex<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for CertFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertFile")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertFile {
+    /// Load `cert` (PEM chain, leaf first) and `key`.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<CertFile>, TlsError> {
+        let seen = (read(cert)?, read(key)?);
+        let pair = load_pair(cert, key)?;
+        Ok(Arc::new(CertFile {
+            cert: cert.into(),
+            key: key.into(),
+            current: ArcSwap::from_pointee(pair),
+            seen: Mutex::new(seen),
+        }))
+    }
+
+    /// Re-read the files; when they changed and parse, the next handshakes get the new
+    /// certificate. `Ok(true)` when it changed, `Ok(false)` when the files are as they
+    /// were, an error (the previous certificate stays) when the new ones are unusable.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let now = (read(&self.cert)?, read(&self.key)?);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if *seen == now {
+            return Ok(false);
+        }
+        // Remembered even when unusable: the error is reported once, not every tick.
+        *seen = now;
+        drop(seen);
+        let pair = load_pair(&self.cert, &self.key)?;
+        self.current.store(Arc::new(pair));
+        Ok(true)
+    }
+
+    /// The certificate file's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The certificate handshakes get now.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.current.load_full()
+    }
+}
+
+impl ResolvesServerCert for CertFile {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// A server configuration for `certs`: TLS 1.2 and 1.3, the provider's default
+/// suites, the given ALPN protocols (none for Kafka), no client certificates.
+pub fn server_config(
+    certs: Arc<dyn ResolvesServerCert>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ServerConfig> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        // The ring provider's defaults are valid for both versions.
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"));
+    let mut config = builder.with_no_client_auth().with_cert_resolver(certs);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// Re-check `certs` every `every` and whenever the process gets SIGHUP, until the
+/// process ends; reloads and failures are logged.
+pub fn watch(certs: Vec<Arc<CertFile>>, every: Duration) {
+    if certs.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            let why = match hup.as_mut() {
+                Some(h) => tokio::select! {
+                    _ = tick.tick() => "file check",
+                    _ = h.recv() => "SIGHUP",
+                },
+                None => {
+                    tick.tick().await;
+                    "file check"
+                }
+            };
+            for c in &certs {
+                match c.reload() {
+                    Ok(true) => {
+                        tracing::info!(certificate = %c.path().display(), trigger = why, "certificate reloaded")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(certificate = %c.path().display(), error = %e, "new certificate not usable; keeping the previous one")
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Whether the peer's first byte opens a TLS handshake record (0x16), without
+/// consuming it. Neither HTTP (a method name) nor Kafka (the high byte of a frame
+/// length, which would make it a 369 MB frame) starts with it, so one look tells a
+/// plaintext peer on a TLS port from a TLS peer. Waits for the first byte; a peer
+/// that closes first is `UnexpectedEof`.
+pub async fn starts_tls(tcp: &TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(first[0] == 0x16)
+}
+
+/// An accepted connection, plaintext or TLS: what the protocols above run on without
+/// asking which.
+pub enum Stream {
+    /// No TLS.
+    Plain(TcpStream),
+    /// A TLS session (boxed: it holds rustls' buffers).
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_tls() {
+            "Stream::Tls"
+        } else {
+            "Stream::Plain"
+        })
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = p.self_signed(&key).expect("cert");
+        let (c, k) = (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")));
+        std::fs::write(&c, cert.pem()).expect("write");
+        std::fs::write(&k, key.serialize_pem()).expect("write");
+        (c, k)
+    }
+
+    #[test]
+    fn a_changed_pair_is_swapped_in_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, k) = pair(dir.path(), "one");
+        let cf = CertFile::load(&c, &k).expect("load");
+        let first = cf.current().cert[0].clone();
+        assert!(!cf.reload().expect("unchanged"), "nothing changed");
+
+        let (c2, k2) = pair(dir.path(), "two");
+        std::fs::copy(&c2, &c).expect("copy");
+        std::fs::copy(&k2, &k).expect("copy");
+        assert!(cf.reload().expect("changed"));
+        let second = cf.current().cert[0].clone();
+        assert_ne!(first, second);
+
+        // A key that is not the certificate's: refused, the current pair stays.
+        let (_, k3) = pair(dir.path(), "three");
+        std::fs::copy(&k3, &k).expect("copy");
+        assert!(matches!(cf.reload(), Err(TlsError::Key(..))));
+        assert_eq!(cf.current().cert[0], second);
+        // Reported once: the same unusable files are not an error again.
+        assert!(!cf.reload().expect("seen"));
+
+        // Garbage is a clear error at load time.
+        std::fs::write(&c, "not a certificate").expect("write");
+        assert!(matches!(
+            CertFile::load(&c, &k),
+            Err(TlsError::NoCertificate(_))
+        ));
+    }
+}

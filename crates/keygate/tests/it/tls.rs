@@ -1,0 +1,464 @@
+//! TLS on keygate's listeners, with real clients: the Kafka gateway over SASL_SSL for
+//! Debian's kcat, PyPI's confluent-kafka and kafka-python and the rdkafka crate; the
+//! REST API over HTTPS (HTTP/1.1 and HTTP/2) for curl; certificates rotated while
+//! connections are open. Each test makes its own CA and certificates with rcgen.
+
+use crate::clients::run_scenario;
+use crate::gateway::{kcat_cmd, run_kcat, world_with, World};
+use crate::harness::Server;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A test certificate authority writing PEM files into a directory.
+pub struct Pki {
+    pub dir: PathBuf,
+    /// The CA certificate (what clients trust).
+    pub ca: PathBuf,
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Pki {
+    pub fn new(dir: &Path, name: &str) -> Pki {
+        let key = KeyPair::generate().expect("CA key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let cert = p.self_signed(&key).expect("CA certificate");
+        let ca = dir.join(format!("{name}.pem"));
+        std::fs::write(&ca, cert.pem()).expect("write CA");
+        Pki {
+            dir: dir.into(),
+            ca,
+            cert,
+            key,
+        }
+    }
+
+    /// A server certificate with common name `cn` for `sans` (DNS names or IP
+    /// addresses), written to `<stem>.pem` (leaf, then the CA) and `<stem>.key`.
+    pub fn server(&self, stem: &str, cn: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().expect("key");
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let mut p = CertificateParams::new(sans).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.cert, &self.key).expect("sign");
+        let (c, k) = (
+            self.dir.join(format!("{stem}.pem")),
+            self.dir.join(format!("{stem}.key")),
+        );
+        write_atomically(&c, &format!("{}{}", cert.pem(), self.cert.pem()));
+        write_atomically(&k, &key.serialize_pem());
+        (c, k)
+    }
+}
+
+/// Replace a file in one step (as a certificate manager does).
+fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// The subject of the certificate a TLS server presents now (Debian's openssl).
+pub fn served_subject(addr: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} </dev/null 2>/dev/null | openssl x509 -noout -subject"
+        ))
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A keygate + Tansu world whose gateway serves TLS with a certificate for 127.0.0.1.
+fn tls_world(pki: &Pki, extra: &str) -> World {
+    let (cert, key) = pki.server("gateway", "gateway one", &["127.0.0.1", "localhost"]);
+    world_with(&["orders"], |_| {
+        format!(
+            "gateway_tls_cert = {:?}\ngateway_tls_key = {:?}\ntls_reload_check_s = 1\n{extra}",
+            cert.display().to_string(),
+            key.display().to_string()
+        )
+    })
+}
+
+#[test]
+fn the_gateway_speaks_sasl_ssl_to_kcat_python_clients_and_rdkafka() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "test-ca");
+    let w = tls_world(&pki, "");
+    let (_, k, s) = w.app(
+        "tls-app",
+        &[
+            ("TOPIC", "orders", "WRITE", "ALLOW"),
+            ("TOPIC", "orders", "READ", "ALLOW"),
+            ("GROUP", "g1", "READ", "ALLOW"),
+            ("GROUP", "rust-tls", "READ", "ALLOW"),
+        ],
+    );
+
+    // kcat (Debian's librdkafka, which checks the host name against the SANs).
+    let mut p = kcat_cmd(&w.bootstrap, &k, &s, Some(&pki.ca));
+    p.args(["-P", "-t", "orders"]);
+    let (ok, out) = run_kcat(p, Some("over-tls-1\nover-tls-2\n"));
+    assert!(ok, "kcat SASL_SSL produce: {out}");
+    let mut c = kcat_cmd(&w.bootstrap, &k, &s, Some(&pki.ca));
+    c.args(["-C", "-t", "orders", "-o", "beginning", "-e"]);
+    let (ok, out) = run_kcat(c, None);
+    assert!(
+        ok && out.contains("over-tls-1") && out.contains("over-tls-2"),
+        "kcat SASL_SSL consume: {out}"
+    );
+
+    // A plaintext client on the TLS-only port is refused, and the log says why.
+    let mut plain = kcat_cmd(&w.bootstrap, &k, &s, None);
+    plain.args(["-L", "-m", "3"]);
+    let (ok, out) = run_kcat(plain, None);
+    assert!(!ok, "a plaintext client must be refused: {out}");
+    wait_until(
+        "the plaintext refusal in the log",
+        Duration::from_secs(5),
+        || w.srv.logs().contains("plaintext client on a TLS-only port"),
+    );
+
+    // A client that does not trust the gateway's CA does not connect.
+    let other = Pki::new(certs.path(), "other-ca");
+    let mut wrong = kcat_cmd(&w.bootstrap, &k, &s, Some(&other.ca));
+    wrong.args(["-L", "-m", "3"]);
+    let (ok, out) = run_kcat(wrong, None);
+    assert!(!ok, "a client trusting another CA must fail: {out}");
+
+    // PyPI's confluent-kafka (a consumer group that commits and resumes) and
+    // kafka-python (its own protocol and TLS code).
+    let ca = pki.ca.display().to_string();
+    let env = [
+        ("TOPIC", "orders"),
+        ("GROUP", "g1"),
+        ("CA_FILE", ca.as_str()),
+    ];
+    let (ok, out) = run_scenario("confluent-group", &w.bootstrap, &k, &s, &env);
+    assert!(ok, "confluent-kafka over SASL_SSL: {out}");
+    let (ok, out) = run_scenario("kafka-python", &w.bootstrap, &k, &s, &env);
+    assert!(ok, "kafka-python over SASL_SSL: {out}");
+
+    // The rdkafka crate.
+    crate::rdkafka_client::round_trip(&w.bootstrap, &k, &s, Some(&pki.ca), "rust-tls");
+}
+
+#[test]
+fn wrong_transports_and_stalled_handshakes_get_a_clear_outcome() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "test-ca");
+    // A plaintext gateway: a TLS client is told it is on a plaintext port.
+    let w = world_with(&["orders"], |_| String::new());
+    let (_, k, s) = w.app("plain-app", &[("TOPIC", "orders", "READ", "ALLOW")]);
+    let mut c = kcat_cmd(&w.bootstrap, &k, &s, Some(&pki.ca));
+    c.args(["-L", "-m", "3"]);
+    let (ok, out) = run_kcat(c, None);
+    assert!(!ok, "TLS to a plaintext port must fail: {out}");
+    wait_until(
+        "the TLS-on-plaintext log line",
+        Duration::from_secs(5),
+        || w.srv.logs().contains("TLS client on a plaintext port"),
+    );
+    drop(w);
+
+    // A TLS gateway with a 1 s authentication deadline: a handshake that starts and
+    // never finishes is closed at the deadline, and takes no slot afterwards.
+    let w = tls_world(
+        &pki,
+        "gateway_auth_timeout_ms = 1000\ngateway_max_unauthenticated = 4\n",
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut t = TcpStream::connect(&w.bootstrap).expect("connect");
+        // The first bytes of a ClientHello record, then nothing.
+        t.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).expect("write");
+        t.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stalled.push(t);
+    }
+    let start = Instant::now();
+    for t in &mut stalled {
+        let mut buf = [0u8; 16];
+        let n = t.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "a stalled handshake is closed, not answered");
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(4),
+        "closed at the 1 s deadline, not later: {waited:?}"
+    );
+    // The unauthenticated slots are free again: a real client gets in.
+    let (_, k, s) = w.app("after-stall", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let mut p = kcat_cmd(&w.bootstrap, &k, &s, Some(&pki.ca));
+    p.args(["-P", "-t", "orders"]);
+    let (ok, out) = run_kcat(p, Some("after the stall\n"));
+    assert!(ok, "a client after stalled handshakes: {out}");
+}
+
+#[test]
+fn a_rotated_gateway_certificate_applies_to_new_connections_and_spares_open_ones() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "test-ca");
+    let w = tls_world(&pki, "");
+    let (_, k, s) = w.app(
+        "rotating",
+        &[
+            ("TOPIC", "orders", "WRITE", "ALLOW"),
+            ("TOPIC", "orders", "READ", "ALLOW"),
+        ],
+    );
+    assert!(
+        served_subject(&w.bootstrap).contains("gateway one"),
+        "the first certificate is served"
+    );
+    // An open consumer on the first certificate.
+    let mut consumer = kcat_cmd(&w.bootstrap, &k, &s, Some(&pki.ca))
+        .args(["-C", "-t", "orders", "-o", "beginning", "-u"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kcat consumer");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = consumer.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let produce = |msg: &str| {
+        let mut p = kcat_cmd(&w.bootstrap, &k, &s, Some(&pki.ca));
+        p.args(["-P", "-t", "orders"]);
+        let (ok, out) = run_kcat(p, Some(&format!("{msg}\n")));
+        assert!(ok, "produce {msg}: {out}");
+    };
+    produce("before-rotation");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)).as_deref(),
+        Ok("before-rotation")
+    );
+
+    // Rotate: the files are replaced; no restart, no signal.
+    pki.server("gateway", "gateway two", &["127.0.0.1", "localhost"]);
+    wait_until("the new certificate", Duration::from_secs(10), || {
+        served_subject(&w.bootstrap).contains("gateway two")
+    });
+    assert!(w.srv.logs().contains("certificate reloaded"));
+    // A new connection (with the new certificate) produces; the consumer opened with
+    // the old one keeps its session and receives it.
+    produce("after-rotation");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)).as_deref(),
+        Ok("after-rotation")
+    );
+
+    // A broken replacement (a key that is not the certificate's) is refused; the
+    // current certificate stays in service.
+    let (_, other_key) = pki.server("other", "other", &["127.0.0.1"]);
+    std::fs::copy(&other_key, certs.path().join("gateway.key")).expect("copy");
+    wait_until("the refusal in the log", Duration::from_secs(10), || {
+        w.srv.logs().contains("new certificate not usable")
+    });
+    assert!(served_subject(&w.bootstrap).contains("gateway two"));
+    let _ = consumer.kill();
+    let _ = consumer.wait();
+}
+
+/// curl against the HTTPS listener; returns (exit code, headers and body).
+fn curl(args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_rest_api_serves_https_with_h2_hsts_and_rotates_its_certificate() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "api-ca");
+    let (cert, key) = pki.server("api", "api one", &["127.0.0.1", "localhost"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("keygate.toml"), "tls_reload_check_s = 1\n").expect("toml");
+    let srv = Server::start_in(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().expect("path"),
+            "--tls-key",
+            key.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        srv.url.starts_with("https://127.0.0.1:"),
+        "the server announces an https URL: {}",
+        srv.url
+    );
+    let (k, s) = srv.creds.clone().expect("bootstrap key");
+    let basic = format!("{k}:{s}");
+    let ca = pki.ca.to_str().expect("path");
+    let envs = format!("{}/org/v2/environments", srv.url);
+
+    // HTTP/1.1 and HTTP/2 (ALPN), HSTS on every answer.
+    let (code, out) = curl(&["--cacert", ca, "--http1.1", "-u", &basic, &envs]);
+    assert!(code == 0 && out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{out}"
+    );
+    let (code, out) = curl(&["--cacert", ca, "--http2", "-u", &basic, &envs]);
+    assert!(code == 0 && out.starts_with("HTTP/2 200"), "{out}");
+    // Not trusted without the CA (curl's exit 60: certificate problem).
+    let (code, _) = curl(&[&envs]);
+    assert_eq!(code, 60);
+    // Plain HTTP to the HTTPS port: a 400 that says what to do.
+    let plain = srv.url.replacen("https://", "http://", 1);
+    let (code, out) = curl(&[&format!("{plain}/healthz")]);
+    assert!(
+        code == 0 && out.starts_with("HTTP/1.1 400") && out.contains("use https://"),
+        "{out}"
+    );
+
+    // An open connection (openssl s_client, keep-alive) across a rotation.
+    let addr = srv.url.trim_start_matches("https://").to_owned();
+    let mut open = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &addr, "-CAfile", ca])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = open.stdin.take().expect("stdin");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = open.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let get = "GET /healthz HTTP/1.1\r\nhost: keygate\r\n\r\n";
+    stdin.write_all(get.as_bytes()).expect("request");
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("answer");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+
+    pki.server("api", "api two", &["127.0.0.1", "localhost"]);
+    wait_until("the new HTTPS certificate", Duration::from_secs(10), || {
+        served_subject(&addr).contains("api two")
+    });
+    stdin
+        .write_all(get.as_bytes())
+        .expect("second request on the open connection");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut again = false;
+    while Instant::now() < deadline && !again {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            again = l.starts_with("HTTP/1.1 200");
+        }
+    }
+    assert!(
+        again,
+        "the connection opened before the rotation still serves"
+    );
+    let _ = open.kill();
+    let _ = open.wait();
+    let (code, out) = curl(&["--cacert", ca, "--http1.1", "-u", &basic, &envs]);
+    assert!(code == 0 && out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+/// The base64 SHA-256 of a certificate's public key (chromium's SPKI pin), by openssl.
+fn spki_pin(cert: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der \
+             | openssl dgst -sha256 -binary | base64",
+            cert.display()
+        ))
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn the_console_over_https_in_chromium_has_secure_cookies_and_h2() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "console-ca");
+    let (cert, key) = pki.server("console", "console", &["127.0.0.1", "localhost"]);
+    let (srv, _dir) = Server::start(&[
+        "--tls-cert",
+        cert.to_str().expect("path"),
+        "--tls-key",
+        key.to_str().expect("path"),
+    ]);
+    let (k, s) = srv.creds.clone().expect("bootstrap key");
+    let basic = format!("{k}:{s}");
+    let ca = pki.ca.to_str().expect("path");
+    let (code, out) = curl(&[
+        "--cacert",
+        ca,
+        "-u",
+        &basic,
+        &format!("{}/iam/v2/users", srv.url),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let me = out
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a user id")
+        .to_owned();
+    let body = format!("{{\"password\":\"{}\"}}", crate::console::PASSWORD);
+    let (code, out) = curl(&[
+        "--cacert",
+        ca,
+        "-u",
+        &basic,
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &body,
+        &format!("{}/iam/v2/users/{me}/password", srv.url),
+    ]);
+    assert!(code == 0 && out.contains(" 204"), "{out}");
+    let pin = spki_pin(&cert);
+    let v = crate::console::browse("https", &srv.url, "admin@keygate.local", &[("SPKI", &pin)]);
+    assert_eq!(v["protocol"], "https:");
+    assert_eq!(v["http"], "h2", "{v}");
+    assert_eq!(v["hsts"], "max-age=31536000");
+    let cookies = v["cookies"].as_array().expect("cookies");
+    assert!(!cookies.is_empty(), "{v}");
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c["secure"] == true && c["httpOnly"] == true),
+        "every console cookie is Secure and HttpOnly: {v}"
+    );
+}
