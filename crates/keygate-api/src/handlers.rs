@@ -277,9 +277,29 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
             environment: env_ref(st, &r.environment_id),
             upstream: r.upstream,
             kafka_bootstrap_endpoint,
+            upstream_security: (r.kind == ResourceKind::Kafka).then(|| {
+                let v = keygate_iam::UpstreamView::from(&r.upstream_security);
+                UpstreamSecurityOut {
+                    protocol: v.protocol.as_str(),
+                    sasl_mechanism: v.mechanism.map(|m| m.as_str()),
+                    username: v.username,
+                    password_set: v.password_set,
+                    ca_set: v.ca_set,
+                    server_name: v.server_name,
+                    client_certificate_set: v.client_certificate_set,
+                }
+            }),
         },
         status: ClusterStatus {
             phase: "PROVISIONED",
+            upstream: st
+                .iam
+                .upstream_health(&r.id)
+                .filter(|_| r.kind == ResourceKind::Kafka)
+                .map(|problem| UpstreamHealth {
+                    healthy: problem.is_none(),
+                    reason: problem,
+                }),
         },
         id: r.id,
     }
@@ -333,6 +353,7 @@ pub(crate) async fn create_resource(
                 display_name: b.spec.display_name,
                 upstream: b.spec.upstream,
                 region: b.spec.region,
+                upstream_security: b.spec.upstream_security.map(Into::into).unwrap_or_default(),
             },
         )
         .await?;
@@ -369,8 +390,11 @@ pub(crate) async fn update_resource(
             kind,
             q.get("environment").map(String::as_str),
             &id,
-            b.spec.display_name.as_deref(),
-            b.spec.upstream.as_deref(),
+            &keygate_iam::ResourceChanges {
+                display_name: b.spec.display_name,
+                upstream: b.spec.upstream,
+                upstream_security: b.spec.upstream_security.map(Into::into).unwrap_or_default(),
+            },
         )
         .await?;
     Ok(Json(cluster_obj(&st, r)))

@@ -140,6 +140,77 @@ pub struct ClusterSpec {
     /// Kafka clusters: the gateway's bootstrap address, the one clients should use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_bootstrap_endpoint: Option<String>,
+    /// Kafka clusters (keygate extension): how the gateway connects to the brokers.
+    /// Secrets are write-only: only whether they are set is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_security: Option<UpstreamSecurityOut>,
+}
+
+/// How the gateway connects and authenticates to a cluster's brokers, as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamSecurityOut {
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub protocol: &'static str,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_mechanism: Option<&'static str>,
+    /// The gateway's SASL user name on the brokers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Whether a password is set (it is never returned).
+    pub password_set: bool,
+    /// Whether a CA bundle is set (else the system's roots).
+    pub ca_set: bool,
+    /// The name the brokers' certificates must hold (else each broker's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Whether the gateway presents a client certificate.
+    pub client_certificate_set: bool,
+}
+
+/// How the gateway should connect to a cluster's brokers; on update, only the fields
+/// given change (send just `password` to rotate it).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpstreamSecurityIn {
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(default)]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SASL password (write-only; stored encrypted).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// PEM CA bundle the brokers' certificates must chain to.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// The name the brokers' certificates must hold.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// PEM client certificate chain (mTLS to the brokers).
+    #[serde(default)]
+    pub client_certificate_pem: Option<String>,
+    /// PEM private key of the client certificate (write-only; stored encrypted).
+    #[serde(default)]
+    pub client_key_pem: Option<String>,
+}
+
+impl From<UpstreamSecurityIn> for keygate_iam::UpstreamInput {
+    fn from(u: UpstreamSecurityIn) -> Self {
+        keygate_iam::UpstreamInput {
+            protocol: u.protocol,
+            mechanism: u.sasl_mechanism,
+            username: u.username,
+            password: u.password,
+            ca_pem: u.ca_pem,
+            server_name: u.server_name,
+            client_cert_pem: u.client_certificate_pem,
+            client_key_pem: u.client_key_pem,
+        }
+    }
 }
 
 /// Cluster status.
@@ -147,6 +218,20 @@ pub struct ClusterSpec {
 pub struct ClusterStatus {
     /// `PROVISIONED`
     pub phase: &'static str,
+    /// Kafka clusters (keygate extension): whether this instance's gateway reaches
+    /// the brokers with the cluster's settings, and why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamHealth>,
+}
+
+/// The upstream as the gateway last saw it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamHealth {
+    /// Whether the brokers answered the gateway with its credential.
+    pub healthy: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Register a cluster.
@@ -170,6 +255,9 @@ pub struct ClusterCreateSpec {
     /// Flink only: `<cloud>.<region>`.
     #[serde(default)]
     pub region: Option<String>,
+    /// Kafka only (keygate extension): how the gateway connects to the brokers.
+    #[serde(default)]
+    pub upstream_security: Option<UpstreamSecurityIn>,
 }
 
 /// Update a cluster.
@@ -190,6 +278,9 @@ pub struct ClusterUpdateSpec {
     /// New upstream.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// Kafka only: changed connection settings (send `password` alone to rotate it).
+    #[serde(default)]
+    pub upstream_security: Option<UpstreamSecurityIn>,
 }
 
 // ---- accounts ------------------------------------------------------------------

@@ -891,6 +891,25 @@ pub(crate) async fn create_environment(
     }
 }
 
+/// The upstream security fields of the cluster form (empty fields are not given; the
+/// password field is write-only: never filled in on any page).
+fn upstream_input(f: &HashMap<String, String>) -> keygate_iam::UpstreamInput {
+    let opt = |name: &str| Some(field(f, name).to_owned()).filter(|v| !v.is_empty());
+    keygate_iam::UpstreamInput {
+        protocol: opt("upstream_security_protocol"),
+        mechanism: opt("upstream_sasl_mechanism"),
+        username: opt("upstream_username"),
+        // Not trimmed: a password may start or end with a space.
+        password: f
+            .get("upstream_password")
+            .filter(|p| !p.is_empty())
+            .cloned(),
+        ca_pem: opt("upstream_ca_pem"),
+        server_name: opt("upstream_server_name"),
+        ..Default::default()
+    }
+}
+
 pub(crate) async fn create_cluster(
     State(st): State<ConsoleState>,
     Posted(s, f): Posted,
@@ -902,6 +921,7 @@ pub(crate) async fn create_cluster(
         display_name: field(&f, "display_name").to_owned(),
         upstream: field(&f, "upstream").to_owned(),
         region: Some(field(&f, "region").to_owned()).filter(|r| !r.is_empty()),
+        upstream_security: upstream_input(&f),
     };
     match st.iam.create_resource(&s.caller, n).await {
         Ok(r) => done(

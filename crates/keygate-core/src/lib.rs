@@ -16,6 +16,7 @@ pub mod principal;
 pub mod redact;
 pub mod role;
 pub mod secret;
+pub mod upstream;
 
 pub use acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 pub use crn::{Crn, CrnError, CrnPattern};
@@ -23,3 +24,4 @@ pub use id::{IdKind, ResourceKind};
 pub use principal::Principal;
 pub use role::Role;
 pub use secret::{KeyId, Secret};
+pub use upstream::{SecurityProtocol, UpstreamMechanism, UpstreamSecurity};

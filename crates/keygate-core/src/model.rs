@@ -59,6 +59,8 @@ pub struct Resource {
     pub display_name: String,
     /// Kafka: `host:port[,host:port…]`; HTTP services: a URL.
     pub upstream: String,
+    /// Kafka: how the gateway connects and authenticates to the brokers.
+    pub upstream_security: crate::UpstreamSecurity,
     /// Created.
     pub created_at: Timestamp,
     /// Updated.

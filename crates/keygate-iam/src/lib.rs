@@ -12,19 +12,22 @@
 pub mod hasher;
 pub mod oauth;
 pub mod password;
+pub mod seal;
 pub mod service;
 pub mod snapshot;
 pub mod throttle;
+pub mod upstream;
 pub mod usage;
 
 pub use hasher::{SecretHasher, PEPPER_LEN};
 pub use oauth::{Exchange, Issued, JwksStatus, NewPool, NewProvider, OAuthConfig, StsError};
 pub use password::PasswordWork;
-pub use service::{Caller, Door, Iam, IamConfig, NewApiKey, NewResource};
+pub use service::{Caller, Door, Iam, IamConfig, NewApiKey, NewResource, ResourceChanges};
 pub use snapshot::{
     Follower, KeyEntry, KeyMap, KeyRejection, OAuthSettings, OAuthState, ScopeCheck, Snapshot,
 };
 pub use throttle::{Penalty, Throttle, ThrottleConfig};
+pub use upstream::{UpstreamInput, UpstreamSecrets, UpstreamView};
 pub use usage::UsageRecorder;
 
 /// Types of the store that callers of the IAM service pass or receive: re-exported so

@@ -94,6 +94,19 @@ pub struct NewResource {
     pub upstream: String,
     /// Flink only: the region (`aws.us-east-1`).
     pub region: Option<String>,
+    /// Kafka only: how the gateway connects and authenticates to the brokers.
+    pub upstream_security: crate::UpstreamInput,
+}
+
+/// Changes to a resource; `None` (or an empty input) leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceChanges {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New upstream.
+    pub upstream: Option<String>,
+    /// Kafka: changed upstream connection settings.
+    pub upstream_security: crate::UpstreamInput,
 }
 
 /// A new API key.
@@ -126,6 +139,10 @@ pub struct Iam {
     pub(crate) sources: crate::Throttle<(Door, std::net::IpAddr)>,
     /// Failed console sign-ins per account and source address.
     pub(crate) accounts: crate::Throttle<(String, std::net::IpAddr)>,
+    /// Seals the secrets keygate must read back (upstream credentials).
+    pub(crate) sealer: crate::seal::Sealer,
+    /// Each cluster's upstream health, as the gateway reports it.
+    pub(crate) health: crate::upstream::Health,
 }
 
 /// A front door, for per-source throttling (a source failing at one door is not
@@ -417,6 +434,7 @@ impl Iam {
         let org = state.organization.clone().ok_or_else(|| {
             IamError::Internal("the organization has not been bootstrapped".into())
         })?;
+        let sealer = crate::seal::Sealer::new(&hasher);
         let (snapshot, fs) = Snapshot::build_with(&state, org, hasher, cfg.oauth.settings.clone());
         snapshot.set_max_staleness(cfg.max_staleness);
         let follower = Arc::new(Follower::new(store.clone(), Arc::new(snapshot), fs));
@@ -432,6 +450,8 @@ impl Iam {
             }),
             cfg,
             unknown_key_refreshes: Default::default(),
+            sealer,
+            health: Default::default(),
         })
     }
 
@@ -733,6 +753,13 @@ impl Iam {
             ResourceKind::Tableflow => Some("tableflow".to_owned()),
             _ => None,
         };
+        if n.kind != ResourceKind::Kafka && !n.upstream_security.is_empty() {
+            return Err(IamError::invalid(
+                "/spec/upstream_security",
+                "only Kafka clusters have upstream security settings",
+            ));
+        }
+        let security = crate::upstream::check(&Default::default(), &n.upstream_security)?;
         let now = Utc::now();
         let r = with_fresh_id(|| {
             let id = match (&fixed_id, n.kind.id_kind()) {
@@ -740,12 +767,15 @@ impl Iam {
                 (None, Some(k)) => k.generate(&mut OsRng),
                 (None, None) => String::new(),
             };
+            // Sealed for this id: a retry with a fresh id seals again.
+            let upstream_security = security.seal(&self.sealer, &id);
             let r = Resource {
                 id,
                 kind: n.kind,
                 environment_id: n.environment_id.clone(),
                 display_name: name.clone(),
                 upstream: upstream.clone(),
+                upstream_security,
                 created_at: now,
                 updated_at: now,
                 // Assigned by the store, in the same transaction.
@@ -811,14 +841,33 @@ impl Iam {
         kind: ResourceKind,
         env: Option<&str>,
         id: &str,
-        display_name: Option<&str>,
-        upstream: Option<&str>,
+        changes: &ResourceChanges,
     ) -> Result<Resource> {
         let r = self.get_resource(c, kind, env, id).await?;
-        let display_name = display_name
+        let display_name = changes
+            .display_name
+            .as_deref()
             .map(|n| check_name("/spec/display_name", n))
             .transpose()?;
-        let upstream = upstream.map(|u| check_upstream(kind, u)).transpose()?;
+        let upstream = changes
+            .upstream
+            .as_deref()
+            .map(|u| check_upstream(kind, u))
+            .transpose()?;
+        let upstream_security = &changes.upstream_security;
+        let upstream_security = if upstream_security.is_empty() {
+            None
+        } else if kind != ResourceKind::Kafka {
+            return Err(IamError::invalid(
+                "/spec/upstream_security",
+                "only Kafka clusters have upstream security settings",
+            ));
+        } else {
+            Some(
+                crate::upstream::check(&r.upstream_security, upstream_security)?
+                    .seal(&self.sealer, &r.id),
+            )
+        };
         self.require(
             c,
             Capability::ManageResource,
@@ -832,6 +881,7 @@ impl Iam {
                 Patch {
                     display_name,
                     upstream,
+                    upstream_security,
                     ..Patch::default()
                 },
                 Utc::now(),

@@ -71,6 +71,7 @@ async fn world() -> World {
                 display_name: "main".into(),
                 upstream: "127.0.0.1:9".into(),
                 region: None,
+                upstream_security: Default::default(),
             },
         )
         .await

@@ -176,8 +176,7 @@ async fn serve(
 
     // ---- upstream ----
     let upstream = connect_upstream(&shared, target).await?;
-    let _ = upstream.set_nodelay(true);
-    let (mut ur, mut uw) = upstream.into_split();
+    let (mut ur, mut uw) = tokio::io::split(upstream);
 
     // Answers waiting to be written, bounded: when the client does not read them the
     // queue fills, the loop below stops reading requests, and TCP pushes back on the
@@ -671,14 +670,15 @@ pub(crate) fn api_versions(shared: &ClusterShared, version: i16, correlation_id:
     buf.freeze()
 }
 
-async fn connect_upstream(shared: &ClusterShared, target: Target) -> Result<TcpStream, ConnError> {
-    let addrs = shared.upstream_addresses(target);
+async fn connect_upstream(
+    shared: &ClusterShared,
+    target: Target,
+) -> Result<keygate_net::tls::ClientStream, ConnError> {
     let mut last = String::from("no upstream address");
-    for a in addrs {
-        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&a)).await {
-            Ok(Ok(s)) => return Ok(s),
-            Ok(Err(e)) => last = format!("{a}: {e}"),
-            Err(_) => last = format!("{a}: connect timed out"),
+    for a in shared.upstream_addresses(target) {
+        match shared.connector.connect(&a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
         }
     }
     Err(ConnError::Upstream(last))

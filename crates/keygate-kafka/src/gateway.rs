@@ -9,7 +9,7 @@
 
 use crate::classify::{self, codes, Post};
 use crate::conn::{self, Target};
-use crate::frame::{read_frame, write_frame};
+use crate::upstream::request;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// Gateway settings.
@@ -107,6 +107,8 @@ pub struct ClusterShared {
     /// Prefix of its resources' CRNs (`…/cloud-cluster=lkc-…/kafka=lkc-…`).
     pub(crate) resource_base: Arc<str>,
     pub(crate) limits: Limits,
+    /// Opens the gateway's (encrypted, authenticated) connections to the brokers.
+    pub(crate) connector: crate::upstream::SharedConnector,
     slot: usize,
     upstream: RwLock<Vec<String>>,
     /// Upstream brokers by node id (learned from Metadata).
@@ -295,8 +297,8 @@ impl ClusterShared {
     }
 }
 
-/// Ask the upstream for its API versions and brokers (no authentication: the
-/// gateway's connection to the brokers is trusted).
+/// Ask the upstream for its API versions and brokers, over a connection made as the
+/// clients' will be (TLS and SASL as the cluster's settings say).
 async fn discover(shared: &ClusterShared) -> Result<(), String> {
     let mut last = "no upstream configured".to_owned();
     for addr in shared.upstream_addresses(Target::Bootstrap) {
@@ -308,36 +310,8 @@ async fn discover(shared: &ClusterShared) -> Result<(), String> {
     Err(last)
 }
 
-async fn request<Req: Encodable, Resp: Decodable>(
-    s: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    corr: i32,
-    req: &Req,
-) -> Result<Resp, String> {
-    let mut buf = BytesMut::new();
-    let mut h = RequestHeader::default();
-    h.request_api_key = api as i16;
-    h.request_api_version = version;
-    h.correlation_id = corr;
-    h.client_id = Some(StrBytes::from_static_str("keygate-gateway"));
-    h.encode(&mut buf, api.request_header_version(version))
-        .map_err(|e| e.to_string())?;
-    req.encode(&mut buf, version).map_err(|e| e.to_string())?;
-    write_frame(s, &buf).await.map_err(|e| e.to_string())?;
-    let mut frame = read_frame(s, 64 * 1024 * 1024)
-        .await
-        .map_err(|e| e.to_string())?;
-    ResponseHeader::decode(&mut frame, api.response_header_version(version))
-        .map_err(|e| e.to_string())?;
-    Resp::decode(&mut frame, version).map_err(|e| e.to_string())
-}
-
 async fn discover_at(shared: &ClusterShared, addr: &str) -> Result<(), String> {
-    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
+    let mut s = shared.connector.connect(addr).await?;
     let av: ApiVersionsResponse = request(
         &mut s,
         ApiKey::ApiVersions,
@@ -382,6 +356,7 @@ async fn discover_at(shared: &ClusterShared, addr: &str) -> Result<(), String> {
 struct Running {
     shared: Arc<ClusterShared>,
     upstream: String,
+    security: keygate_core::UpstreamSecurity,
     warned: bool,
     listeners: HashMap<Target, JoinHandle<()>>,
 }
@@ -454,9 +429,13 @@ impl Gateway {
         let mut running: HashMap<String, Running> = HashMap::new();
         loop {
             let clusters = self.snapshot.kafka_clusters();
-            // A cluster whose upstream or slot changed is restarted with its new settings.
+            // A cluster whose upstream, upstream settings or slot changed is restarted
+            // with its new settings: new listeners and a new connector; open
+            // connections keep the upstream session they have.
             running.retain(|id, r| {
-                clusters.get(id).is_some_and(|c| c.upstream == r.upstream)
+                clusters
+                    .get(id)
+                    .is_some_and(|c| c.upstream == r.upstream && c.upstream_security == r.security)
                     && self.snapshot.gateway_slot(id) == Some(r.shared.slot)
             });
             for (id, r) in clusters.iter() {
@@ -464,6 +443,19 @@ impl Gateway {
                     continue;
                 };
                 if !running.contains_key(id) {
+                    let connector = match self
+                        .iam
+                        .upstream_secrets(id, &r.upstream_security)
+                        .map_err(|e| e.to_string())
+                        .and_then(|secrets| {
+                            crate::upstream::Connector::new(&r.upstream_security, secrets)
+                        }) {
+                        Ok(c) => Arc::new(c),
+                        Err(e) => {
+                            self.iam.report_upstream(id, Some(e));
+                            continue;
+                        }
+                    };
                     let crn = r.crn(&self.snapshot.org().crn()).to_string();
                     let shared = Arc::new(ClusterShared {
                         resource_base: format!("{crn}/kafka={id}").into(),
@@ -475,6 +467,7 @@ impl Gateway {
                         snapshot: self.snapshot.clone(),
                         iam: self.iam.clone(),
                         usage: self.usage.clone(),
+                        connector,
                         slot,
                         upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),
                         brokers: RwLock::default(),
@@ -486,6 +479,7 @@ impl Gateway {
                         Running {
                             shared,
                             upstream: r.upstream.clone(),
+                            security: r.upstream_security.clone(),
                             warned: false,
                             listeners: HashMap::new(),
                         },
@@ -511,8 +505,10 @@ impl Gateway {
                     );
                     run.warned = true;
                 }
+                shared.iam.report_upstream(&shared.cluster_id, Some(e));
                 return;
             }
+            shared.iam.report_upstream(&shared.cluster_id, None);
             tracing::info!(cluster = shared.cluster_id, "upstream reachable");
         }
         let mut wanted = vec![(Target::Bootstrap, shared.cfg.bootstrap_port(shared.slot))];

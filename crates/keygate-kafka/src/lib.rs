@@ -10,7 +10,9 @@
 //! authenticates a new connection (SASL, bounded in time and size, throttled per
 //! source); [`conn`] runs the authenticated connection (request → decision → upstream
 //! or local answer, responses in order, broker addresses rewritten); [`gateway`] owns the
-//! listeners of every registered cluster and opens new ones as clusters appear.
+//! listeners of every registered cluster and opens new ones as clusters appear;
+//! `upstream` opens the gateway's own connections to the brokers (TLS, and SASL with
+//! the gateway's credential, `scram` for SCRAM-SHA-256/512).
 #![deny(missing_docs)]
 
 pub mod acls;
@@ -21,7 +23,9 @@ pub mod frame;
 pub mod gateway;
 mod handshake;
 pub mod sasl;
+pub mod scram;
 mod transport;
+mod upstream;
 
 pub use gateway::{Gateway, GatewayConfig};
 pub use transport::GatewayTls;

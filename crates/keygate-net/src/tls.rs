@@ -161,6 +161,53 @@ pub fn server_config(
     Arc::new(config)
 }
 
+/// A client configuration trusting `ca_pem` (PEM bundle) or, without it, the system's
+/// roots; presenting `client` (chain and key, PEM) when given.
+pub fn client_config(
+    ca_pem: Option<&[u8]>,
+    client: Option<(&[u8], &[u8])>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for c in CertificateDer::pem_slice_iter(pem).filter_map(Result::ok) {
+                roots
+                    .add(c)
+                    .map_err(|e| TlsError::Key("CA bundle".into(), e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(TlsError::NoCertificate("CA bundle".into()));
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => {
+            let chain: Vec<_> = CertificateDer::pem_slice_iter(chain)
+                .filter_map(Result::ok)
+                .collect();
+            if chain.is_empty() {
+                return Err(TlsError::NoCertificate("client certificate".into()));
+            }
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|_| TlsError::NoKey("client key".into()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| TlsError::Key("client key".into(), e.to_string()))?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
 /// Re-check `certs` every `every` and whenever the process gets SIGHUP, until the
 /// process ends; reloads and failures are logged.
 pub fn watch(certs: Vec<Arc<CertFile>>, every: Duration) {
@@ -209,23 +256,27 @@ pub async fn starts_tls(tcp: &TcpStream) -> std::io::Result<bool> {
     Ok(first[0] == 0x16)
 }
 
-/// An accepted connection, plaintext or TLS: what the protocols above run on without
-/// asking which.
-pub enum Stream {
+/// A connection, plaintext or TLS: what the protocols above run on without asking
+/// which. Accepted connections by default; `Stream<client::TlsStream<_>>` for the
+/// ones keygate opens.
+pub enum Stream<T = tokio_rustls::server::TlsStream<TcpStream>> {
     /// No TLS.
     Plain(TcpStream),
     /// A TLS session (boxed: it holds rustls' buffers).
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<T>),
 }
 
-impl Stream {
+/// A connection keygate opened, plaintext or TLS.
+pub type ClientStream = Stream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl<T> Stream<T> {
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
 }
 
-impl std::fmt::Debug for Stream {
+impl<T> std::fmt::Debug for Stream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.is_tls() {
             "Stream::Tls"
@@ -235,7 +286,7 @@ impl std::fmt::Debug for Stream {
     }
 }
 
-impl AsyncRead for Stream {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -248,7 +299,7 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

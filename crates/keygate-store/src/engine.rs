@@ -220,10 +220,12 @@ fn resource_row(r: &Row) -> DbResult<Resource> {
         created_at: from_ts(r.get(5)?)?,
         updated_at: from_ts(r.get(6)?)?,
         gateway_slot: r.get(7)?,
+        upstream_security: crate::upstream::decode(r.get(8)?)
+            .map_err(|e| corrupt(format!("upstream_security: {e}")))?,
     })
 }
 const RESOURCE_COLS: &str =
-    "id, kind, environment_id, display_name, upstream, created_at, updated_at, gateway_slot";
+    "id, kind, environment_id, display_name, upstream, created_at, updated_at, gateway_slot, upstream_security";
 
 fn account_row(r: &Row) -> DbResult<Account> {
     let kind: String = r.get(1)?;
@@ -369,7 +371,7 @@ fn insert_env(tx: &dyn Db, e: &Environment) -> Result<()> {
 fn insert_resource(tx: &dyn Db, r: &Resource, slot: Option<u32>) -> Result<()> {
     let key = r.storage_key();
     tx.execute(
-        &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
         params![
             key,
             r.id,
@@ -379,7 +381,8 @@ fn insert_resource(tx: &dyn Db, r: &Resource, slot: Option<u32>) -> Result<()> {
             r.upstream,
             ts(r.created_at),
             ts(r.updated_at),
-            slot
+            slot,
+            crate::upstream::encode(&r.upstream_security)
         ],
     )?;
     let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
@@ -1141,10 +1144,20 @@ impl Store for SqlStore {
             if let Some(u) = patch.upstream {
                 r.upstream = u;
             }
+            if let Some(u) = patch.upstream_security {
+                r.upstream_security = u;
+            }
             r.updated_at = at;
             tx.execute(
-                "UPDATE resources SET display_name = ?2, upstream = ?3, updated_at = ?4 WHERE key = ?1",
-                params![key, r.display_name, r.upstream, ts(at)],
+                "UPDATE resources SET display_name = ?2, upstream = ?3, updated_at = ?4, \
+                 upstream_security = ?5 WHERE key = ?1",
+                params![
+                    key,
+                    r.display_name,
+                    r.upstream,
+                    ts(at),
+                    crate::upstream::encode(&r.upstream_security)
+                ],
             )?;
             let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
             log(tx, Entity::Resource, &key, cluster)?;

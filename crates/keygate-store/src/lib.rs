@@ -18,6 +18,7 @@ mod engine;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod upstream;
 
 pub use audit_log::StoreAuditLog;
 pub use engine::SqlStore;
@@ -235,6 +236,8 @@ pub struct Patch {
     pub description: Option<String>,
     /// New upstream (resources).
     pub upstream: Option<String>,
+    /// New upstream connection settings (Kafka clusters), secrets already sealed.
+    pub upstream_security: Option<keygate_core::UpstreamSecurity>,
     /// New issuer (identity providers).
     pub issuer: Option<String>,
     /// New JWKS URI (identity providers).

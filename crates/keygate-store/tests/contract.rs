@@ -250,11 +250,48 @@ async fn story(store: &dyn Store) {
         created_at: now,
         updated_at: now,
         gateway_slot: None,
+        upstream_security: keygate_core::UpstreamSecurity {
+            protocol: keygate_core::SecurityProtocol::SaslSsl,
+            mechanism: Some(keygate_core::UpstreamMechanism::ScramSha512),
+            username: Some("keygate".into()),
+            password: Some(keygate_core::upstream::Sealed("v1.sealed".into())),
+            ca_pem: Some("-----BEGIN CERTIFICATE-----".into()),
+            ..Default::default()
+        },
     };
     store
         .create_resource(lkc.clone(), &ev())
         .await
         .expect("lkc");
+    // Upstream settings are stored as they were given (secrets already sealed), and
+    // an update changes them.
+    let back = store.get_resource("lkc-1").await.expect("read back");
+    assert_eq!(back.upstream_security, lkc.upstream_security);
+    let rotated = keygate_core::UpstreamSecurity {
+        password: Some(keygate_core::upstream::Sealed("v1.rotated".into())),
+        ..lkc.upstream_security.clone()
+    };
+    let updated = store
+        .update_resource(
+            "lkc-1",
+            keygate_store::Patch {
+                upstream_security: Some(rotated.clone()),
+                ..Default::default()
+            },
+            now,
+            &ev(),
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.upstream_security, rotated);
+    assert_eq!(
+        store
+            .get_resource("lkc-1")
+            .await
+            .expect("read")
+            .upstream_security,
+        rotated
+    );
     // Kafka clusters get the smallest free gateway slot and keep it: deleting one
     // never moves another, and a freed slot is reused.
     let lkc_b = Resource {
@@ -1399,6 +1436,7 @@ async fn import_story(a: &dyn Store, b: &dyn Store) {
             created_at: now,
             updated_at: now,
             gateway_slot: None,
+            upstream_security: Default::default(),
         },
         &ev(),
     )

@@ -168,6 +168,10 @@ struct Res {
     environment_id: String,
     display_name: String,
     upstream: String,
+    /// Kafka: the gateway's connection settings, secrets sealed (they open only with
+    /// the same pepper, which import checks). Absent: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upstream_security: Option<serde_json::Value>,
     gateway_slot: Option<u32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -365,6 +369,8 @@ fn to_doc(
                 environment_id: r.environment_id,
                 display_name: r.display_name,
                 upstream: r.upstream,
+                upstream_security: keygate_store::upstream::encode(&r.upstream_security)
+                    .and_then(|j| serde_json::from_str(&j).ok()),
                 gateway_slot: r.gateway_slot,
                 created_at: r.created_at,
                 updated_at: r.updated_at,
@@ -521,7 +527,13 @@ fn from_doc(d: Document) -> anyhow::Result<(FullState, Vec<(String, String)>)> {
             .resources
             .into_iter()
             .map(|r| {
+                let upstream_security =
+                    keygate_store::upstream::decode(r.upstream_security.map(|v| v.to_string()))
+                        .map_err(|e| {
+                            anyhow::anyhow!("resource {}: upstream_security: {e}", r.id)
+                        })?;
                 Ok(Resource {
+                    upstream_security,
                     kind: kind(&r.kind)?,
                     id: r.id,
                     environment_id: r.environment_id,

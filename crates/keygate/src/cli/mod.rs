@@ -143,6 +143,76 @@ pub(crate) enum FlinkCmd {
     Region(ResourceCmd),
 }
 
+/// Kafka clusters: how the gateway connects and authenticates to the brokers. Secrets
+/// come from files (never the command line, where `ps` would show them); on update,
+/// only what is given changes (`--upstream-password-file` alone rotates the password).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct UpstreamArgs {
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    #[arg(long)]
+    upstream_security_protocol: Option<String>,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long)]
+    upstream_sasl_mechanism: Option<String>,
+    /// The gateway's SASL user name on the brokers.
+    #[arg(long)]
+    upstream_username: Option<String>,
+    /// File holding the gateway's SASL password (one trailing newline is dropped).
+    #[arg(long)]
+    upstream_password_file: Option<std::path::PathBuf>,
+    /// PEM CA bundle the brokers' certificates must chain to.
+    #[arg(long)]
+    upstream_ca_file: Option<std::path::PathBuf>,
+    /// Name the brokers' certificates must hold (default: each broker's host).
+    #[arg(long)]
+    upstream_server_name: Option<String>,
+    /// PEM client certificate chain the gateway presents (mTLS).
+    #[arg(long)]
+    upstream_client_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long)]
+    upstream_client_key_file: Option<std::path::PathBuf>,
+}
+
+impl UpstreamArgs {
+    /// The `upstream_security` object of a request, or `None` when nothing is given.
+    fn to_json(&self) -> anyhow::Result<Option<Value>> {
+        let read = |p: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+            p.as_ref()
+                .map(|p| {
+                    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+                })
+                .transpose()
+        };
+        let mut o = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                o.insert(k.into(), json!(v));
+            }
+        };
+        put("protocol", self.upstream_security_protocol.clone());
+        put("sasl_mechanism", self.upstream_sasl_mechanism.clone());
+        put("username", self.upstream_username.clone());
+        put(
+            "password",
+            read(&self.upstream_password_file)?.map(|p| {
+                p.strip_suffix('\n')
+                    .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                    .unwrap_or(&p)
+                    .to_owned()
+            }),
+        );
+        put("ca_pem", read(&self.upstream_ca_file)?);
+        put("server_name", self.upstream_server_name.clone());
+        put(
+            "client_certificate_pem",
+            read(&self.upstream_client_cert_file)?,
+        );
+        put("client_key_pem", read(&self.upstream_client_key_file)?);
+        Ok((!o.is_empty()).then_some(Value::Object(o)))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum ResourceCmd {
     /// Register one.
@@ -157,6 +227,8 @@ pub(crate) enum ResourceCmd {
         /// Flink only: <cloud>.<region>, e.g. aws.us-east-1.
         #[arg(long)]
         region: Option<String>,
+        #[command(flatten)]
+        security: UpstreamArgs,
     },
     /// List them.
     List {
@@ -178,6 +250,8 @@ pub(crate) enum ResourceCmd {
         name: Option<String>,
         #[arg(long)]
         upstream: Option<String>,
+        #[command(flatten)]
+        security: UpstreamArgs,
     },
     /// Delete one with its keys, ACLs and role bindings.
     Delete {
@@ -454,6 +528,10 @@ const RES_COLS: &[Col] = &[
     ("Environment", "/spec/environment/id"),
     ("Upstream", "/spec/upstream"),
     ("Bootstrap", "/spec/kafka_bootstrap_endpoint"),
+    ("Upstream Security", "/spec/upstream_security/protocol"),
+    ("Upstream User", "/spec/upstream_security/username"),
+    ("Upstream Healthy", "/status/upstream/healthy"),
+    ("Upstream Problem", "/status/upstream/reason"),
     ("Phase", "/status/phase"),
 ];
 const USER_COLS: &[Col] = &[
@@ -606,10 +684,14 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
             environment,
             upstream,
             region,
+            security,
         } => {
             let mut spec = json!({ "display_name": name, "environment": { "id": environment }, "upstream": upstream });
             if let Some(r) = region {
                 spec["region"] = json!(r);
+            }
+            if let Some(u) = security.to_json()? {
+                spec["upstream_security"] = u;
             }
             print_object(fmt, &cl.post(base, &json!({ "spec": spec }))?, RES_COLS)
         }
@@ -628,6 +710,7 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
             environment,
             name,
             upstream,
+            security,
         } => {
             let mut spec = json!({});
             if let Some(n) = name {
@@ -635,6 +718,9 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
             }
             if let Some(u) = upstream {
                 spec["upstream"] = json!(u);
+            }
+            if let Some(u) = security.to_json()? {
+                spec["upstream_security"] = u;
             }
             print_object(
                 fmt,

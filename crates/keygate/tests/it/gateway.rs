@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tansu_bin() -> String {
+pub fn tansu_bin() -> String {
     if let Ok(p) = std::env::var("KEYGATE_TANSU") {
         return p;
     }
@@ -19,7 +19,7 @@ fn tansu_bin() -> String {
     if std::path::Path::new(&cargo_bin).exists() {
         return cargo_bin;
     }
-    panic!("the Tansu broker is not installed: run scripts/test (it runs `cargo install tansu --version 0.6.0 --locked --features dynostore`)");
+    panic!("the Tansu broker is not installed: run scripts/test (it runs `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql`)");
 }
 
 pub fn kcat_bin() -> &'static str {

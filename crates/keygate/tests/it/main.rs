@@ -18,6 +18,7 @@ mod oauth;
 mod rdkafka_client;
 mod scaleout;
 mod tls;
+mod upstream;
 
 /// Percent-encode a query value (RFC 3986 unreserved characters stay).
 pub fn cli_enc(s: &str) -> String {

@@ -1,0 +1,83 @@
+//! The stored form of a Kafka cluster's upstream settings: a JSON object in
+//! `resources.upstream_security`, NULL for the default (plaintext, no SASL). Secrets in
+//! it are already sealed (`Sealed`) by the IAM service; this module only copies them.
+//! `keygate export` writes the same form (sealed values open only with the pepper the
+//! import checks).
+
+use keygate_core::upstream::Sealed;
+use keygate_core::{SecurityProtocol, UpstreamMechanism, UpstreamSecurity};
+use serde_json::{json, Map, Value};
+
+/// The column's value.
+pub fn encode(u: &UpstreamSecurity) -> Option<String> {
+    if *u == UpstreamSecurity::default() {
+        return None;
+    }
+    let mut m = Map::new();
+    m.insert("protocol".into(), json!(u.protocol.as_str()));
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    };
+    put("mechanism", u.mechanism.map(UpstreamMechanism::as_str));
+    put("username", u.username.as_deref());
+    put("password_sealed", u.password.as_ref().map(|s| s.0.as_str()));
+    put("ca_pem", u.ca_pem.as_deref());
+    put("server_name", u.server_name.as_deref());
+    put("client_cert_pem", u.client_cert_pem.as_deref());
+    put(
+        "client_key_sealed",
+        u.client_key.as_ref().map(|s| s.0.as_str()),
+    );
+    Some(Value::Object(m).to_string())
+}
+
+/// The settings from the column's value.
+pub fn decode(column: Option<String>) -> Result<UpstreamSecurity, String> {
+    let Some(text) = column else {
+        return Ok(UpstreamSecurity::default());
+    };
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let protocol = s("protocol").unwrap_or_default();
+    Ok(UpstreamSecurity {
+        protocol: SecurityProtocol::parse(&protocol)
+            .ok_or_else(|| format!("unknown protocol {protocol:?}"))?,
+        mechanism: match s("mechanism") {
+            Some(m) => Some(
+                UpstreamMechanism::parse(&m).ok_or_else(|| format!("unknown mechanism {m:?}"))?,
+            ),
+            None => None,
+        },
+        username: s("username"),
+        password: s("password_sealed").map(Sealed),
+        ca_pem: s("ca_pem"),
+        server_name: s("server_name"),
+        client_cert_pem: s("client_cert_pem"),
+        client_key: s("client_key_sealed").map(Sealed),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_default_is_null() {
+        assert_eq!(encode(&UpstreamSecurity::default()), None);
+        assert_eq!(decode(None), Ok(UpstreamSecurity::default()));
+        let u = UpstreamSecurity {
+            protocol: SecurityProtocol::SaslSsl,
+            mechanism: Some(UpstreamMechanism::ScramSha512),
+            username: Some("keygate".into()),
+            password: Some(Sealed("v1.abc".into())),
+            ca_pem: Some("-----BEGIN CERTIFICATE-----".into()),
+            server_name: Some("broker.internal".into()),
+            client_cert_pem: None,
+            client_key: None,
+        };
+        assert_eq!(decode(encode(&u)), Ok(u));
+        assert!(decode(Some(r#"{"protocol":"TLS"}"#.into())).is_err());
+    }
+}
