@@ -255,8 +255,7 @@ fn bootstrap_endpoint(st: &AppState, r: &Resource) -> Option<String> {
         .as_ref()
         .filter(|_| r.kind == ResourceKind::Kafka)?;
     let slot = st.iam.snapshot().gateway_slot(&r.id)?;
-    let port = usize::from(gw.port_base) + slot * usize::from(gw.ports_per_cluster);
-    Some(format!("{}:{port}", gw.host))
+    Some(gw.bootstrap(&r.id, slot))
 }
 
 fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {

@@ -39,16 +39,8 @@ pub struct ApiConfig {
     pub kafka_gateway: Option<KafkaGatewayAddress>,
 }
 
-/// The Kafka gateway's public addressing (see `keygate-kafka`'s `GatewayConfig`).
-#[derive(Debug, Clone)]
-pub struct KafkaGatewayAddress {
-    /// Advertised host.
-    pub host: String,
-    /// First port of slot 0.
-    pub port_base: u16,
-    /// Ports per cluster slot.
-    pub ports_per_cluster: u16,
-}
+/// The Kafka gateway's public addressing.
+pub type KafkaGatewayAddress = keygate_core::model::GatewayAddress;
 
 /// Shared state of the handlers.
 #[derive(Clone)]

@@ -38,7 +38,7 @@ pub struct ConsoleConfig {
     pub failure_delay: Duration,
     /// The Kafka gateway's advertised host, first port and ports per cluster, to
     /// show bootstrap addresses.
-    pub gateway: Option<(String, u16, u16)>,
+    pub gateway: Option<keygate_core::model::GatewayAddress>,
 }
 
 /// A secret waiting to be shown once.

@@ -691,10 +691,8 @@ fn bootstrap(st: &ConsoleState, k: &ApiKey) -> Option<String> {
     else {
         return None;
     };
-    let (host, base, per) = st.cfg.gateway.as_ref()?;
     let slot = st.iam.snapshot().gateway_slot(id)?;
-    let port = usize::from(*base) + slot * usize::from(*per);
-    Some(format!("{host}:{port}"))
+    Some(st.cfg.gateway.as_ref()?.bootstrap(id, slot))
 }
 
 pub(crate) async fn created_api_key(
@@ -806,12 +804,8 @@ pub(crate) async fn environments(
     let org = st.iam.organization_crn();
     let can_env = st.iam.can(&s.caller, Capability::ManageEnvironment, &org);
     let boot = |r: &Resource| -> Option<String> {
-        let (host, base, per) = st.cfg.gateway.as_ref()?;
         let slot = st.iam.snapshot().gateway_slot(&r.id)?;
-        Some(format!(
-            "{host}:{}",
-            usize::from(*base) + slot * usize::from(*per)
-        ))
+        Some(st.cfg.gateway.as_ref()?.bootstrap(&r.id, slot))
     };
     let body = html! {
         (notices(&q))

@@ -378,3 +378,33 @@ pub struct SigningKey {
     /// Retired keys verify nothing.
     pub retired_at: Option<Timestamp>,
 }
+
+/// Where clients reach a Kafka cluster through the gateway: the port-per-broker mode
+/// (`host:port_base + slot × ports_per_cluster`) or, with SNI routing,
+/// `<cluster-id>.<domain>:<port>`. One rule for every place that shows it (REST,
+/// console).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayAddress {
+    /// Advertised host (port-per-broker mode).
+    pub host: String,
+    /// First port of slot 0.
+    pub port_base: u16,
+    /// Ports per cluster slot.
+    pub ports_per_cluster: u16,
+    /// SNI routing: the domain and the one port.
+    pub sni: Option<(String, u16)>,
+}
+
+impl GatewayAddress {
+    /// The bootstrap address of the cluster `id` in gateway slot `slot`.
+    pub fn bootstrap(&self, id: &str, slot: usize) -> String {
+        match &self.sni {
+            Some((domain, port)) => format!("{id}.{domain}:{port}"),
+            None => format!(
+                "{}:{}",
+                self.host,
+                usize::from(self.port_base) + slot * usize::from(self.ports_per_cluster)
+            ),
+        }
+    }
+}

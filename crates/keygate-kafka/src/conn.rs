@@ -86,18 +86,26 @@ enum Pending {
     },
 }
 
-/// Run one client connection to the end. Errors are logged, never propagated: one
-/// connection's failure never affects another.
-pub async fn run(
-    client: TcpStream,
+/// What an accepted connection brings: a TCP stream whose transport is still to be
+/// opened (a port of its own), or a TLS session the SNI listener already established
+/// to learn where the connection goes.
+pub(crate) enum Incoming {
+    Tcp(TcpStream),
+    Tls(transport::ClientStream),
+}
+
+/// Run one client connection to the end; it must have authenticated by `deadline`.
+/// Errors are logged, never propagated: one connection's failure never affects another.
+pub(crate) async fn run(
+    client: Incoming,
     peer: SocketAddr,
     target: Target,
     shared: Arc<ClusterShared>,
-    admitted: keygate_net::ConnGuard,
-    unauthenticated: keygate_net::ConnGuard,
+    deadline: tokio::time::Instant,
+    (admitted, unauthenticated): (keygate_net::ConnGuard, keygate_net::ConnGuard),
 ) {
     let cluster = shared.cluster_id.clone();
-    let result = serve(client, peer, target, shared, unauthenticated).await;
+    let result = serve(client, peer, target, shared, deadline, unauthenticated).await;
     drop(admitted);
     match result {
         Ok(()) => tracing::debug!(%peer, cluster, "connection closed"),
@@ -134,23 +142,28 @@ const READ_AHEAD_BYTES: usize = 8 * 1024 * 1024;
 type ReadAhead = tokio::sync::OwnedSemaphorePermit;
 
 async fn serve(
-    client: TcpStream,
+    client: Incoming,
     peer: SocketAddr,
     target: Target,
     shared: Arc<ClusterShared>,
+    deadline: tokio::time::Instant,
     unauthenticated: keygate_net::ConnGuard,
 ) -> Result<(), ConnError> {
     let cfg = shared.cfg.clone();
-    let _ = client.set_nodelay(true);
     let snapshot = shared.snapshot.clone();
 
     // ---- transport, then authentication: only ApiVersions, SaslHandshake, SaslAuthenticate ----
     // The TLS handshake and the whole SASL exchange, writes included, have one
     // deadline: a peer that never reads our answers is closed like one that never writes.
-    let deadline = tokio::time::Instant::now() + cfg.auth_timeout;
-    let client = tokio::time::timeout_at(deadline, transport::open(client, cfg.tls.as_ref()))
-        .await
-        .map_err(|_| ConnError::AuthTimeout)??;
+    let client = match client {
+        Incoming::Tls(s) => s,
+        Incoming::Tcp(tcp) => {
+            let _ = tcp.set_nodelay(true);
+            tokio::time::timeout_at(deadline, transport::open(tcp, cfg.tls.as_ref()))
+                .await
+                .map_err(|_| ConnError::AuthTimeout)??
+        }
+    };
     let tls = client.is_tls();
     let (mut cr, cw) = tokio::io::split(client);
     // A client that stops reading cannot hold the connection (and its upstream one):

@@ -55,6 +55,47 @@ pub struct GatewayConfig {
     pub max_unauthenticated: usize,
     /// TLS on every listener (SASL_SSL), when a certificate is configured.
     pub tls: Option<crate::GatewayTls>,
+    /// One TLS port for every cluster and broker, routed by SNI name (needs `tls`).
+    pub sni: Option<SniConfig>,
+}
+
+/// SNI routing, as the hosted model does it: a cluster's bootstrap is
+/// `lkc-….<domain>:<port>` and each broker `b<node-id>-lkc-….<domain>:<port>`, all on
+/// one listener; a DNS wildcard `*.<domain>` points at the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniConfig {
+    /// The domain under which clusters and brokers are named (`kafka.example.com`).
+    pub domain: String,
+    /// The one port (9092 like the hosted model).
+    pub port: u16,
+}
+
+impl SniConfig {
+    /// The bootstrap address of a cluster.
+    pub fn bootstrap(&self, cluster_id: &str) -> String {
+        format!("{cluster_id}.{}:{}", self.domain, self.port)
+    }
+
+    /// The host name of a cluster's broker.
+    pub fn broker_host(&self, cluster_id: &str, node_id: i32) -> String {
+        format!("b{node_id}-{cluster_id}.{}", self.domain)
+    }
+
+    /// Which cluster and target an SNI name stands for (case-insensitive); `None` for
+    /// a name outside the domain or not of either shape.
+    pub fn route(&self, name: &str) -> Option<(String, Target)> {
+        let name = name.to_ascii_lowercase();
+        let label = name.strip_suffix(&format!(".{}", self.domain.to_ascii_lowercase()))?;
+        if label.contains('.') || label.is_empty() {
+            return None;
+        }
+        if let Some((b, cluster)) = label.split_once('-').filter(|(b, _)| b.starts_with('b')) {
+            if let Ok(id) = b[1..].parse::<i32>() {
+                return Some((cluster.to_owned(), Target::Broker(id)));
+            }
+        }
+        Some((label.to_owned(), Target::Bootstrap))
+    }
 }
 
 impl Default for GatewayConfig {
@@ -74,6 +115,7 @@ impl Default for GatewayConfig {
             max_connections_per_ip: 1_000,
             max_unauthenticated: 1_000,
             tls: None,
+            sni: None,
         }
     }
 }
@@ -129,6 +171,11 @@ impl std::fmt::Debug for ClusterShared {
 }
 
 impl ClusterShared {
+    /// Whether the upstream's versions and brokers are known (it answered once).
+    pub(crate) fn discovered(&self) -> bool {
+        self.versions.read().is_ok_and(|v| !v.is_empty())
+    }
+
     pub(crate) fn advertised(&self, api: ApiKey) -> Option<(i16, i16)> {
         self.versions.read().ok()?.get(&(api as i16)).copied()
     }
@@ -167,6 +214,21 @@ impl ClusterShared {
             base,
             node_id,
         )
+    }
+
+    /// Where clients are told broker `node_id` is: its SNI name on the one port, or
+    /// the advertised host and the broker's own port.
+    fn advertise(&self, node_id: i32) -> Option<(StrBytes, i32)> {
+        match &self.cfg.sni {
+            Some(sni) => Some((
+                StrBytes::from_string(sni.broker_host(&self.cluster_id, node_id)),
+                i32::from(sni.port),
+            )),
+            None => Some((
+                StrBytes::from_string(self.cfg.advertised_host.clone()),
+                i32::from(self.gateway_port(node_id)?),
+            )),
+        }
     }
 
     fn learn(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
@@ -221,7 +283,6 @@ impl ClusterShared {
                 .iter()
                 .any(|p| authz.authorize(&self.cluster_id, p, rt, name, op).allowed)
         };
-        let host = StrBytes::from_string(self.cfg.advertised_host.clone());
         match (&mut body, post) {
             (ResponseKind::Metadata(m), Post::Metadata { all_topics }) => {
                 self.learn(
@@ -230,8 +291,7 @@ impl ClusterShared {
                         .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port))),
                 );
                 for b in &mut m.brokers {
-                    b.host = host.clone();
-                    b.port = i32::from(self.gateway_port(b.node_id.0)?);
+                    (b.host, b.port) = self.advertise(b.node_id.0)?;
                 }
                 if *all_topics {
                     m.topics.retain(|t| {
@@ -254,14 +314,12 @@ impl ClusterShared {
             (ResponseKind::FindCoordinator(f), Post::FindCoordinator) => {
                 if version < 4 {
                     if f.error_code == 0 {
-                        f.host = host.clone();
-                        f.port = i32::from(self.gateway_port(f.node_id.0)?);
+                        (f.host, f.port) = self.advertise(f.node_id.0)?;
                     }
                 } else {
                     for c in &mut f.coordinators {
                         if c.error_code == 0 {
-                            c.host = host.clone();
-                            c.port = i32::from(self.gateway_port(c.node_id.0)?);
+                            (c.host, c.port) = self.advertise(c.node_id.0)?;
                         }
                     }
                 }
@@ -273,8 +331,7 @@ impl ClusterShared {
                         .map(|b| (b.broker_id.0, format!("{}:{}", b.host.as_str(), b.port))),
                 );
                 for b in &mut d.brokers {
-                    b.host = host.clone();
-                    b.port = i32::from(self.gateway_port(b.broker_id.0)?);
+                    (b.host, b.port) = self.advertise(b.broker_id.0)?;
                 }
             }
             (ResponseKind::ListGroups(l), Post::ListGroups) => {
@@ -427,6 +484,31 @@ impl Gateway {
     /// clusters and newly seen brokers, close those of deleted clusters.
     pub async fn run(self) {
         let mut running: HashMap<String, Running> = HashMap::new();
+        let registry = crate::sni::Registry::default();
+        if let (Some(sni), Some(tls)) = (&self.cfg.sni, &self.cfg.tls) {
+            let listener = Arc::new(crate::sni::SniListener {
+                sni: sni.clone(),
+                tls: tls.clone(),
+                limits: self.limits.clone(),
+                auth_timeout: self.cfg.auth_timeout,
+                registry: registry.clone(),
+            });
+            let addr = SocketAddr::new(self.cfg.listen_host, sni.port);
+            tokio::spawn(async move {
+                loop {
+                    match TcpListener::bind(addr).await {
+                        Ok(l) => {
+                            tracing::info!(%addr, domain = listener.sni.domain, "gateway listening (SNI routing)");
+                            listener.clone().serve(l).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(%addr, error = %e, "cannot bind the SNI port; retrying");
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                    }
+                }
+            });
+        }
         loop {
             let clusters = self.snapshot.kafka_clusters();
             // A cluster whose upstream, upstream settings or slot changed is restarted
@@ -489,13 +571,20 @@ impl Gateway {
                     self.ensure_listeners(run).await;
                 }
             }
+            if let Ok(mut r) = registry.write() {
+                *r = running
+                    .iter()
+                    .filter(|(_, run)| run.shared.discovered())
+                    .map(|(id, run)| (id.clone(), run.shared.clone()))
+                    .collect();
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
     async fn ensure_listeners(&self, run: &mut Running) {
         let shared = run.shared.clone();
-        if shared.versions.read().map(|v| v.is_empty()).unwrap_or(true) {
+        if !shared.discovered() {
             if let Err(e) = discover(&shared).await {
                 if !run.warned {
                     tracing::warn!(
@@ -510,6 +599,10 @@ impl Gateway {
             }
             shared.iam.report_upstream(&shared.cluster_id, None);
             tracing::info!(cluster = shared.cluster_id, "upstream reachable");
+        }
+        if self.cfg.sni.is_some() {
+            // One port for everything: routed by name, no listener per broker.
+            return;
         }
         let mut wanted = vec![(Target::Bootstrap, shared.cfg.bootstrap_port(shared.slot))];
         let ids: Vec<i32> = shared
@@ -560,14 +653,15 @@ async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterS
             .admit(peer.ip())
             .and_then(|a| Ok((a, shared.limits.unauthenticated.admit(peer.ip())?)));
         match admitted {
-            Ok((all, unauthenticated)) => {
+            Ok(guards) => {
+                let deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
                 tokio::spawn(conn::run(
-                    stream,
+                    conn::Incoming::Tcp(stream),
                     peer,
                     target,
                     shared.clone(),
-                    all,
-                    unauthenticated,
+                    deadline,
+                    guards,
                 ));
             }
             Err(why) => {
@@ -580,6 +674,35 @@ async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sni_names_route_to_clusters_and_brokers() {
+        let sni = SniConfig {
+            domain: "kafka.example.com".into(),
+            port: 9092,
+        };
+        assert_eq!(sni.bootstrap("lkc-ab12"), "lkc-ab12.kafka.example.com:9092");
+        assert_eq!(
+            sni.broker_host("lkc-ab12", 3),
+            "b3-lkc-ab12.kafka.example.com"
+        );
+        assert_eq!(
+            sni.route("lkc-ab12.kafka.example.com"),
+            Some(("lkc-ab12".into(), Target::Bootstrap))
+        );
+        assert_eq!(
+            sni.route("B1001-LKC-AB12.Kafka.Example.Com"),
+            Some(("lkc-ab12".into(), Target::Broker(1001)))
+        );
+        for outside in [
+            "kafka.example.com",
+            "lkc-ab12.other.example.com",
+            "x.lkc-ab12.kafka.example.com",
+            "lkc-ab12.kafka.example.com.evil.org",
+        ] {
+            assert_eq!(sni.route(outside), None, "{outside}");
+        }
+    }
 
     #[test]
     fn broker_ports_follow_node_ids_not_discovery_order() {

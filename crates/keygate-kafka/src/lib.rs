@@ -11,6 +11,7 @@
 //! source); [`conn`] runs the authenticated connection (request → decision → upstream
 //! or local answer, responses in order, broker addresses rewritten); [`gateway`] owns the
 //! listeners of every registered cluster and opens new ones as clusters appear;
+//! `sni` serves every cluster and broker on one TLS port, routed by the SNI name;
 //! `upstream` opens the gateway's own connections to the brokers (TLS, and SASL with
 //! the gateway's credential, `scram` for SCRAM-SHA-256/512).
 #![deny(missing_docs)]
@@ -24,8 +25,9 @@ pub mod gateway;
 mod handshake;
 pub mod sasl;
 pub mod scram;
+mod sni;
 mod transport;
 mod upstream;
 
-pub use gateway::{Gateway, GatewayConfig};
+pub use gateway::{Gateway, GatewayConfig, SniConfig};
 pub use transport::GatewayTls;

@@ -63,6 +63,11 @@ pub(crate) struct ServerArgs {
     /// PEM private key of --gateway-tls-cert.
     #[arg(long, env = "KEYGATE_GATEWAY_TLS_KEY", requires = "gateway_tls_cert")]
     pub(crate) gateway_tls_key: Option<PathBuf>,
+    /// Serve every cluster on one TLS port, routed by SNI: bootstrap
+    /// `<cluster-id>.<domain>:9092`, brokers `b<node-id>-<cluster-id>.<domain>:9092`
+    /// (needs the gateway certificate, valid for `*.<domain>`).
+    #[arg(long, env = "KEYGATE_GATEWAY_SNI_DOMAIN")]
+    pub(crate) gateway_sni_domain: Option<String>,
     /// Settings file [default: ./keygate.toml if it exists]
     /// Append audit records to this JSON-lines file (rotated by size).
     #[arg(long, env = "KEYGATE_AUDIT_FILE")]
@@ -141,6 +146,8 @@ struct FileConfig {
     gateway_tls_key: Option<PathBuf>,
     gateway_require_tls: Option<bool>,
     tls_reload_check_s: Option<u64>,
+    gateway_sni_domain: Option<String>,
+    gateway_sni_port: Option<u16>,
 }
 
 /// Resolved settings.
@@ -307,6 +314,12 @@ gateway_max_session_lifetime_s = 3600
 # both kinds of clients share the gateway's ports.
 # gateway_require_tls = true
 tls_reload_check_s = 5
+# SNI routing, as the hosted model: one TLS port for every cluster and broker. A
+# cluster's bootstrap is <cluster-id>.<domain>:<port>, its brokers
+# b<node-id>-<cluster-id>.<domain>:<port>; point a DNS wildcard *.<domain> at the gateway
+# and give it a certificate valid for *.<domain> (--gateway-sni-domain).
+# gateway_sni_domain = "kafka.example.com"
+# gateway_sni_port = 9092
 
 # Limits of the Kafka gateway against clients that misbehave (README, "Limits").
 # Answers not yet written per connection; beyond it the client is not read from.
@@ -618,6 +631,14 @@ impl ServerArgs {
                         .unwrap_or(d.max_unauthenticated),
                     // Set by the server from `tls` once the certificate is loaded.
                     tls: None,
+                    sni: self
+                        .gateway_sni_domain
+                        .clone()
+                        .or(file.gateway_sni_domain)
+                        .map(|domain| keygate_kafka::SniConfig {
+                            domain: domain.trim_matches('.').to_ascii_lowercase(),
+                            port: file.gateway_sni_port.unwrap_or(9092),
+                        }),
                 }
             },
         })

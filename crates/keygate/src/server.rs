@@ -124,6 +124,9 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let (http_tls, gateway_tls) = load_certificates(&cfg.tls)?;
+    if cfg.gateway.sni.is_some() && gateway_tls.is_none() {
+        bail!("gateway_sni_domain routes by TLS server name: it needs gateway_tls_cert and gateway_tls_key");
+    }
     let scheme = if http_tls.is_some() { "https" } else { "http" };
     let public_url = cfg
         .public_url
@@ -241,11 +244,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         cfg: Arc::new(ApiConfig {
             public_url,
             auth_failure_delay: cfg.auth_failure_delay,
-            kafka_gateway: Some(keygate_api::KafkaGatewayAddress {
-                host: cfg.gateway.advertised_host.clone(),
-                port_base: cfg.gateway.port_base,
-                ports_per_cluster: cfg.gateway.ports_per_cluster,
-            }),
+            kafka_gateway: Some(gateway_address(&cfg.gateway)),
         }),
         auditor: auditor.clone(),
     };
@@ -278,11 +277,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             secure_cookies: console_secure,
             session_ttl: Duration::from_secs(8 * 3600),
             failure_delay: cfg.auth_failure_delay,
-            gateway: Some((
-                cfg.gateway.advertised_host.clone(),
-                cfg.gateway.port_base,
-                cfg.gateway.ports_per_cluster,
-            )),
+            gateway: Some(gateway_address(&cfg.gateway)),
         },
         audit_handle.clone(),
     );
@@ -366,6 +361,16 @@ fn start_audit(
     };
     tokio::spawn(pipeline::run_retention(log, keep, sinks, every));
     Ok(auditor)
+}
+
+/// Where clients reach clusters, as the REST API and console show it.
+fn gateway_address(g: &keygate_kafka::GatewayConfig) -> keygate_core::model::GatewayAddress {
+    keygate_core::model::GatewayAddress {
+        host: g.advertised_host.clone(),
+        port_base: g.port_base,
+        ports_per_cluster: g.ports_per_cluster,
+        sni: g.sni.as_ref().map(|s| (s.domain.clone(), s.port)),
+    }
 }
 
 /// The TLS configurations of the HTTP listener and of the Kafka gateway, from their

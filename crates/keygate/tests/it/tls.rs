@@ -462,3 +462,187 @@ fn the_console_over_https_in_chromium_has_secure_cookies_and_h2() {
         "every console cookie is Secure and HttpOnly: {v}"
     );
 }
+
+/// Lines added to /etc/hosts (tests and CI run as root) so that the SNI names of the
+/// test resolve to 127.0.0.1 for every client (librdkafka, kafka-python, openssl);
+/// removed when dropped.
+struct Hosts {
+    marker: String,
+}
+
+impl Hosts {
+    fn new() -> Hosts {
+        Hosts {
+            marker: format!("keygate-test-{}-{:?}", std::process::id(), Instant::now()),
+        }
+    }
+
+    fn add(&self, names: &[String]) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open("/etc/hosts")
+            .expect("/etc/hosts is writable (tests run as root)");
+        for n in names {
+            writeln!(f, "127.0.0.1 {n} # {}", self.marker).expect("write /etc/hosts");
+        }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string("/etc/hosts") {
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.contains(&self.marker))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write("/etc/hosts", kept);
+        }
+    }
+}
+
+#[test]
+fn one_port_for_every_cluster_routed_by_sni() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "sni-ca");
+    let (cert, key) = pki.server("wildcard", "*.kafka.test", &["*.kafka.test"]);
+    let tansu = crate::gateway::Tansu::start(&["orders"]);
+    let port = crate::gateway::free_ports(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("keygate.toml"),
+        format!(
+            "gateway_tls_cert = {:?}\ngateway_tls_key = {:?}\ngateway_sni_domain = \"kafka.test\"\ngateway_sni_port = {port}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .expect("toml");
+    let srv = Server::start_in(dir.path(), &[]);
+    let admin = srv.admin();
+    let env = admin.env("prod");
+    let mut clusters = Vec::new();
+    for name in ["one", "two"] {
+        let b = admin.ok(
+            admin.post(
+                "/cmk/v2/clusters",
+                serde_json::json!({"spec":{"display_name":name,"environment":{"id":env},"upstream":format!("127.0.0.1:{}", tansu.port)}}),
+            ),
+            201,
+        );
+        let lkc = b["id"].as_str().expect("lkc").to_owned();
+        assert_eq!(
+            b["spec"]["kafka_bootstrap_endpoint"],
+            format!("{lkc}.kafka.test:{port}").as_str(),
+            "the bootstrap is the cluster's name on the one port"
+        );
+        clusters.push(lkc);
+    }
+    crate::gateway::wait_for_port(port);
+    let hosts = Hosts::new();
+    hosts.add(
+        &clusters
+            .iter()
+            .map(|c| format!("{c}.kafka.test"))
+            .collect::<Vec<_>>(),
+    );
+    let lkc = clusters[0].clone();
+    let bootstrap = format!("{lkc}.kafka.test:{port}");
+    let w_sa = admin.sa("sni-app");
+    let (k, s) = admin.key(&w_sa, &lkc);
+    let acl = |rt: &str, name: &str, op: &str| serde_json::json!({"resource_type":rt,"resource_name":name,"pattern_type":"LITERAL","principal":format!("User:{w_sa}"),"operation":op,"permission":"ALLOW"});
+    let acls = vec![
+        acl("TOPIC", "orders", "WRITE"),
+        acl("TOPIC", "orders", "READ"),
+        acl("GROUP", "g1", "READ"),
+    ];
+    admin.ok(
+        admin.post(
+            &format!("/kafka/v3/clusters/{lkc}/acls:batch"),
+            serde_json::json!({ "data": acls }),
+        ),
+        201,
+    );
+    // The brokers are advertised by name on the same port; learn them from Metadata.
+    let mut md = kcat_cmd(&bootstrap, &k, &s, Some(&pki.ca));
+    md.args(["-L", "-t", "orders"]);
+    let (_, out) = run_kcat(md, None);
+    let brokers: Vec<String> = out
+        .split_whitespace()
+        .filter_map(|w| w.strip_suffix(&format!(":{port}")))
+        .filter(|h| h.starts_with('b') && h.ends_with(&format!("-{lkc}.kafka.test")))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !brokers.is_empty(),
+        "brokers advertised as b<id>-{lkc}.kafka.test:{port}: {out}"
+    );
+    hosts.add(&brokers);
+
+    let mut p = kcat_cmd(&bootstrap, &k, &s, Some(&pki.ca));
+    p.args(["-P", "-t", "orders"]);
+    let (ok, out) = run_kcat(p, Some("by-name-1\n"));
+    assert!(ok, "produce through SNI routing: {out}");
+    let mut c = kcat_cmd(&bootstrap, &k, &s, Some(&pki.ca));
+    c.args(["-C", "-t", "orders", "-o", "beginning", "-e"]);
+    let (ok, out) = run_kcat(c, None);
+    assert!(
+        ok && out.contains("by-name-1"),
+        "consume through SNI routing: {out}"
+    );
+    let ca = pki.ca.display().to_string();
+    let env_vars = [
+        ("TOPIC", "orders"),
+        ("GROUP", "g1"),
+        ("CA_FILE", ca.as_str()),
+    ];
+    let (ok, out) = run_scenario("confluent-group", &bootstrap, &k, &s, &env_vars);
+    assert!(ok, "confluent-kafka through SNI routing: {out}");
+    let (ok, out) = run_scenario("kafka-python", &bootstrap, &k, &s, &env_vars);
+    assert!(ok, "kafka-python through SNI routing: {out}");
+
+    // The key of cluster one is not a key of cluster two, on the same port.
+    let other = format!("{}.kafka.test:{port}", clusters[1]);
+    let mut wrong = kcat_cmd(&other, &k, &s, Some(&pki.ca));
+    wrong.args(["-L", "-m", "5"]);
+    let (ok, out) = run_kcat(wrong, None);
+    assert!(!ok, "a key of another cluster is refused: {out}");
+
+    // Unknown names, no name, plaintext: refused before any Kafka byte.
+    let addr = format!("127.0.0.1:{port}");
+    let handshake = |args: &[&str]| {
+        Command::new("openssl")
+            .args(["s_client", "-connect", &addr, "-CAfile", &ca])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl")
+    };
+    for args in [
+        &["-servername", "lkc-nope.kafka.test"][..],
+        &["-servername", "elsewhere.example.com"][..],
+        &["-noservername"][..],
+    ] {
+        let out = handshake(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !out.status.success() && !text.contains("Server certificate"),
+            "handshake {args:?} must be refused: {text}"
+        );
+    }
+    let mut plain = TcpStream::connect(&addr).expect("connect");
+    plain.write_all(&[0, 0, 0, 10]).expect("write");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 8];
+    assert_eq!(plain.read(&mut buf).unwrap_or(0), 0, "plaintext is closed");
+    wait_until("the refusals in the log", Duration::from_secs(5), || {
+        let l = srv.logs();
+        l.contains("no such cluster")
+            && l.contains("is not a cluster or broker of kafka.test")
+            && l.contains("no SNI name")
+            && l.contains("plaintext client on the SNI port")
+    });
+    drop(hosts);
+}
