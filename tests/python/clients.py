@@ -335,6 +335,39 @@ def long_producer():
 
 
 
+def direct_metadata():
+    """kafka-python straight to a broker (around keygate), with its version pinned so it
+    sends no ApiVersions before SASL (Tansu 0.6.0 with --authentication breaks
+    librdkafka's ApiVersions-first start). DIRECT_PROTOCOL, and DIRECT_MECHANISM /
+    DIRECT_USER / DIRECT_PASSWORD for SASL; CA_FILE for TLS. ok: the topics were listed
+    within 10 s."""
+    import threading
+    from kafka import KafkaConsumer
+
+    conf = dict(bootstrap_servers=BOOTSTRAP, security_protocol=os.environ["DIRECT_PROTOCOL"], api_version=(2, 5),
+                request_timeout_ms=5000)
+    if os.environ.get("DIRECT_MECHANISM"):
+        conf.update(sasl_mechanism=os.environ["DIRECT_MECHANISM"], sasl_plain_username=os.environ["DIRECT_USER"],
+                    sasl_plain_password=os.environ["DIRECT_PASSWORD"])
+    if CA_FILE:
+        conf.update(ssl_cafile=CA_FILE)
+    out = {}
+
+    def attempt():
+        try:
+            c = KafkaConsumer(**conf)
+            out["topics"] = sorted(c.topics())
+            c.close()
+        except Exception as e:  # noqa: BLE001 - any failure is the answer
+            out["error"] = f"{type(e).__name__}: {e}"[:300]
+
+    t = threading.Thread(target=attempt, daemon=True)
+    t.start()
+    t.join(10)
+    print(json.dumps({"ok": "topics" in out, **out}))
+    os._exit(0 if "topics" in out else 1)
+
+
 def list_groups():
     """ListGroups through the gateway; prints the group ids seen."""
     from confluent_kafka.admin import AdminClient

@@ -361,7 +361,7 @@ async fn discover(shared: &ClusterShared) -> Result<(), String> {
     for addr in shared.upstream_addresses(Target::Bootstrap) {
         match discover_at(shared, &addr).await {
             Ok(()) => return Ok(()),
-            Err(e) => last = format!("{addr}: {e}"),
+            Err(e) => last = e,
         }
     }
     Err(last)
@@ -376,7 +376,8 @@ async fn discover_at(shared: &ClusterShared, addr: &str) -> Result<(), String> {
         1,
         &ApiVersionsRequest::default(),
     )
-    .await?;
+    .await
+    .map_err(|e| format!("{addr}: ApiVersions: {e}"))?;
     let upstream: HashMap<i16, (i16, i16)> = av
         .api_keys
         .iter()
@@ -398,7 +399,9 @@ async fn discover_at(shared: &ClusterShared, addr: &str) -> Result<(), String> {
     }
     let mut req = MetadataRequest::default();
     req.topics = Some(Vec::new());
-    let md: MetadataResponse = request(&mut s, ApiKey::Metadata, 1, 2, &req).await?;
+    let md: MetadataResponse = request(&mut s, ApiKey::Metadata, 1, 2, &req)
+        .await
+        .map_err(|e| format!("{addr}: Metadata: {e}"))?;
     shared.learn(
         md.brokers
             .iter()

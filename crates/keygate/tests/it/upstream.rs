@@ -10,7 +10,7 @@
 //! 0.6.0, so stunnel terminates TLS in front of it and the broker advertises stunnel's
 //! port: every byte from a client reaches it through TLS.
 
-use crate::gateway::{free_ports, kcat_bin, kcat_cmd, run_kcat, tansu_bin, wait_for_port};
+use crate::gateway::{free_ports, kcat_cmd, run_kcat, tansu_bin, wait_for_port};
 use crate::harness::{CliEnv, Server};
 use crate::tls::Pki;
 use serde_json::{json, Value};
@@ -42,8 +42,9 @@ fn tansu(dir: &Path, listen: u16, advertised: u16, auth: bool) -> Child {
         .arg(format!("tcp://127.0.0.1:{listen}"))
         .arg("--advertised-listener-url")
         .arg(format!("tcp://127.0.0.1:{advertised}"))
-        .arg("--storage-engine")
-        .arg(format!("sqlite://{}", dir.join("tansu.db").display()))
+        // Tansu resolves sqlite:// paths against its working directory.
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
         .args(["--cluster-id", "secure"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -174,17 +175,6 @@ fn wait_health(cli: &CliEnv, id: &str, healthy: bool) -> Value {
     }
 }
 
-/// kcat straight to the broker, around keygate: `-X` settings given.
-fn direct(port: u16, settings: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(kcat_bin());
-    cmd.env_remove("LD_LIBRARY_PATH")
-        .args(["-b", &format!("127.0.0.1:{port}"), "-L", "-m", "5"]);
-    for s in settings {
-        cmd.args(["-X", s]);
-    }
-    run_kcat(cmd, None)
-}
-
 fn grant(srv: &Server, lkc: &str, name: &str) -> (String, String) {
     let admin = srv.admin();
     let sa = admin.sa(name);
@@ -279,40 +269,34 @@ fn the_gateway_logs_in_over_sasl_ssl_scram_and_clients_going_around_it_are_refus
         "consume through the gateway: {out}"
     );
 
-    // Around keygate: the broker itself refuses a client without credentials, and one
-    // with a guessed password.
-    let ca_setting = format!("ssl.ca.location={ca}");
-    let (ok, out) = direct(broker.port, &["security.protocol=SSL", &ca_setting]);
+    // Around keygate: the broker itself refuses a client without credentials and one
+    // with a guessed password, and accepts keygate's (so the refusals are its own).
+    let direct = |protocol: &str, sasl: Option<(&str, &str)>| {
+        let mut env = vec![("DIRECT_PROTOCOL", protocol), ("CA_FILE", ca)];
+        if let Some((user, pw)) = sasl {
+            env.extend([
+                ("DIRECT_MECHANISM", "SCRAM-SHA-512"),
+                ("DIRECT_USER", user),
+                ("DIRECT_PASSWORD", pw),
+            ]);
+        }
+        crate::clients::run_scenario("direct-metadata", &upstream, "-", "-", &env)
+    };
+    let (ok, out) = direct("SSL", None);
     assert!(
         !ok,
         "a client without credentials must be refused by the broker: {out}"
     );
-    let (ok, out) = direct(
-        broker.port,
-        &[
-            "security.protocol=SASL_SSL",
-            &ca_setting,
-            "sasl.mechanism=SCRAM-SHA-512",
-            "sasl.username=keygate",
-            "sasl.password=guess",
-        ],
-    );
+    let (ok, out) = direct("SASL_SSL", Some(("keygate", "guess")));
     assert!(
         !ok,
         "a guessed password must be refused by the broker: {out}"
     );
-    // The broker does accept the real credential (so the refusals above are its own).
-    let (ok, out) = direct(
-        broker.port,
-        &[
-            "security.protocol=SASL_SSL",
-            &ca_setting,
-            "sasl.mechanism=SCRAM-SHA-512",
-            "sasl.username=keygate",
-            &format!("sasl.password={pw1}"),
-        ],
+    let (ok, out) = direct("SASL_SSL", Some(("keygate", pw1)));
+    assert!(
+        ok && out.contains("orders"),
+        "the broker accepts keygate's credential: {out}"
     );
-    assert!(ok, "the broker accepts keygate's credential: {out}");
 
     // The password is nowhere in the clear: database file, export, logs.
     let db = std::fs::read(kg.path().join("data/keygate.db")).expect("db");
@@ -426,7 +410,7 @@ fn the_gateway_logs_in_over_sasl_ssl_scram_and_clients_going_around_it_are_refus
 }
 
 #[test]
-fn plain_and_scram_256_over_sasl_plaintext_and_mtls_to_the_broker() {
+fn scram_256_over_sasl_plaintext_and_mtls_to_the_broker() {
     let work = tempfile::tempdir().expect("tempdir");
     let broker = SecureBroker::start(
         work.path(),
@@ -471,26 +455,6 @@ fn plain_and_scram_256_over_sasl_plaintext_and_mtls_to_the_broker() {
     let (ok, out) = run_kcat(p, Some("scram-256\n"));
     assert!(ok, "through a SCRAM-SHA-256 upstream: {out}");
 
-    // PLAIN against a user the broker stores.
-    let pw = write(work.path(), "plain.txt", "pw-plain-Qz");
-    cli.json(&[
-        "kafka",
-        "cluster",
-        "update",
-        &lkc,
-        "--upstream-sasl-mechanism",
-        "PLAIN",
-        "--upstream-username",
-        "kgplain",
-        "--upstream-password-file",
-        pw.to_str().expect("path"),
-    ]);
-    std::thread::sleep(Duration::from_secs(1));
-    wait_health(&cli, &lkc, true);
-    let mut p = kcat_cmd(&bootstrap, &k, &s, None);
-    p.args(["-P", "-t", "orders"]);
-    let (ok, out) = run_kcat(p, Some("plain\n"));
-    assert!(ok, "through a PLAIN upstream: {out}");
     drop(broker);
 
     // mTLS: stunnel requires a client certificate from keygate's CA.
@@ -531,13 +495,14 @@ fn plain_and_scram_256_over_sasl_plaintext_and_mtls_to_the_broker() {
         .as_str()
         .expect("lkc")
         .to_owned();
-    // Without a client certificate stunnel ends the handshake: unhealthy, with why.
+    // Without a client certificate stunnel ends the session (with TLS 1.3 the alert
+    // arrives at the first read, during SASL): unhealthy, with why.
     let c = wait_health(&cli, &lkc2, false);
     assert!(
         c["status"]["upstream"]["reason"]
             .as_str()
             .unwrap_or_default()
-            .contains("TLS"),
+            .contains("CertificateRequired"),
         "{c:#}"
     );
     let shown = cli.json(&[
@@ -568,4 +533,71 @@ fn plain_and_scram_256_over_sasl_plaintext_and_mtls_to_the_broker() {
     p.args(["-P", "-t", "orders"]);
     let (ok, out) = run_kcat(p, Some("mtls\n"));
     assert!(ok, "through an mTLS + SCRAM upstream: {out}");
+}
+
+/// PLAIN to an upstream that really checks PLAIN passwords: another keygate's gateway.
+/// Tansu 0.6.0 cannot serve here: with the right password its PLAIN exchange closed the
+/// connection in our runs, and its PLAIN check (tansu-auth's `Callback::check`) only
+/// requires a password to be present, never compares it.
+#[test]
+fn plain_to_an_upstream_keygate_that_checks_the_password() {
+    let b = crate::gateway::world(&["orders"], "");
+    let (_, bk, bs) = b.app(
+        "keygate-a",
+        &[
+            ("TOPIC", "orders", "WRITE", "ALLOW"),
+            ("TOPIC", "orders", "READ", "ALLOW"),
+            ("TOPIC", "orders", "DESCRIBE", "ALLOW"),
+        ],
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let kg = tempfile::tempdir().expect("tempdir");
+    let (srv, cli, env, base) = keygate(kg.path());
+    let wrong = write(work.path(), "wrong.txt", "not-the-secret");
+    let lkc = cli.json(&[
+        "kafka",
+        "cluster",
+        "create",
+        "chained",
+        "--environment",
+        &env,
+        "--upstream",
+        &b.bootstrap,
+        "--upstream-security-protocol",
+        "SASL_PLAINTEXT",
+        "--upstream-sasl-mechanism",
+        "PLAIN",
+        "--upstream-username",
+        &bk,
+        "--upstream-password-file",
+        wrong.to_str().expect("path"),
+    ])["id"]
+        .as_str()
+        .expect("lkc")
+        .to_owned();
+    let c = wait_health(&cli, &lkc, false);
+    assert!(
+        c["status"]["upstream"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SASL PLAIN"),
+        "a wrong PLAIN password is refused upstream: {c:#}"
+    );
+    let right = write(work.path(), "right.txt", &bs);
+    cli.json(&[
+        "kafka",
+        "cluster",
+        "update",
+        &lkc,
+        "--upstream-password-file",
+        right.to_str().expect("path"),
+    ]);
+    wait_health(&cli, &lkc, true);
+    wait_for_port(base);
+    let (k, s) = grant(&srv, &lkc, "app-chained");
+    let bootstrap = format!("127.0.0.1:{base}");
+    let mut p = kcat_cmd(&bootstrap, &k, &s, None);
+    p.args(["-P", "-t", "orders"]);
+    let (ok, out) = run_kcat(p, Some("chained\n"));
+    assert!(ok, "through keygate A, PLAIN to keygate B: {out}");
 }
