@@ -3,7 +3,8 @@
 Run by the Rust integration tests (crates/keygate/tests/it/clients.rs) with the
 virtualenv scripts/test creates. Settings come from the environment: BOOTSTRAP,
 KEY, SECRET, TOPIC, GROUP; with CA_FILE set the client uses TLS (SASL_SSL) and trusts
-that CA. With OIDC_TOKEN_URL set, the client authenticates with
+that CA; with CLIENT_CERT and CLIENT_KEY too, it authenticates with that certificate
+(SSL, no SASL). With OIDC_TOKEN_URL set, the client authenticates with
 OAUTHBEARER through librdkafka's OIDC method instead: KEY and SECRET are then the
 OAuth client id and secret, OIDC_EXTENSIONS the SASL extensions. Prints one JSON
 line with what happened; exits non-zero when the scenario's expectation fails.
@@ -47,6 +48,11 @@ CA_FILE = os.environ.get("CA_FILE")
 if CA_FILE:
     CONF["security.protocol"] = "SASL_SSL"
     CONF["ssl.ca.location"] = CA_FILE
+# With CLIENT_CERT and CLIENT_KEY: mTLS, the certificate is the credential (no SASL).
+CLIENT_CERT, CLIENT_KEY = os.environ.get("CLIENT_CERT"), os.environ.get("CLIENT_KEY")
+if CLIENT_CERT:
+    CONF = {"bootstrap.servers": BOOTSTRAP, "security.protocol": "SSL", "ssl.ca.location": CA_FILE,
+            "ssl.certificate.location": CLIENT_CERT, "ssl.key.location": CLIENT_KEY}
 
 
 def done(ok, **facts):
@@ -235,6 +241,9 @@ def kafka_python():
                   sasl_plain_username=KEY, sasl_plain_password=SECRET)
     if CA_FILE:
         common.update(security_protocol="SASL_SSL", ssl_cafile=CA_FILE)
+    if CLIENT_CERT:
+        common = dict(bootstrap_servers=BOOTSTRAP, security_protocol="SSL", ssl_cafile=CA_FILE,
+                      ssl_certfile=CLIENT_CERT, ssl_keyfile=CLIENT_KEY)
     tag = uuid.uuid4().hex[:8]
     p = KafkaProducer(**common)
     for i in range(5):

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod certificates;
 pub mod error;
 pub mod handlers;
 pub mod oauth;
@@ -71,6 +72,8 @@ pub struct AppState {
         oauth::list_providers, oauth::create_provider, oauth::get_provider, oauth::update_provider, oauth::delete_provider, oauth::refresh_provider_jwks,
         oauth::list_pools, oauth::create_pool, oauth::get_pool, oauth::update_pool, oauth::delete_pool,
         oauth::token_exchange, oauth::jwks, oauth::rotate_signing_key,
+        certificates::list_authorities, certificates::create_authority, certificates::get_authority, certificates::update_authority, certificates::delete_authority,
+        certificates::list_pools, certificates::create_pool, certificates::get_pool, certificates::update_pool, certificates::delete_pool,
         audit::list_events,
     ),
     modifiers(&BasicAuth)
@@ -272,6 +275,26 @@ pub fn router(state: AppState) -> Router {
             get(oauth::get_pool)
                 .patch(oauth::update_pool)
                 .delete(oauth::delete_pool),
+        )
+        .route(
+            "/iam/v2/certificate-authorities",
+            get(certificates::list_authorities).post(certificates::create_authority),
+        )
+        .route(
+            "/iam/v2/certificate-authorities/{id}",
+            get(certificates::get_authority)
+                .put(certificates::update_authority)
+                .delete(certificates::delete_authority),
+        )
+        .route(
+            "/iam/v2/certificate-authorities/{id}/identity-pools",
+            get(certificates::list_pools).post(certificates::create_pool),
+        )
+        .route(
+            "/iam/v2/certificate-authorities/{id}/identity-pools/{pool_id}",
+            get(certificates::get_pool)
+                .put(certificates::update_pool)
+                .delete(certificates::delete_pool),
         )
         .route("/sts/v1/oauth2/token", post(oauth::token_exchange))
         .route(

@@ -334,6 +334,34 @@ pub struct IdentityProvider {
     pub created_at: Timestamp,
     /// Updated.
     pub updated_at: Timestamp,
+    /// A certificate authority (mTLS) instead of an OAuth issuer: its pools match
+    /// client certificates it signed, not tokens. Its `issuer` is then an internal
+    /// name no token can carry, and its JWKS stays empty.
+    pub certificate: Option<CertificateAuthority>,
+}
+
+/// What makes an identity provider a certificate authority: the chain client
+/// certificates must verify against, and its revocation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateAuthority {
+    /// PEM certificate chain (the CA, and intermediates).
+    pub chain_pem: String,
+    /// The file name it was uploaded as.
+    pub chain_filename: String,
+    /// PEM CRL(s) of revoked client certificates.
+    pub crl_pem: Option<String>,
+    /// Where the CRL is published (recorded; the gateway uses `crl_pem`).
+    pub crl_url: Option<String>,
+    /// When the CRL was last set.
+    pub crl_updated_at: Option<Timestamp>,
+}
+
+impl IdentityProvider {
+    /// The issuer a certificate authority is filed under: no token can carry it (it
+    /// is not a URL, and no JWKS backs it).
+    pub fn certificate_issuer(id: &str) -> String {
+        format!("urn:keygate:certificate-authority:{id}")
+    }
 }
 
 /// An identity pool: the tokens of one provider that pass a CEL filter, acting as

@@ -35,16 +35,6 @@ impl SecretHasher {
         SecretHasher { keyed }
     }
 
-    /// A key for `purpose`, derived from the pepper (HMAC-SHA256 of a label no API
-    /// secret can equal: it starts with a NUL byte). Losing the pepper loses what the
-    /// key protects, as it loses every API key.
-    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = self.keyed.clone();
-        mac.update(b"\0keygate derived key\0");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
     /// The stored form of a secret.
     pub fn hash(&self, secret: &str) -> [u8; 32] {
         let mut mac = self.keyed.clone();
@@ -53,7 +43,8 @@ impl SecretHasher {
     }
 
     /// A 32-byte key derived from the pepper for `purpose` and `id` (STS signing
-    /// keys): the pepper itself never leaves the hasher.
+    /// keys, the key sealing upstream credentials): the pepper itself never leaves the
+    /// hasher.
     pub fn derive(&self, purpose: &str, id: &str) -> [u8; 32] {
         let mut mac = self.keyed.clone();
         mac.update(b"keygate-derive\0");

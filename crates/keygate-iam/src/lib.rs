@@ -9,6 +9,7 @@
 //! concurrency), [`throttle`] (failed-authentication penalties per source).
 #![deny(missing_docs)]
 
+pub mod certs;
 pub mod hasher;
 pub mod oauth;
 pub mod password;

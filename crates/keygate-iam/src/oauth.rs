@@ -263,6 +263,7 @@ impl Iam {
                 jwks_fetched_at: fetched_at,
                 created_at: now,
                 updated_at: now,
+                certificate: None,
             };
             let store = self.store.clone();
             let rec = self.change(
@@ -278,14 +279,25 @@ impl Iam {
         Ok(p)
     }
 
-    /// Every provider.
+    /// Every OAuth provider (certificate authorities have their own listing).
     pub async fn list_providers(&self, _c: &Caller) -> Result<Vec<IdentityProvider>> {
-        Ok(self.store.list_providers().await?)
+        let mut all = self.store.list_providers().await?;
+        all.retain(|p| p.certificate.is_none());
+        Ok(all)
     }
 
-    /// One provider.
+    /// One OAuth provider.
     pub async fn get_provider(&self, _c: &Caller, id: &str) -> Result<IdentityProvider> {
-        Ok(self.store.get_provider(id).await?)
+        self.oauth_provider(id).await
+    }
+
+    /// The OAuth provider `id`: a certificate authority's id is not found here.
+    async fn oauth_provider(&self, id: &str) -> Result<IdentityProvider> {
+        let p = self.store.get_provider(id).await?;
+        if p.certificate.is_some() {
+            return Err(IamError::NotFound("identity provider", id.to_owned()));
+        }
+        Ok(p)
     }
 
     /// Update a provider's name, description, issuer, JWKS URI, identity claim or state.
@@ -310,7 +322,7 @@ impl Iam {
         if let Some(v) = &patch.identity_claim {
             patch.identity_claim = Some(check_claim_path("/identity_claim", v)?);
         }
-        self.store.get_provider(id).await?;
+        self.oauth_provider(id).await?;
         self.require_identity_admin(c, "manage identity providers")?;
         let uri_changed = patch.jwks_uri.is_some();
         let rec = self.change(
@@ -331,7 +343,7 @@ impl Iam {
 
     /// Delete a provider with its pools and their grants.
     pub async fn delete_provider(&self, c: &Caller, id: &str) -> Result<()> {
-        self.store.get_provider(id).await?;
+        self.oauth_provider(id).await?;
         self.require_identity_admin(c, "manage identity providers")?;
         let rec = self.change(
             c,
@@ -350,7 +362,7 @@ impl Iam {
         c: &Caller,
         id: &str,
     ) -> Result<(IdentityProvider, JwksStatus)> {
-        self.store.get_provider(id).await?;
+        self.oauth_provider(id).await?;
         self.require_identity_admin(c, "manage identity providers")?;
         let status = self.refresh_jwks(id).await?;
         Ok((self.store.get_provider(id).await?, status))
@@ -411,7 +423,7 @@ impl Iam {
                 return;
             }
         };
-        for p in providers {
+        for p in providers.iter().filter(|p| p.certificate.is_none()) {
             if let Err(e) = self.refresh_jwks(&p.id).await {
                 tracing::warn!(provider = %p.id, error = %e, "JWKS refresh failed");
             }
@@ -438,7 +450,7 @@ impl Iam {
         let name = check_name("/display_name", &n.display_name)?;
         let description = check_description("/description", &n.description)?;
         let filter = check_filter(n.filter.as_deref().unwrap_or("true"))?;
-        let provider = self.store.get_provider(provider_id).await?;
+        let provider = self.oauth_provider(provider_id).await?;
         let identity_claim = check_claim_path(
             "/identity_claim",
             n.identity_claim
@@ -475,11 +487,13 @@ impl Iam {
 
     /// The pools of a provider.
     pub async fn list_pools(&self, _c: &Caller, provider_id: &str) -> Result<Vec<IdentityPool>> {
+        self.oauth_provider(provider_id).await?;
         Ok(self.store.list_pools(provider_id).await?)
     }
 
     /// One pool of a provider.
     pub async fn get_pool(&self, _c: &Caller, provider_id: &str, id: &str) -> Result<IdentityPool> {
+        self.oauth_provider(provider_id).await?;
         let p = self.store.get_pool(id).await?;
         Self::pool_in(provider_id, &p)?;
         Ok(p)
@@ -507,6 +521,7 @@ impl Iam {
         }
         patch.issuer = None;
         patch.jwks_uri = None;
+        self.oauth_provider(provider_id).await?;
         let p = self.store.get_pool(id).await?;
         Self::pool_in(provider_id, &p)?;
         self.require_identity_admin(c, "manage identity pools")?;
@@ -523,6 +538,7 @@ impl Iam {
 
     /// Delete a pool and its grants.
     pub async fn delete_pool(&self, c: &Caller, provider_id: &str, id: &str) -> Result<()> {
+        self.oauth_provider(provider_id).await?;
         let p = self.store.get_pool(id).await?;
         Self::pool_in(provider_id, &p)?;
         self.require_identity_admin(c, "manage identity pools")?;

@@ -37,7 +37,7 @@ pub struct SealError;
 impl Sealer {
     /// The sealer of the installation whose pepper keys `hasher`.
     pub fn new(hasher: &SecretHasher) -> Self {
-        let key = Zeroizing::new(hasher.derive_key("sealed secrets v1"));
+        let key = Zeroizing::new(hasher.derive("sealed-secrets-v1", ""));
         Sealer {
             cipher: XChaCha20Poly1305::new(key.as_ref().into()),
         }

@@ -653,6 +653,8 @@ pub struct OAuthState {
     pub directory: Directory,
     /// The newest unretired signing key.
     pub signer: Option<Arc<StsKey>>,
+    /// Certificate authorities and their pools (mTLS).
+    pub certificates: crate::certs::CertificateDirectory,
 }
 
 impl OAuthState {
@@ -664,6 +666,9 @@ impl OAuthState {
         hasher: &SecretHasher,
         settings: &OAuthSettings,
     ) -> Self {
+        let certificates = crate::certs::CertificateDirectory::build(providers, pools);
+        // Certificate authorities stay in the directory: no token names their issuer
+        // and their JWKS is empty, and their pools' sessions are checked there too.
         let providers = providers.iter().map(|p| ProviderEntry {
             id: p.id.clone(),
             issuer: p.issuer.clone(),
@@ -709,6 +714,7 @@ impl OAuthState {
             ),
             // Keys are listed oldest first: the last live one signs.
             signer: live.last().cloned(),
+            certificates,
         }
     }
 }

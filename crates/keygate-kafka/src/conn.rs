@@ -9,8 +9,8 @@ use crate::classify::{self, codes, Plan, Post};
 use crate::frame::{read_frame, write_frame, FrameError};
 use crate::gateway::ClusterShared;
 use crate::handshake::{
-    auth_failure, authenticate, failed_attempt, handshake, sasl_handshake, session_valid, Auth,
-    Credential, Mechanism,
+    auth_failure, authenticate, certificate_session, failed_attempt, handshake, sasl_handshake,
+    session_valid, Auth, Credential, Mechanism,
 };
 use crate::transport;
 use bytes::{Buf, Bytes, BytesMut};
@@ -165,14 +165,18 @@ async fn serve(
         }
     };
     let tls = client.is_tls();
+    let certificate = transport::peer_certificate(&client);
     let (mut cr, cw) = tokio::io::split(client);
     // A client that stops reading cannot hold the connection (and its upstream one):
     // a write with no progress for the write timeout ends it.
     let mut cw = keygate_net::Timed::new(cw, cfg.write_timeout);
-    let (session, mut mechanism) =
-        tokio::time::timeout_at(deadline, handshake(&mut cr, &mut cw, peer, &shared))
+    let (session, mut mechanism) = match certificate {
+        // A client certificate the handshake verified: it is the credential.
+        Some(leaf) => (certificate_session(&shared, &leaf, peer)?, None),
+        None => tokio::time::timeout_at(deadline, handshake(&mut cr, &mut cw, peer, &shared))
             .await
-            .map_err(|_| ConnError::AuthTimeout)??;
+            .map_err(|_| ConnError::AuthTimeout)??,
+    };
     drop(unauthenticated);
     let mut session = session;
     tracing::debug!(

@@ -464,6 +464,9 @@ impl Gateway {
         usage: Arc<UsageRecorder>,
         auditor: Auditor,
     ) -> Self {
+        if let Some(tls) = &cfg.tls {
+            tls.client_certs.attach(iam.snapshot().clone());
+        }
         Gateway {
             limits: Limits {
                 connections: keygate_net::ConnLimiter::new(

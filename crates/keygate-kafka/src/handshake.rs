@@ -58,6 +58,8 @@ impl Session {
 pub(crate) enum Mechanism {
     Plain,
     OAuthBearer,
+    /// No SASL: a client certificate matched certificate identity pools.
+    Mtls,
 }
 
 impl Mechanism {
@@ -65,6 +67,42 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "SASL_PLAIN",
             Mechanism::OAuthBearer => "SASL_OAUTHBEARER",
+            Mechanism::Mtls => "MTLS",
+        }
+    }
+}
+
+/// The session of a client whose certificate (verified by the TLS handshake against
+/// keygate's certificate authorities) matches certificate identity pools: no SASL.
+/// It lasts until the certificate expires, or until its pools are disabled or
+/// deleted (checked like every session). Audited either way.
+pub(crate) fn certificate_session(
+    shared: &ClusterShared,
+    leaf: &[u8],
+    peer: SocketAddr,
+) -> Result<Session, ConnError> {
+    let identified = shared.snapshot.oauth().certificates.identify(leaf);
+    match identified {
+        Ok(id) => {
+            let left = id.not_after - chrono::Utc::now().timestamp();
+            let session = Session {
+                principals: id.principals(),
+                credential: Credential::Pools(id.pools.clone()),
+                label: id.pools.join(","),
+                expires: Some(
+                    Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)),
+                ),
+                mechanism: Mechanism::Mtls,
+                identity: Some(id.external_id),
+            };
+            shared.audit_authentication(&session.who(peer), None);
+            Ok(session)
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            shared
+                .audit_authentication(&failed_attempt(Mechanism::Mtls, None, peer), Some(&reason));
+            Err(ConnError::AuthFailed(reason))
         }
     }
 }
@@ -238,6 +276,7 @@ pub(crate) fn auth_failure(h: Header, m: Mechanism) -> Bytes {
     resp.error_message = Some(StrBytes::from_static_str(match m {
         Mechanism::Plain => "Authentication failed: invalid API key or secret",
         Mechanism::OAuthBearer => "Authentication failed: invalid token",
+        Mechanism::Mtls => "Authentication failed: certificate sessions do not use SASL",
     }));
     encode_response(
         ApiKey::SaslAuthenticate,
@@ -314,6 +353,9 @@ async fn authenticate_inner(
     }
     let max_ms = shared.cfg.max_session_lifetime.as_millis() as i64;
     let (principals, credential, label, lifetime_ms, identity) = match mechanism {
+        Mechanism::Mtls => {
+            return fail("certificate sessions do not re-authenticate with SASL".into())
+        }
         Mechanism::Plain => {
             let Some(plain) = crate::sasl::parse_plain(&req.auth_bytes) else {
                 return fail("malformed PLAIN token".into());

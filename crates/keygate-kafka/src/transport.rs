@@ -20,6 +20,8 @@ pub struct GatewayTls {
     pub config: Arc<rustls::ServerConfig>,
     /// Refuse clients that do not start TLS (`gateway_require_tls`).
     pub require: bool,
+    /// The client-certificate verifier in `config` (certificate identities).
+    pub client_certs: Arc<ClientCerts>,
 }
 
 impl std::fmt::Debug for GatewayTls {
@@ -60,5 +62,169 @@ pub(crate) async fn open(
                 .into(),
         )),
         _ => Ok(ClientStream::Plain(tcp)),
+    }
+}
+
+/// The gateway's client-certificate verifier: keygate's certificate authorities as
+/// they are now. It follows the snapshot — a certificate authority created, changed
+/// (a new CRL) or deleted applies to the next handshake — and asks for a certificate
+/// without requiring one, so SASL clients on the same port are unaffected. With no
+/// authority configured it does not ask at all.
+pub struct ClientCerts {
+    snapshot: std::sync::OnceLock<Arc<keygate_iam::Snapshot>>,
+    built: arc_swap::ArcSwap<Built>,
+}
+
+struct Built {
+    version: u64,
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+}
+
+impl std::fmt::Debug for ClientCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCerts").finish_non_exhaustive()
+    }
+}
+
+impl ClientCerts {
+    fn new() -> Self {
+        ClientCerts {
+            snapshot: std::sync::OnceLock::new(),
+            built: arc_swap::ArcSwap::from_pointee(Built {
+                version: 0,
+                verifier: None,
+            }),
+        }
+    }
+
+    /// Follow `snapshot`'s certificate authorities from now on.
+    pub(crate) fn attach(&self, snapshot: Arc<keygate_iam::Snapshot>) {
+        let _ = self.snapshot.set(snapshot);
+    }
+
+    /// The verifier for the authorities the snapshot holds now (rebuilt when they
+    /// changed).
+    fn current(&self) -> Option<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+        let snapshot = self.snapshot.get()?;
+        let oauth = snapshot.oauth();
+        let dir = &oauth.certificates;
+        let built = self.built.load();
+        if built.version == dir.version {
+            return built.verifier.clone();
+        }
+        let verifier = if dir.is_empty() {
+            None
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in &dir.roots {
+                let _ = roots.add(c.clone());
+            }
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                keygate_net::tls::provider(),
+            )
+            .with_crls(dir.crls.iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status()
+            .allow_unauthenticated()
+            .build()
+            .inspect_err(|e| tracing::warn!(error = %e, "certificate authorities unusable; client certificates refused"))
+            .ok()
+        };
+        self.built.store(Arc::new(Built {
+            version: dir.version,
+            verifier: verifier.clone(),
+        }));
+        verifier
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for ClientCerts {
+    fn offer_client_auth(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        // Not listed: clients send the one certificate they are configured with.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        match self.current() {
+            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::General(
+                "no certificate authority is configured".into(),
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &keygate_net::tls::provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &keygate_net::tls::provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        keygate_net::tls::provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl GatewayTls {
+    /// TLS for the gateway with the certificate `certs` resolves; client
+    /// certificates are verified against keygate's certificate authorities once the
+    /// gateway starts (see [`ClientCerts`]).
+    pub fn new(certs: Arc<dyn rustls::server::ResolvesServerCert>, require: bool) -> Self {
+        let client_certs = Arc::new(ClientCerts::new());
+        GatewayTls {
+            config: keygate_net::tls::server_config_with_clients(certs, &[], client_certs.clone()),
+            require,
+            client_certs,
+        }
+    }
+}
+
+/// The leaf certificate a TLS client presented (verified by the handshake), if any.
+pub(crate) fn peer_certificate(s: &ClientStream) -> Option<Vec<u8>> {
+    match s {
+        ClientStream::Tls(t) => t
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec()),
+        ClientStream::Plain(_) => None,
     }
 }

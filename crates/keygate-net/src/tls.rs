@@ -208,6 +208,23 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// Like [`server_config`], verifying client certificates with `clients` (which
+/// decides whether to ask for one).
+pub fn server_config_with_clients(
+    certs: Arc<dyn ResolvesServerCert>,
+    alpn: &[&[u8]],
+    clients: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+) -> Arc<rustls::ServerConfig> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"));
+    let mut config = builder
+        .with_client_cert_verifier(clients)
+        .with_cert_resolver(certs);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
 /// Re-check `certs` every `every` and whenever the process gets SIGHUP, until the
 /// process ends; reloads and failures are logged.
 pub fn watch(certs: Vec<Arc<CertFile>>, every: Duration) {

@@ -82,12 +82,46 @@ impl Filter {
     pub fn matches(&self, claims: &serde_json::Value) -> bool {
         matches!(self.eval(claims), Ok(Value::Bool(true)))
     }
+
+    /// Whether named values pass, each a top-level variable — the form of certificate
+    /// pool filters (`CN == 'orders-app' && O == 'Acme'`). Only `true` does; a filter
+    /// naming a field the certificate lacks fails to evaluate, and does not match.
+    pub fn matches_fields(&self, fields: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let mut ctx = Context::with_env(STDLIB.clone());
+        for (name, value) in fields {
+            let Ok(v) = cel::to_value(value) else {
+                return false;
+            };
+            let Ok(v): Result<Box<dyn cel::common::value::Val>, _> = v.try_into() else {
+                return false;
+            };
+            ctx.add_variable_as_val(name.as_str(), v);
+        }
+        matches!(self.program.execute(&ctx), Ok(Value::Bool(true)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn certificate_filters_read_top_level_fields() {
+        let f = Filter::compile("CN == 'orders-app' && O == 'Acme' && 'orders.internal' in SAN")
+            .expect("compiles");
+        let fields = |cn: &str| {
+            json!({"CN": cn, "O": "Acme", "SAN": ["orders.internal"]})
+                .as_object()
+                .cloned()
+                .expect("object")
+        };
+        assert!(f.matches_fields(&fields("orders-app")));
+        assert!(!f.matches_fields(&fields("intruder")));
+        let mut no_o = fields("orders-app");
+        no_o.remove("O");
+        assert!(!f.matches_fields(&no_o), "a missing field does not match");
+    }
 
     #[test]
     fn filters_compile_check_and_match() {

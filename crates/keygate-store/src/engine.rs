@@ -220,7 +220,7 @@ fn resource_row(r: &Row) -> DbResult<Resource> {
         created_at: from_ts(r.get(5)?)?,
         updated_at: from_ts(r.get(6)?)?,
         gateway_slot: r.get(7)?,
-        upstream_security: crate::upstream::decode(r.get(8)?)
+        upstream_security: crate::columns::decode(r.get(8)?)
             .map_err(|e| corrupt(format!("upstream_security: {e}")))?,
     })
 }
@@ -382,7 +382,7 @@ fn insert_resource(tx: &dyn Db, r: &Resource, slot: Option<u32>) -> Result<()> {
             ts(r.created_at),
             ts(r.updated_at),
             slot,
-            crate::upstream::encode(&r.upstream_security)
+            crate::columns::encode(&r.upstream_security)
         ],
     )?;
     let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
@@ -689,7 +689,7 @@ fn delete_grants(tx: &dyn Db, principal: &str) -> Result<()> {
     Ok(())
 }
 
-const PROVIDER_COLS: &str = "id, display_name, description, issuer, jwks_uri, identity_claim, enabled, jwks, jwks_fetched_at, created_at, updated_at";
+const PROVIDER_COLS: &str = "id, display_name, description, issuer, jwks_uri, identity_claim, enabled, jwks, jwks_fetched_at, created_at, updated_at, certificate";
 
 fn provider_row(r: &Row) -> DbResult<IdentityProvider> {
     Ok(IdentityProvider {
@@ -704,6 +704,8 @@ fn provider_row(r: &Row) -> DbResult<IdentityProvider> {
         jwks_fetched_at: opt_ts(r.get(8)?)?,
         created_at: from_ts(r.get(9)?)?,
         updated_at: from_ts(r.get(10)?)?,
+        certificate: crate::columns::decode_authority(r.get(11)?)
+            .map_err(|e| corrupt(format!("identity provider certificate: {e}")))?,
     })
 }
 
@@ -753,9 +755,9 @@ fn get_pool(c: &dyn Db, id: &str) -> Result<IdentityPool> {
 
 fn write_provider(tx: &dyn Db, p: &IdentityProvider, insert: bool) -> Result<()> {
     let sql = if insert {
-        format!("INSERT INTO identity_providers ({PROVIDER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+        format!("INSERT INTO identity_providers ({PROVIDER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
     } else {
-        "UPDATE identity_providers SET display_name = ?2, description = ?3, issuer = ?4, jwks_uri = ?5, identity_claim = ?6, enabled = ?7, jwks = ?8, jwks_fetched_at = ?9, created_at = ?10, updated_at = ?11 WHERE id = ?1".to_owned()
+        "UPDATE identity_providers SET display_name = ?2, description = ?3, issuer = ?4, jwks_uri = ?5, identity_claim = ?6, enabled = ?7, jwks = ?8, jwks_fetched_at = ?9, created_at = ?10, updated_at = ?11, certificate = ?12 WHERE id = ?1".to_owned()
     };
     let res = tx.execute(
         &sql,
@@ -770,7 +772,8 @@ fn write_provider(tx: &dyn Db, p: &IdentityProvider, insert: bool) -> Result<()>
             p.jwks,
             p.jwks_fetched_at.map(ts),
             ts(p.created_at),
-            ts(p.updated_at)
+            ts(p.updated_at),
+            p.certificate.as_ref().map(crate::columns::encode_authority)
         ],
     );
     match res {
@@ -1156,7 +1159,7 @@ impl Store for SqlStore {
                     r.display_name,
                     r.upstream,
                     ts(at),
-                    crate::upstream::encode(&r.upstream_security)
+                    crate::columns::encode(&r.upstream_security)
                 ],
             )?;
             let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());
@@ -1556,6 +1559,9 @@ impl Store for SqlStore {
             }
             if let Some(v) = patch.enabled {
                 p.enabled = v;
+            }
+            if let Some(v) = patch.certificate {
+                p.certificate = Some(v);
             }
             p.updated_at = at;
             write_provider(tx, &p, false)?;

@@ -14,11 +14,11 @@
 #![deny(missing_docs)]
 
 mod audit_log;
+pub mod columns;
 mod engine;
 mod postgres;
 mod sql;
 mod sqlite;
-pub mod upstream;
 
 pub use audit_log::StoreAuditLog;
 pub use engine::SqlStore;
@@ -236,6 +236,8 @@ pub struct Patch {
     pub description: Option<String>,
     /// New upstream (resources).
     pub upstream: Option<String>,
+    /// New certificate authority settings (certificate identity providers).
+    pub certificate: Option<keygate_core::model::CertificateAuthority>,
     /// New upstream connection settings (Kafka clusters), secrets already sealed.
     pub upstream_security: Option<keygate_core::UpstreamSecurity>,
     /// New issuer (identity providers).

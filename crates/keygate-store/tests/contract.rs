@@ -852,6 +852,7 @@ async fn oauth_story(store: &dyn Store) {
         jwks_fetched_at: None,
         created_at: now,
         updated_at: now,
+        certificate: None,
     };
     let pool = |id: &str, op: &str, name: &str| IdentityPool {
         id: id.into(),

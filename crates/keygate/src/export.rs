@@ -255,6 +255,9 @@ struct Provider {
     jwks_fetched_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// Certificate authorities: chain, file name and CRL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -369,7 +372,7 @@ fn to_doc(
                 environment_id: r.environment_id,
                 display_name: r.display_name,
                 upstream: r.upstream,
-                upstream_security: keygate_store::upstream::encode(&r.upstream_security)
+                upstream_security: keygate_store::columns::encode(&r.upstream_security)
                     .and_then(|j| serde_json::from_str(&j).ok()),
                 gateway_slot: r.gateway_slot,
                 created_at: r.created_at,
@@ -464,6 +467,9 @@ fn to_doc(
                 jwks_fetched_at: p.jwks_fetched_at,
                 created_at: p.created_at,
                 updated_at: p.updated_at,
+                certificate: p.certificate.as_ref().and_then(|c| {
+                    serde_json::from_str(&keygate_store::columns::encode_authority(c)).ok()
+                }),
             })
             .collect(),
         identity_pools: s
@@ -528,7 +534,7 @@ fn from_doc(d: Document) -> anyhow::Result<(FullState, Vec<(String, String)>)> {
             .into_iter()
             .map(|r| {
                 let upstream_security =
-                    keygate_store::upstream::decode(r.upstream_security.map(|v| v.to_string()))
+                    keygate_store::columns::decode(r.upstream_security.map(|v| v.to_string()))
                         .map_err(|e| {
                             anyhow::anyhow!("resource {}: upstream_security: {e}", r.id)
                         })?;
@@ -647,6 +653,11 @@ fn from_doc(d: Document) -> anyhow::Result<(FullState, Vec<(String, String)>)> {
                 jwks_fetched_at: p.jwks_fetched_at,
                 created_at: p.created_at,
                 updated_at: p.updated_at,
+                certificate: keygate_store::columns::decode_authority(
+                    p.certificate.map(|v| v.to_string()),
+                )
+                .ok()
+                .flatten(),
             })
             .collect(),
         identity_pools: d

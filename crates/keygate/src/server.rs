@@ -396,10 +396,7 @@ fn load_certificates(
             let c =
                 CertFile::load(cert, key).context("the gateway certificate (gateway_tls_cert)")?;
             watched.push(c.clone());
-            Some(keygate_kafka::GatewayTls {
-                config: server_config(c, &[]),
-                require: tls.gateway_require,
-            })
+            Some(keygate_kafka::GatewayTls::new(c, tls.gateway_require))
         }
         None => None,
     };

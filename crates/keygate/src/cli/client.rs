@@ -72,6 +72,9 @@ impl Client {
     pub(crate) fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.call("PATCH", path, Some(body))
     }
+    pub(crate) fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call("PUT", path, Some(body))
+    }
     pub(crate) fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.call("DELETE", path, None)
     }

@@ -3,6 +3,7 @@
 //! as typed, each command resolves them into one request.
 
 pub(crate) mod audit;
+pub(crate) mod certs;
 pub(crate) mod client;
 pub(crate) mod context;
 pub(crate) mod oauth;
@@ -278,6 +279,12 @@ pub(crate) enum IamCmd {
     /// Identity pools of an identity provider.
     #[command(subcommand)]
     Pool(oauth::PoolCmd),
+    /// Certificate authorities (mTLS client authentication).
+    #[command(name = "certificate-authority", subcommand)]
+    CertificateAuthority(certs::AuthorityCmd),
+    /// Certificate identity pools of a certificate authority.
+    #[command(name = "certificate-pool", subcommand)]
+    CertificatePool(certs::CertPoolCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -594,6 +601,8 @@ pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
         Cmd::Iam(IamCmd::ServiceAccount(c)) => service_account(c, fmt),
         Cmd::Iam(IamCmd::Provider(c)) => oauth::provider(c, fmt),
         Cmd::Iam(IamCmd::Pool(c)) => oauth::pool(c, fmt),
+        Cmd::Iam(IamCmd::CertificateAuthority(c)) => certs::authority(c, fmt),
+        Cmd::Iam(IamCmd::CertificatePool(c)) => certs::pool(c, fmt),
         Cmd::Iam(IamCmd::Rbac(RbacCmd::RoleBinding(c))) => role_binding(c, fmt),
         Cmd::ApiKey(c) => api_key(c, fmt),
         Cmd::AuditLog(c) => audit::run(c, fmt),

@@ -14,6 +14,7 @@ mod durability;
 mod export;
 mod gateway;
 mod harness;
+mod mtls;
 mod oauth;
 mod rdkafka_client;
 mod scaleout;

@@ -89,14 +89,35 @@ pub fn round_trip(
     ca: Option<&std::path::Path>,
     group: &str,
 ) {
-    let base = || {
-        let mut c = config(bootstrap, key, secret);
-        if let Some(ca) = ca {
-            c.set("security.protocol", "SASL_SSL")
-                .set("ssl.ca.location", ca.display().to_string());
-        }
-        c
-    };
+    let mut c = config(bootstrap, key, secret);
+    if let Some(ca) = ca {
+        c.set("security.protocol", "SASL_SSL")
+            .set("ssl.ca.location", ca.display().to_string());
+    }
+    round_trip_with(c, group);
+}
+
+/// As [`round_trip`], authenticating with a client certificate (SSL, no SASL).
+pub fn round_trip_mtls(
+    bootstrap: &str,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    group: &str,
+) {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", ca.display().to_string())
+        .set("ssl.certificate.location", cert.display().to_string())
+        .set("ssl.key.location", key.display().to_string())
+        .set("fetch.wait.max.ms", "10")
+        .set("message.timeout.ms", "10000");
+    round_trip_with(c, group);
+}
+
+fn round_trip_with(config: ClientConfig, group: &str) {
+    let base = || config.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

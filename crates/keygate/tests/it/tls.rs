@@ -57,6 +57,66 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// A client certificate (clientAuth) with `cn` and `o`, serial `serial`, valid
+    /// from `from` to `to` (None: now − 1 day … now + 30 days); `<stem>.pem`/`.key`.
+    pub fn client(
+        &self,
+        stem: &str,
+        cn: &str,
+        o: &str,
+        serial: u64,
+        validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+    ) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(vec![format!("{cn}.clients.test")]).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.distinguished_name.push(DnType::OrganizationName, o);
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        p.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
+        let now = time::OffsetDateTime::now_utc();
+        let (from, to) = validity.unwrap_or((
+            now - time::Duration::days(1),
+            now + time::Duration::days(30),
+        ));
+        p.not_before = from;
+        p.not_after = to;
+        let cert = p.signed_by(&key, &self.cert, &self.key).expect("sign");
+        let (c, k) = (
+            self.dir.join(format!("{stem}.pem")),
+            self.dir.join(format!("{stem}.key")),
+        );
+        write_atomically(&c, &cert.pem());
+        write_atomically(&k, &key.serialize_pem());
+        (c, k)
+    }
+
+    /// A CRL of this CA revoking `serials`, written to `<stem>.pem`.
+    pub fn crl(&self, stem: &str, serials: &[u64]) -> PathBuf {
+        let now = time::OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: rcgen::SerialNumber::from(1u64.to_be_bytes().to_vec()),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(s.to_be_bytes().to_vec()),
+                    revocation_time: now - time::Duration::minutes(5),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.cert, &self.key).expect("crl");
+        let path = self.dir.join(format!("{stem}.pem"));
+        write_atomically(&path, &crl.pem().expect("pem"));
+        path
+    }
+}
+
 /// Replace a file in one step (as a certificate manager does).
 fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
@@ -85,7 +145,7 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// A keygate + Tansu world whose gateway serves TLS with a certificate for 127.0.0.1.
-fn tls_world(pki: &Pki, extra: &str) -> World {
+pub fn tls_world(pki: &Pki, extra: &str) -> World {
     let (cert, key) = pki.server("gateway", "gateway one", &["127.0.0.1", "localhost"]);
     world_with(&["orders"], |_| {
         format!(

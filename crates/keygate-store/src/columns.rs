@@ -1,4 +1,5 @@
-//! The stored form of a Kafka cluster's upstream settings: a JSON object in
+//! The stored forms of a Kafka cluster's upstream settings and of a certificate
+//! authority (JSON columns). The upstream settings: a JSON object in
 //! `resources.upstream_security`, NULL for the default (plaintext, no SASL). Secrets in
 //! it are already sealed (`Sealed`) by the IAM service; this module only copies them.
 //! `keygate export` writes the same form (sealed values open only with the pepper the
@@ -57,6 +58,39 @@ pub fn decode(column: Option<String>) -> Result<UpstreamSecurity, String> {
         client_cert_pem: s("client_cert_pem"),
         client_key: s("client_key_sealed").map(Sealed),
     })
+}
+
+/// The stored form of a certificate authority (`identity_providers.certificate`).
+pub fn encode_authority(a: &keygate_core::model::CertificateAuthority) -> String {
+    json!({
+        "chain_pem": a.chain_pem,
+        "chain_filename": a.chain_filename,
+        "crl_pem": a.crl_pem,
+        "crl_url": a.crl_url,
+        "crl_updated_at": a.crl_updated_at.map(|t| t.timestamp_millis()),
+    })
+    .to_string()
+}
+
+/// A certificate authority from its stored form (`None`: an OAuth provider).
+pub fn decode_authority(
+    column: Option<String>,
+) -> Result<Option<keygate_core::model::CertificateAuthority>, String> {
+    let Some(text) = column else {
+        return Ok(None);
+    };
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(Some(keygate_core::model::CertificateAuthority {
+        chain_pem: s("chain_pem").ok_or("no chain_pem")?,
+        chain_filename: s("chain_filename").unwrap_or_default(),
+        crl_pem: s("crl_pem"),
+        crl_url: s("crl_url"),
+        crl_updated_at: v
+            .get("crl_updated_at")
+            .and_then(Value::as_i64)
+            .and_then(chrono::DateTime::from_timestamp_millis),
+    }))
 }
 
 #[cfg(test)]
