@@ -189,6 +189,21 @@ try {
     await page.$eval("form[method=post][action='/console/service-accounts']", (f) => f.noValidate = true);
     await Promise.all([page.waitForNavigation(), page.click("form[method=post][action='/console/service-accounts'] button[type=submit]")]);
     out.ownNotice = (await page.textContent(".notice.error")) || "";
+  } else if (scenario === "certificates") {
+    // Certificate identities: add a CA (PEM pasted), then a pool with a CEL filter.
+    await signIn();
+    await page.goto(BASE + "/console/certificate-authorities");
+    await page.fill("input[name=display_name]", "clients");
+    await page.fill("textarea[name=certificate_chain]", fs.readFileSync(process.env.CA_PEM, "utf8"));
+    await Promise.all([page.waitForNavigation(), page.click("form[action='/console/certificate-authorities'] button[type=submit]")]);
+    assert.match(await page.textContent(".notice.ok"), /Certificate authority clients \(op-[a-z0-9]+\) added/);
+    out.fingerprints = await page.textContent("dl.facts dd.mono:nth-of-type(2)");
+    await page.fill("form[action$='/pools'] input[name=display_name]", "orders");
+    await page.fill("form[action$='/pools'] input[name=filter]", "CN == 'orders-app'");
+    await Promise.all([page.waitForNavigation(), page.click("form[action$='/pools'] button[type=submit]")]);
+    assert.match(await page.textContent(".notice.ok"), /Certificate identity pool orders \(pool-[a-z0-9]+\) added/);
+    out.pools = await page.$$eval("table tbody tr", (rows) => rows.map((r) => r.textContent));
+    await shot("31-certificate-authorities");
   } else if (scenario === "https") {
     // Over HTTPS: signed in, the session cookie is Secure, HSTS is sent, and the page
     // came over HTTP/2.

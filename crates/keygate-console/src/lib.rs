@@ -149,6 +149,14 @@ pub fn router(state: ConsoleState) -> Router {
             post(p::create_pool),
         )
         .route("/console/identity-providers/test", post(p::test_filter))
+        .route(
+            "/console/certificate-authorities",
+            get(p::authorities).post(p::create_authority),
+        )
+        .route(
+            "/console/certificate-authorities/{id}/pools",
+            post(p::create_certificate_pool),
+        )
         .route("/console/audit", get(p::audit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

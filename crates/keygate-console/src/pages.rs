@@ -80,6 +80,7 @@ fn layout(st: &ConsoleState, s: &Signed, active: &str, title: &str, body: Markup
                     (link("/console/api-keys", "API keys", "keys"))
                     (link("/console/role-bindings", "Role bindings", "rb"))
                     (link("/console/identity-providers", "Identity providers", "idp"))
+                    (link("/console/certificate-authorities", "Certificate authorities", "ca"))
                     @if ops { (link("/console/audit", "Audit log", "audit")) }
                     h2 { "Resources" }
                     (link("/console/environments", "Environments & clusters", "env"))
@@ -1246,6 +1247,123 @@ pub(crate) async fn delete_role_binding(
             &format!("Role binding {id} revoked."),
         ),
         Err(e) => fail(e, "/console/role-bindings"),
+    }
+}
+
+// ---- certificate authorities and their pools (mTLS) -------------------------------------
+
+pub(crate) async fn authorities(
+    State(st): State<ConsoleState>,
+    s: Signed,
+    Query(q): Q,
+) -> Response {
+    let admin = st.iam.can(
+        &s.caller,
+        Capability::ManageAccounts,
+        &st.iam.organization_crn(),
+    );
+    let cas = match st.iam.list_certificate_authorities(&s.caller).await {
+        Ok(c) => c,
+        Err(e) => return fail(e, "/console/certificate-authorities"),
+    };
+    let mut pools = Vec::new();
+    for ca in &cas {
+        let of = st
+            .iam
+            .list_certificate_pools(&s.caller, &ca.id)
+            .await
+            .unwrap_or_default();
+        pools.push(of);
+    }
+    let body = html! {
+        (notices(&q))
+        p.muted { "Client certificates signed by these authorities authenticate with "
+            code { "security.protocol=SSL" } " and no SASL, as the pools whose filter they pass." }
+        @for (ca, pools) in cas.iter().zip(&pools) {
+            @let facts = keygate_iam::certs::chain_facts(ca.certificate.as_ref().map_or("", |c| c.chain_pem.as_str())).unwrap_or_default();
+            section.card {
+                h2 { (ca.display_name) " " small.muted.mono { (ca.id) } }
+                dl.facts {
+                    dt { "Certificate chain" } dd.mono { (ca.certificate.as_ref().map_or("", |c| c.chain_filename.as_str())) }
+                    dt { "Fingerprints (SHA-1)" } dd.mono { (facts.fingerprints.join(", ")) }
+                    dt { "Expires" } dd { (facts.expiration_dates.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect::<Vec<_>>().join(", ")) }
+                    dt { "Revocation list" } dd { (if ca.certificate.as_ref().is_some_and(|c| c.crl_pem.is_some()) { "uploaded" } else { "none" }) }
+                }
+                h2.mt { "Certificate identity pools" }
+                table {
+                    thead { tr { th { "Pool (principal)" } th { "Name" } th { "External identifier" } th { "Filter" } } }
+                    tbody {
+                        @for pool in pools {
+                            tr { td.mono { (pool.id) } td { (pool.display_name) } td.mono { (pool.identity_claim) } td.mono { (pool.filter) } }
+                        }
+                    }
+                }
+                @if admin { form method="post" action={ "/console/certificate-authorities/" (ca.id) "/pools" } {
+                    (csrf_field(&s))
+                    div.row {
+                        label { "New pool name" input type="text" name="display_name" required maxlength="64"; }
+                        label { "External identifier" input type="text" name="external_identifier" value="CN" required; }
+                        label { "Filter (CEL)" input type="text" name="filter" required placeholder="CN == 'orders-app' && O == 'Acme'"; }
+                        div { button.secondary type="submit" { "Add pool" } }
+                    }
+                } }
+            }
+        }
+        @if admin { section.card {
+            h2 { "Add a certificate authority" }
+            form method="post" action="/console/certificate-authorities" {
+                (csrf_field(&s))
+                label { "Name" input type="text" name="display_name" required maxlength="64"; }
+                label { "Certificate chain (PEM)" textarea name="certificate_chain" required placeholder="-----BEGIN CERTIFICATE-----" {} }
+                label { "Revocation list (PEM, optional)" textarea name="crl_chain" placeholder="-----BEGIN X509 CRL-----" {} }
+                button type="submit" { "Add certificate authority" }
+            }
+        } }
+    };
+    layout(&st, &s, "ca", "Certificate authorities", body)
+}
+
+pub(crate) async fn create_authority(
+    State(st): State<ConsoleState>,
+    Posted(s, f): Posted,
+) -> Response {
+    let n = keygate_iam::certs::NewAuthority {
+        display_name: field(&f, "display_name").to_owned(),
+        description: String::new(),
+        certificate_chain: field(&f, "certificate_chain").to_owned(),
+        certificate_chain_filename: "console.pem".to_owned(),
+        crl_chain: Some(field(&f, "crl_chain").to_owned()).filter(|c| !c.is_empty()),
+        crl_url: None,
+    };
+    match st.iam.create_certificate_authority(&s.caller, n).await {
+        Ok(p) => done(
+            "/console/certificate-authorities",
+            &format!("Certificate authority {} ({}) added.", p.display_name, p.id),
+        ),
+        Err(e) => fail(e, "/console/certificate-authorities"),
+    }
+}
+
+pub(crate) async fn create_certificate_pool(
+    State(st): State<ConsoleState>,
+    Path(id): Path<String>,
+    Posted(s, f): Posted,
+) -> Response {
+    let n = keygate_iam::certs::NewCertPool {
+        display_name: field(&f, "display_name").to_owned(),
+        description: String::new(),
+        external_identifier: field(&f, "external_identifier").to_owned(),
+        filter: field(&f, "filter").to_owned(),
+    };
+    match st.iam.create_certificate_pool(&s.caller, &id, n).await {
+        Ok(p) => done(
+            "/console/certificate-authorities",
+            &format!(
+                "Certificate identity pool {} ({}) added.",
+                p.display_name, p.id
+            ),
+        ),
+        Err(e) => fail(e, "/console/certificate-authorities"),
     }
 }
 

@@ -216,3 +216,43 @@ fn client_certificates_authenticate_as_certificate_pools() {
         "after the pool is deleted the certificate authenticates nobody: {out}"
     );
 }
+
+#[test]
+fn the_console_adds_a_certificate_authority_and_a_pool() {
+    let (srv, _dir) = crate::harness::Server::start(&[]);
+    let admin = srv.admin();
+    let me = admin.all("/iam/v2/users")[0]["id"]
+        .as_str()
+        .expect("admin id")
+        .to_owned();
+    admin.ok(
+        admin.post(
+            &format!("/iam/v2/users/{me}/password"),
+            json!({"password": crate::console::PASSWORD}),
+        ),
+        204,
+    );
+    let certs = tempfile::tempdir().expect("tempdir");
+    let clients = Pki::new(certs.path(), "console-clients");
+    let ca = clients.ca.display().to_string();
+    let v = crate::console::browse(
+        "certificates",
+        &srv.url,
+        "admin@keygate.local",
+        &[("CA_PEM", ca.as_str())],
+    );
+    assert_eq!(
+        v["fingerprints"].as_str().map(|f| f.len()),
+        Some(40),
+        "the chain's SHA-1 fingerprint is shown: {v}"
+    );
+    let pools = v["pools"].to_string();
+    assert!(
+        pools.contains("orders") && pools.contains("CN == 'orders-app'"),
+        "{v}"
+    );
+    // What the console made is what the REST API serves.
+    let listed = admin.all("/iam/v2/certificate-authorities");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["display_name"], "clients");
+}
