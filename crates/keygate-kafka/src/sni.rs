@@ -88,6 +88,7 @@ impl SniListener {
         {
             return Err("plaintext client on the SNI port: clients must use SASL_SSL".into());
         }
+        let _turn = self.tls.handshake_turn().await;
         let acceptor = rustls::server::Acceptor::default();
         let start = tokio_rustls::LazyConfigAcceptor::new(acceptor, tcp)
             .await

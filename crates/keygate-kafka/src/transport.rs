@@ -22,6 +22,8 @@ pub struct GatewayTls {
     pub require: bool,
     /// The client-certificate verifier in `config` (certificate identities).
     pub client_certs: Arc<ClientCerts>,
+    /// TLS handshakes in progress at once (see [`GatewayTls::handshake_turn`]).
+    handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for GatewayTls {
@@ -45,6 +47,7 @@ pub(crate) async fn open(
     match tls {
         Some(t) if starts_tls => {
             let acceptor = tokio_rustls::TlsAcceptor::from(t.config.clone());
+            let _turn = t.handshake_turn().await;
             let stream = acceptor
                 .accept(tcp)
                 .await
@@ -208,11 +211,22 @@ impl GatewayTls {
     /// gateway starts (see [`ClientCerts`]).
     pub fn new(certs: Arc<dyn rustls::server::ResolvesServerCert>, require: bool) -> Self {
         let client_certs = Arc::new(ClientCerts::new());
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         GatewayTls {
             config: keygate_net::tls::server_config_with_clients(certs, &[], client_certs.clone()),
             require,
             client_certs,
+            handshakes: Arc::new(tokio::sync::Semaphore::new(4 * cores)),
         }
+    }
+
+    /// A turn to run a TLS handshake: at most 4 per core at once. A reconnect storm
+    /// (thousands of clients after a restart) then queues its handshakes — parked,
+    /// not runnable — instead of filling the scheduler's run queue with signature
+    /// work ahead of the connections already open, whose requests stay prompt. The
+    /// wait counts against the authentication deadline like the handshake itself.
+    pub(crate) async fn handshake_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.handshakes.acquire().await.ok()
     }
 }
 
