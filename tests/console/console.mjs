@@ -204,6 +204,23 @@ try {
     assert.match(await page.textContent(".notice.ok"), /Certificate identity pool orders \(pool-[a-z0-9]+\) added/);
     out.pools = await page.$$eval("table tbody tr", (rows) => rows.map((r) => r.textContent));
     await shot("31-certificate-authorities");
+  } else if (scenario === "upstream") {
+    // A Kafka cluster whose brokers keygate logs in to: the password is typed once,
+    // never shown again.
+    await signIn();
+    await page.goto(BASE + "/console/environments");
+    await page.fill("form[action='/console/clusters'] input[name=display_name]", "secure");
+    await page.fill("form[action='/console/clusters'] input[name=upstream]", "127.0.0.1:9");
+    await page.click("details summary");
+    await page.selectOption("select[name=upstream_security_protocol]", "SASL_PLAINTEXT");
+    await page.selectOption("select[name=upstream_sasl_mechanism]", "SCRAM-SHA-512");
+    await page.fill("input[name=upstream_username]", "keygate");
+    await page.fill("input[name=upstream_password]", process.env.UPSTREAM_PASSWORD);
+    await Promise.all([page.waitForNavigation(), page.click("form[action='/console/clusters'] button[type=submit]")]);
+    assert.match(await page.textContent(".notice.ok"), /registered/);
+    out.row = await page.textContent("table tbody");
+    out.passwordOnPage = (await page.content()).includes(process.env.UPSTREAM_PASSWORD);
+    await shot("32-upstream-security");
   } else if (scenario === "https") {
     // Over HTTPS: signed in, the session cookie is Secure, HSTS is sent, and the page
     // came over HTTP/2.

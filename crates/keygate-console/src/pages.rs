@@ -823,7 +823,12 @@ pub(crate) async fn environments(
                                     td { (kind_label(r.kind)) }
                                     td.mono { (r.id) }
                                     td { (r.display_name) }
-                                    td.mono { (r.upstream) }
+                                    td.mono { (r.upstream)
+                                        @if r.kind == ResourceKind::Kafka && r.upstream_security.protocol != keygate_core::SecurityProtocol::Plaintext {
+                                            br; small.muted { (r.upstream_security.protocol.as_str())
+                                                @if let Some(u) = &r.upstream_security.username { " as " (u) } }
+                                        }
+                                    }
                                     td.mono { @if r.kind == ResourceKind::Kafka { (boot(r).unwrap_or_else(|| "—".into())) } @else { "—" } }
                                     td { @if r.kind == ResourceKind::Kafka { a href={ "/console/clusters/" (r.id) "/acls" } { "ACLs" } } }
                                 }
@@ -861,6 +866,25 @@ pub(crate) async fn environments(
                         label { "Upstream" small { "Kafka: broker-1:9092,broker-2:9092 · others: http(s)://host:port" } input type="text" name="upstream" required; }
                         label { "Region" small { "Flink only, e.g. aws.us-east-1" } input type="text" name="region"; }
                         div { button type="submit" { "Register" } }
+                    }
+                    details {
+                        summary { "Kafka: how keygate connects to the brokers (TLS, its own SASL credential)" }
+                        div.row {
+                            label { "Security protocol" select name="upstream_security_protocol" {
+                                option value="" { "PLAINTEXT" }
+                                @for p in ["SSL", "SASL_PLAINTEXT", "SASL_SSL"] { option value=(p) { (p) } }
+                            } }
+                            label { "SASL mechanism" select name="upstream_sasl_mechanism" {
+                                option value="" { "—" }
+                                @for m in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] { option value=(m) { (m) } }
+                            } }
+                            label { "User name" input type="text" name="upstream_username" autocomplete="off"; }
+                            label { "Password" small { "write-only: stored encrypted, never shown" } input type="password" name="upstream_password" autocomplete="new-password"; }
+                        }
+                        div.row {
+                            label { "Brokers' CA (PEM)" small { "empty: the system's roots" } textarea name="upstream_ca_pem" placeholder="-----BEGIN CERTIFICATE-----" {} }
+                            label { "Server name" small { "empty: each broker's host" } input type="text" name="upstream_server_name"; }
+                        }
                     }
                 }
             }

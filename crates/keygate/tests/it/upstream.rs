@@ -601,3 +601,42 @@ fn plain_to_an_upstream_keygate_that_checks_the_password() {
     let (ok, out) = run_kcat(p, Some("chained\n"));
     assert!(ok, "through keygate A, PLAIN to keygate B: {out}");
 }
+
+#[test]
+fn the_console_sets_the_upstream_credential_write_only() {
+    let (srv, _dir) = Server::start(&[]);
+    let admin = srv.admin();
+    let me = admin.all("/iam/v2/users")[0]["id"]
+        .as_str()
+        .expect("admin id")
+        .to_owned();
+    admin.ok(
+        admin.post(
+            &format!("/iam/v2/users/{me}/password"),
+            json!({"password": crate::console::PASSWORD}),
+        ),
+        204,
+    );
+    admin.env("prod");
+    let secret = "typed-once-Upstream-9c2";
+    let v = crate::console::browse(
+        "upstream",
+        &srv.url,
+        "admin@keygate.local",
+        &[("UPSTREAM_PASSWORD", secret)],
+    );
+    assert!(
+        v["row"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SASL_PLAINTEXT as keygate"),
+        "{v}"
+    );
+    assert_eq!(v["passwordOnPage"], false, "the password is never shown");
+    let clusters = admin.all("/cmk/v2/clusters");
+    let u = &clusters[0]["spec"]["upstream_security"];
+    assert_eq!(u["protocol"], "SASL_PLAINTEXT");
+    assert_eq!(u["sasl_mechanism"], "SCRAM-SHA-512");
+    assert_eq!(u["password_set"], true);
+    assert!(!clusters[0].to_string().contains(secret));
+}
