@@ -706,3 +706,46 @@ fn one_port_for_every_cluster_routed_by_sni() {
     });
     drop(hosts);
 }
+
+#[test]
+fn sighup_reloads_the_certificates_at_once() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "hup-ca");
+    let (cert, key) = pki.server("api", "before hup", &["127.0.0.1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // File checks once an hour: only the signal can explain a prompt reload.
+    std::fs::write(
+        dir.path().join("keygate.toml"),
+        "tls_reload_check_s = 3600\n",
+    )
+    .expect("toml");
+    let srv = Server::start_in(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().expect("path"),
+            "--tls-key",
+            key.to_str().expect("path"),
+        ],
+    );
+    let addr = srv.url.trim_start_matches("https://").to_owned();
+    assert!(served_subject(&addr).contains("before hup"));
+    pki.server("api", "after hup", &["127.0.0.1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        served_subject(&addr).contains("before hup"),
+        "no reload without the signal"
+    );
+    let ok = Command::new("kill")
+        .args(["-HUP", &srv.child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    wait_until(
+        "the certificate reloaded by SIGHUP",
+        Duration::from_secs(5),
+        || served_subject(&addr).contains("after hup"),
+    );
+    assert!(srv.logs().contains("trigger=\"SIGHUP\"") || srv.logs().contains("trigger=SIGHUP"));
+}

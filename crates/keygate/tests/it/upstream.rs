@@ -490,11 +490,29 @@ fn scram_256_over_sasl_plaintext_and_mtls_to_the_broker() {
         "--upstream-password-file",
         pw.to_str().expect("path"),
         "--upstream-ca-file",
-        ca,
+        clients.ca.to_str().expect("path"),
     ])["id"]
         .as_str()
         .expect("lkc")
         .to_owned();
+    // The brokers' certificate does not chain to the CA given: unhealthy, with why.
+    let c = wait_health(&cli, &lkc2, false);
+    assert!(
+        c["status"]["upstream"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("UnknownIssuer"),
+        "{c:#}"
+    );
+    cli.json(&[
+        "kafka",
+        "cluster",
+        "update",
+        &lkc2,
+        "--upstream-ca-file",
+        ca,
+    ]);
+    std::thread::sleep(Duration::from_secs(1));
     // Without a client certificate stunnel ends the session (with TLS 1.3 the alert
     // arrives at the first read, during SASL): unhealthy, with why.
     let c = wait_health(&cli, &lkc2, false);
