@@ -10,7 +10,7 @@ use crate::frame::{read_frame, write_frame, FrameError};
 use crate::gateway::ClusterShared;
 use crate::handshake::{
     auth_failure, authenticate, certificate_session, failed_attempt, handshake, sasl_handshake,
-    session_valid, Auth, Credential, Mechanism,
+    session_valid, Auth, Credential, Mechanism, Session,
 };
 use crate::transport;
 use bytes::{Buf, Bytes, BytesMut};
@@ -193,12 +193,12 @@ async fn serve(
 
     // ---- upstream ----
     let upstream = connect_upstream(&shared, target).await?;
-    let (mut ur, mut uw) = tokio::io::split(upstream);
+    let (ur, mut uw) = tokio::io::split(upstream);
 
     // Answers waiting to be written, bounded: when the client does not read them the
     // queue fills, the loop below stops reading requests, and TCP pushes back on the
     // client (Kafka mutes a channel the same way while a response is pending).
-    let (tx, mut rx) = mpsc::channel::<Pending>(cfg.max_in_flight.max(1));
+    let (tx, rx) = mpsc::channel::<Pending>(cfg.max_in_flight.max(1));
     // Allowed Produce and Fetch are counted here (reader: produced; writer: fetched
     // bytes) and handed to the audit pipeline every summary interval.
     let subject = Subject {
@@ -210,89 +210,18 @@ async fn serve(
     };
     let every = shared.auditor.summary_every();
     let mut produced = ConnectionUsage::new(subject.clone(), every);
-    let mut fetched_usage = ConnectionUsage::new(subject, every);
-    let writer_auditor = shared.auditor.clone();
+    let fetched_usage = ConnectionUsage::new(subject, every);
     let mut fetch_topics: Option<Vec<StrBytes>> = None;
-    let writer_shared = shared.clone();
-    let principals_for_writer = session.principals.clone();
-    let max_frame = cfg.max_frame;
-    let writer = tokio::spawn(async move {
-        while let Some(p) = rx.recv().await {
-            let bytes = match p {
-                Pending::Local(b) => b,
-                Pending::Upstream {
-                    api,
-                    version,
-                    post,
-                    correlation_id,
-                    fetched,
-                } => {
-                    let frame = read_frame(&mut ur, max_frame).await?;
-                    if frame.len() < 4 || (&frame[..4]).get_i32() != correlation_id {
-                        return Err(ConnError::Protocol("upstream answered out of order".into()));
-                    }
-                    if let Some(topics) = fetched.filter(|t| !t.is_empty()) {
-                        let share = frame.len() as u64 / topics.len() as u64;
-                        for t in &topics {
-                            fetched_usage.add(Traffic::Fetch, t.as_str(), share);
-                        }
-                        if let Some(b) = fetched_usage.take(false) {
-                            writer_auditor.usage(b);
-                        }
-                    }
-                    if post == Post::None {
-                        frame
-                    } else {
-                        writer_shared
-                            .post_process(api, version, &post, &principals_for_writer, frame)
-                            .ok_or_else(|| {
-                                ConnError::Protocol(format!(
-                                    "undecodable upstream {api:?} v{version} response"
-                                ))
-                            })?
-                    }
-                }
-            };
-            if let Err(e) = write_frame(&mut cw, &bytes).await {
-                if let Some(b) = fetched_usage.take(true) {
-                    writer_auditor.usage(b);
-                }
-                return Err(e.into());
-            }
-        }
-        if let Some(b) = fetched_usage.take(true) {
-            writer_auditor.usage(b);
-        }
-        Ok::<(), ConnError>(())
-    });
+    let writer = tokio::spawn(write_answers(
+        rx,
+        ur,
+        cw,
+        shared.clone(),
+        session.principals.clone(),
+        fetched_usage,
+    ));
 
-    // Frames are read by their own task: `read_frame` is not cancellation-safe, and the
-    // loop below also wakes up for the revocation check. Selecting on a channel never
-    // loses part of a frame.
-    // Read-ahead keeps a saturating producer's pipeline full (two frames measured 0.75×
-    // the direct throughput, 64 frames 0.96×), bounded in bytes: a frame waits for
-    // its share of READ_AHEAD_BYTES before it is queued, and gives it back when the
-    // loop below is done with it. Beyond that, the rest waits in the socket.
-    let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_BYTES));
-    let (ftx, mut frx) = mpsc::channel::<Result<(Bytes, ReadAhead), FrameError>>(64);
-    let reader = tokio::spawn(async move {
-        loop {
-            let f = match read_frame(&mut cr, max_frame).await {
-                Ok(b) => {
-                    let share = b.len().clamp(1, READ_AHEAD_BYTES) as u32;
-                    match budget.clone().acquire_many_owned(share).await {
-                        Ok(p) => Ok((b, p)),
-                        Err(_) => return,
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let end = f.is_err();
-            if ftx.send(f).await.is_err() || end {
-                return;
-            }
-        }
-    });
+    let (reader, mut frx) = read_ahead(cr, cfg.max_frame);
     let mut check = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
         // Room for this request's answer first: a client that does not read its
@@ -335,128 +264,22 @@ async fn serve(
                 h.api_key
             )));
         };
-        match api {
-            ApiKey::ApiVersions => {
-                let _ = tx
-                    .send(Pending::Local(api_versions(
-                        &shared,
-                        h.version,
-                        h.correlation_id,
-                    )))
-                    .await;
-                continue;
-            }
-            ApiKey::SaslHandshake => {
-                let (resp, m) = sasl_handshake(&frame, h)?;
-                if m.is_some() {
-                    mechanism = m;
+        // What the gateway answers itself is decided in one place.
+        if classify::answered_locally(api) {
+            let answered =
+                answer_locally(&shared, &mut session, &mut mechanism, api, h, &frame, peer).await;
+            match answered {
+                Ok(bytes) => {
+                    let _ = tx.send(Pending::Local(bytes)).await;
+                    continue;
                 }
-                let _ = tx.send(Pending::Local(resp)).await;
-                continue;
-            }
-            ApiKey::SaslAuthenticate => {
-                // KIP-368 re-authentication: the same principal, a fresh lifetime.
-                let m = mechanism.unwrap_or(Mechanism::Plain);
-                let (outcome, attempted) =
-                    authenticate(&shared, m, &frame, h, Some(&session.principals)).await;
-                match outcome {
-                    Auth::Ok(resp, s) => {
-                        shared.audit_authentication(&s.who(peer), None);
-                        tracing::info!(
-                            cluster = shared.cluster_id,
-                            who = s.label,
-                            "re-authenticated"
-                        );
-                        session = s;
-                        let _ = tx.send(Pending::Local(resp)).await;
-                        continue;
+                Err((last, e)) => {
+                    if let Some(bytes) = last {
+                        let _ = tx.send(Pending::Local(bytes)).await;
                     }
-                    Auth::Challenge(_, reason) | Auth::Fail(reason) => {
-                        shared.audit_authentication(
-                            &failed_attempt(m, attempted, peer),
-                            Some(&reason),
-                        );
-                        let _ = tx.send(Pending::Local(auth_failure(h, m))).await;
-                        break Err(ConnError::AuthFailed(reason));
-                    }
+                    break Err(e);
                 }
             }
-            _ => {}
-        }
-        if matches!(
-            api,
-            ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls
-        ) {
-            let mut body = frame.clone();
-            let decoded = RequestHeader::decode(&mut body, api.request_header_version(h.version))
-                .ok()
-                .and_then(|_| RequestKind::decode(api, &mut body, h.version).ok());
-            let principal = session.principals[0].clone();
-            let caller = keygate_iam::Caller {
-                account_id: principal.name().to_owned(),
-                principal,
-                key_id: match &session.credential {
-                    Credential::Key(k) => keygate_core::KeyId::parse(k),
-                    Credential::Pools(_) => None,
-                },
-                mechanism: session.mechanism.audit_name(),
-                client_address: Some(peer.to_string()),
-            };
-            let cluster = shared.cluster_id.as_str();
-            if api != ApiKey::DescribeAcls && shared.auditor.enabled() {
-                // The same check the IAM service makes (ALTER on the cluster); the
-                // change itself is recorded by the IAM service with the ACLs.
-                let d = snapshot.authz().authorize(
-                    cluster,
-                    &caller.principal,
-                    ResourceType::Cluster,
-                    keygate_core::acl::CLUSTER_RESOURCE_NAME,
-                    keygate_core::Operation::Alter,
-                );
-                let check = CheckRec {
-                    rt: ResourceType::Cluster,
-                    name: keygate_core::acl::CLUSTER_RESOURCE_NAME.to_owned(),
-                    op: keygate_core::Operation::Alter,
-                    allowed: d.allowed,
-                    reason: d.reason,
-                };
-                shared.audit_checks(
-                    &session.who(peer),
-                    api,
-                    h.correlation_id,
-                    None,
-                    &[check],
-                    d.allowed,
-                );
-            }
-            let resp: Option<ResponseKind> = match decoded {
-                Some(RequestKind::DescribeAcls(r)) => Some(
-                    crate::acls::describe(&shared.iam, &caller, cluster, &r)
-                        .await
-                        .into(),
-                ),
-                Some(RequestKind::CreateAcls(r)) => Some(
-                    crate::acls::create(&shared.iam, &caller, cluster, &r)
-                        .await
-                        .into(),
-                ),
-                Some(RequestKind::DeleteAcls(r)) => Some(
-                    crate::acls::delete(&shared.iam, &caller, cluster, &r)
-                        .await
-                        .into(),
-                ),
-                _ => None,
-            };
-            let Some(bytes) =
-                resp.and_then(|r| encode_response(api, h.version, h.correlation_id, &r))
-            else {
-                break Err(ConnError::Protocol(format!(
-                    "malformed {api:?} v{} request",
-                    h.version
-                )));
-            };
-            let _ = tx.send(Pending::Local(bytes)).await;
-            continue;
         }
         let supported = shared
             .advertised(api)
@@ -591,6 +414,224 @@ async fn serve(
     // Let already-queued answers reach the client before closing.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     result
+}
+
+type UpstreamRead = tokio::io::ReadHalf<keygate_net::tls::ClientStream>;
+type ClientWrite = keygate_net::Timed<tokio::io::WriteHalf<transport::ClientStream>>;
+type ClientRead = tokio::io::ReadHalf<transport::ClientStream>;
+/// A frame read ahead with its share of the budget, or why reading stopped.
+type ReadFrame = Result<(Bytes, ReadAhead), FrameError>;
+
+/// The writer task: the answers in request order — local ones as they are, upstream
+/// ones read from the broker in turn, checked, counted (Fetch bytes) and rewritten
+/// where needed — each written to the client.
+async fn write_answers(
+    mut rx: mpsc::Receiver<Pending>,
+    mut ur: UpstreamRead,
+    mut cw: ClientWrite,
+    shared: Arc<ClusterShared>,
+    principals: Vec<Principal>,
+    mut fetched_usage: ConnectionUsage,
+) -> Result<(), ConnError> {
+    let max_frame = shared.cfg.max_frame;
+    let result = async {
+        while let Some(p) = rx.recv().await {
+            let bytes = match p {
+                Pending::Local(b) => b,
+                Pending::Upstream {
+                    api,
+                    version,
+                    post,
+                    correlation_id,
+                    fetched,
+                } => {
+                    let frame = read_frame(&mut ur, max_frame).await?;
+                    if frame.len() < 4 || (&frame[..4]).get_i32() != correlation_id {
+                        return Err(ConnError::Protocol("upstream answered out of order".into()));
+                    }
+                    if let Some(topics) = fetched.filter(|t| !t.is_empty()) {
+                        let share = frame.len() as u64 / topics.len() as u64;
+                        for t in &topics {
+                            fetched_usage.add(Traffic::Fetch, t.as_str(), share);
+                        }
+                        if let Some(b) = fetched_usage.take(false) {
+                            shared.auditor.usage(b);
+                        }
+                    }
+                    if post == Post::None {
+                        frame
+                    } else {
+                        shared
+                            .post_process(api, version, &post, &principals, frame)
+                            .ok_or_else(|| {
+                                ConnError::Protocol(format!(
+                                    "undecodable upstream {api:?} v{version} response"
+                                ))
+                            })?
+                    }
+                }
+            };
+            write_frame(&mut cw, &bytes).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(b) = fetched_usage.take(true) {
+        shared.auditor.usage(b);
+    }
+    result
+}
+
+/// The reader task. Frames are read by their own task: `read_frame` is not
+/// cancellation-safe, and the request loop also wakes up for the revocation check;
+/// selecting on a channel never loses part of a frame. Read-ahead keeps a saturating
+/// producer's pipeline full (two frames measured 0.75× the direct throughput, 64
+/// frames 0.96×), bounded in bytes: a frame waits for its share of READ_AHEAD_BYTES
+/// before it is queued, and gives it back when the loop is done with it. Beyond
+/// that, the rest waits in the socket.
+fn read_ahead(
+    mut cr: ClientRead,
+    max_frame: usize,
+) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<ReadFrame>) {
+    let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_BYTES));
+    let (ftx, frx) = mpsc::channel::<ReadFrame>(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            let f = match read_frame(&mut cr, max_frame).await {
+                Ok(b) => {
+                    let share = b.len().clamp(1, READ_AHEAD_BYTES) as u32;
+                    match budget.clone().acquire_many_owned(share).await {
+                        Ok(p) => Ok((b, p)),
+                        Err(_) => return,
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let end = f.is_err();
+            if ftx.send(f).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    (reader, frx)
+}
+
+/// Why a local answer ends the connection: the last answer to send first, if any.
+type Closing = (Option<Bytes>, ConnError);
+
+/// The requests the gateway answers itself ([`classify::answered_locally`]): its API
+/// versions, SASL re-authentication (KIP-368: the same principal, a fresh lifetime),
+/// and the ACL APIs, which read and write keygate's own ACLs through the IAM service.
+async fn answer_locally(
+    shared: &ClusterShared,
+    session: &mut Session,
+    mechanism: &mut Option<Mechanism>,
+    api: ApiKey,
+    h: Header,
+    frame: &Bytes,
+    peer: SocketAddr,
+) -> Result<Bytes, Closing> {
+    match api {
+        ApiKey::ApiVersions => Ok(api_versions(shared, h.version, h.correlation_id)),
+        ApiKey::SaslHandshake => {
+            let (resp, m) = sasl_handshake(frame, h).map_err(|e| (None, e))?;
+            if m.is_some() {
+                *mechanism = m;
+            }
+            Ok(resp)
+        }
+        ApiKey::SaslAuthenticate => {
+            let m = mechanism.unwrap_or(Mechanism::Plain);
+            let (outcome, attempted) =
+                authenticate(shared, m, frame, h, Some(&session.principals)).await;
+            match outcome {
+                Auth::Ok(resp, s) => {
+                    shared.audit_authentication(&s.who(peer), None);
+                    tracing::info!(
+                        cluster = shared.cluster_id,
+                        who = s.label,
+                        "re-authenticated"
+                    );
+                    *session = s;
+                    Ok(resp)
+                }
+                Auth::Challenge(_, reason) | Auth::Fail(reason) => {
+                    shared.audit_authentication(&failed_attempt(m, attempted, peer), Some(&reason));
+                    Err((Some(auth_failure(h, m)), ConnError::AuthFailed(reason)))
+                }
+            }
+        }
+        _ => acl_answer(shared, session, api, h, frame, peer)
+            .await
+            .ok_or_else(|| {
+                let e = ConnError::Protocol(format!("malformed {api:?} v{} request", h.version));
+                (None, e)
+            }),
+    }
+}
+
+/// DescribeAcls, CreateAcls, DeleteAcls: keygate's ACLs, as the session's principal.
+/// `None` when the request does not decode.
+async fn acl_answer(
+    shared: &ClusterShared,
+    session: &Session,
+    api: ApiKey,
+    h: Header,
+    frame: &Bytes,
+    peer: SocketAddr,
+) -> Option<Bytes> {
+    let mut body = frame.clone();
+    let decoded = RequestHeader::decode(&mut body, api.request_header_version(h.version))
+        .ok()
+        .and_then(|_| RequestKind::decode(api, &mut body, h.version).ok())?;
+    let principal = session.principals[0].clone();
+    let caller = keygate_iam::Caller {
+        account_id: principal.name().to_owned(),
+        principal,
+        key_id: match &session.credential {
+            Credential::Key(k) => keygate_core::KeyId::parse(k),
+            Credential::Pools(_) => None,
+        },
+        mechanism: session.mechanism.audit_name(),
+        client_address: Some(peer.to_string()),
+    };
+    let cluster = shared.cluster_id.as_str();
+    if api != ApiKey::DescribeAcls && shared.auditor.enabled() {
+        // The same check the IAM service makes (ALTER on the cluster); the change
+        // itself is recorded by the IAM service with the ACLs.
+        let d = shared.snapshot.authz().authorize(
+            cluster,
+            &caller.principal,
+            ResourceType::Cluster,
+            keygate_core::acl::CLUSTER_RESOURCE_NAME,
+            keygate_core::Operation::Alter,
+        );
+        let check = CheckRec {
+            rt: ResourceType::Cluster,
+            name: keygate_core::acl::CLUSTER_RESOURCE_NAME.to_owned(),
+            op: keygate_core::Operation::Alter,
+            allowed: d.allowed,
+            reason: d.reason,
+        };
+        shared.audit_checks(
+            &session.who(peer),
+            api,
+            h.correlation_id,
+            None,
+            &[check],
+            d.allowed,
+        );
+    }
+    let iam = &shared.iam;
+    let resp: ResponseKind = match decoded {
+        RequestKind::DescribeAcls(r) => crate::acls::describe(iam, &caller, cluster, &r)
+            .await
+            .into(),
+        RequestKind::CreateAcls(r) => crate::acls::create(iam, &caller, cluster, &r).await.into(),
+        RequestKind::DeleteAcls(r) => crate::acls::delete(iam, &caller, cluster, &r).await.into(),
+        _ => return None,
+    };
+    encode_response(api, h.version, h.correlation_id, &resp)
 }
 
 /// The connection's principals, asking the snapshot's authorizer: allowed when any of

@@ -396,6 +396,7 @@ fn a_flood_of_denied_requests_writes_kilobytes() {
         }
         got
     });
+    let flood = std::time::Instant::now();
     let mut buf = Vec::new();
     for i in 0..n {
         buf.extend_from_slice(&produce_orders(i + 10));
@@ -410,6 +411,7 @@ fn a_flood_of_denied_requests_writes_kilobytes() {
         n,
         "every denial was answered"
     );
+    let windows = flood.elapsed().as_secs() + 2;
     // Let the summary window close and the writer write.
     std::thread::sleep(Duration::from_millis(2500));
     let grew = db_bytes(&w).saturating_sub(db_before);
@@ -428,7 +430,13 @@ fn a_flood_of_denied_requests_writes_kilobytes() {
         grew / 1024,
         records.len()
     );
-    assert!(records.len() <= 4, "{} records", records.len());
+    // One record in full, then one summary per 1 s window the flood spanned (a
+    // loaded machine stretches it over more windows): never one per request.
+    assert!(
+        records.len() as u64 <= 2 + windows,
+        "{} records for a flood over {windows} windows",
+        records.len()
+    );
     assert_eq!(counted, n as u64, "every denial is accounted for");
     assert!(grew < 1024 * 1024, "the database grew by {grew} bytes");
     assert!(lines < 200, "{lines} log lines");
