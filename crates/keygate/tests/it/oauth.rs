@@ -353,7 +353,10 @@ fn idp_key_rotation_is_followed_and_removed_keys_stop_working() {
 
 /// A world with the IdP registered, a pool for payments-app, and ACLs for the pool.
 fn oauth_world(idp: &Idp) -> (World, String) {
-    let w = world(&["orders", "payments"], "");
+    oauth_world_on(world(&["orders", "payments"], ""), idp)
+}
+
+fn oauth_world_on(w: World, idp: &Idp) -> (World, String) {
     let (_, pool) = provider_and_pool(&w.admin, idp);
     let acls: Vec<Value> = [("TOPIC", "orders", "WRITE"), ("TOPIC", "orders", "READ"), ("GROUP", "oauth-group", "READ")]
         .iter()
@@ -536,6 +539,31 @@ fn kcat_with_oidc_produces_and_consumes_as_the_pool() {
             && logs.contains("logicalCluster names another cluster"),
         "the reasons are logged"
     );
+}
+
+#[test]
+fn oauthbearer_over_sasl_ssl_with_confluent_kafka() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = crate::tls::Pki::new(certs.path(), "oauth-tls-ca");
+    let idp = Idp::start("k1", "RS256");
+    let (w, pool) = oauth_world_on(crate::tls::tls_world(&pki, ""), &idp);
+    let ext = format!("logicalCluster={},identityPoolId={pool}", w.lkc);
+    let ca = pki.ca.display().to_string();
+    let env = [
+        ("TOPIC", "orders"),
+        ("GROUP", "oauth-group"),
+        ("OIDC_TOKEN_URL", &idp.token_url()[..]),
+        ("OIDC_EXTENSIONS", &ext[..]),
+        ("CA_FILE", &ca[..]),
+    ];
+    let (ok, out) = run_scenario(
+        "confluent-group",
+        &w.bootstrap,
+        "payments-app",
+        "payments-secret",
+        &env,
+    );
+    assert!(ok, "OAUTHBEARER over SASL_SSL: {out}");
 }
 
 #[test]
