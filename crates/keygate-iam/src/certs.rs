@@ -302,6 +302,33 @@ pub fn chain_facts(pem: &str) -> std::result::Result<ChainFacts, String> {
     Ok(facts)
 }
 
+/// A fetched CRL as PEM (CRLs are published as DER or PEM); an error when it holds none.
+fn crl_pem(body: &[u8]) -> std::result::Result<String, String> {
+    use base64::Engine as _;
+    let pem = if body.starts_with(b"-----BEGIN") {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect();
+        format!(
+            "-----BEGIN X509 CRL-----\n{}\n-----END X509 CRL-----\n",
+            lines.join("\n")
+        )
+    };
+    let parsed = CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(std::result::Result::ok)
+        .filter(|c| x509_parser::revocation_list::CertificateRevocationList::from_der(c).is_ok())
+        .count();
+    if parsed == 0 {
+        return Err("the URL does not serve a CRL (DER or PEM)".into());
+    }
+    Ok(pem)
+}
+
 fn hex_upper(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
@@ -538,6 +565,68 @@ impl Iam {
             .await?;
         self.settle().await;
         self.get_certificate_authority(c, id).await
+    }
+
+    /// Fetch the CRL of every certificate authority that publishes one at a URL (the
+    /// periodic refresh, beside the JWKS refresh). A changed list is stored — through
+    /// the change log, so every instance's gateway verifies against it — and applies
+    /// to the next handshakes; a failed fetch keeps the list in force.
+    pub async fn refresh_crls(&self) {
+        let Ok(all) = self.store.list_providers().await else {
+            return;
+        };
+        for p in all {
+            let Some(ca) = p.certificate.clone() else {
+                continue;
+            };
+            let Some(url) = ca.crl_url.clone() else {
+                continue;
+            };
+            let fetched = self.blocking(move |f| f.bytes(&url)).await;
+            let pem = match fetched {
+                Ok(Ok(body)) => crl_pem(&body),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let pem = match pem {
+                Ok(pem) => pem,
+                Err(e) => {
+                    tracing::warn!(authority = %p.id, error = %e, "CRL refresh failed; keeping the list in force");
+                    continue;
+                }
+            };
+            if ca.crl_pem.as_deref() == Some(pem.as_str()) {
+                continue;
+            }
+            let now = Utc::now();
+            let rec = self
+                .change_by(
+                    None,
+                    "RefreshCertificateAuthorityCrl",
+                    "CertificateAuthority",
+                    self.certificate_authority_crn(&p.id),
+                )
+                .result(
+                    keygate_audit::status::SUCCESS,
+                    Some("revocation list refreshed".into()),
+                );
+            let certificate = CertificateAuthority {
+                crl_pem: Some(pem),
+                crl_updated_at: Some(now),
+                ..ca
+            };
+            let patch = Patch {
+                certificate: Some(certificate),
+                ..Patch::default()
+            };
+            match self.store.update_provider(&p.id, patch, now, &rec).await {
+                Ok(_) => tracing::info!(authority = %p.id, "certificate revocation list refreshed"),
+                Err(e) => {
+                    tracing::warn!(authority = %p.id, error = %e, "could not store the refreshed CRL")
+                }
+            }
+        }
+        self.settle().await;
     }
 
     /// Delete a certificate authority, its pools and their grants; returns what it was.

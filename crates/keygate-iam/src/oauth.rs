@@ -197,7 +197,7 @@ impl Iam {
         self.require(c, Capability::ManageAccounts, &self.org_crn(), what)
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Fetcher) -> T + Send + 'static,
     ) -> Result<T> {

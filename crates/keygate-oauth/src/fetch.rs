@@ -110,6 +110,11 @@ impl Fetcher {
             .ok_or(FetchError::NoJwksUri(url))
     }
 
+    /// The bytes at `url` (a certificate revocation list), size-capped like a JWKS.
+    pub fn bytes(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        self.get(url)
+    }
+
     /// Fetch and parse a JWKS document; returns the parsed set and its public form.
     pub fn jwks(&self, uri: &str) -> Result<Jwks, FetchError> {
         let body = self.get(uri)?;

@@ -222,12 +222,14 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             }
         }
     });
-    // Identity providers' keys, fetched again on schedule.
+    // Identity providers' keys and certificate authorities' published CRLs, fetched
+    // again on schedule (CRLs at start too).
     tokio::spawn({
         let iam = iam.clone();
         let every = cfg.oauth.jwks_refresh;
         async move {
             loop {
+                iam.refresh_crls().await;
                 tokio::time::sleep(every).await;
                 iam.refresh_all_jwks().await;
             }

@@ -256,3 +256,99 @@ fn the_console_adds_a_certificate_authority_and_a_pool() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["display_name"], "clients");
 }
+
+#[test]
+fn a_crl_published_at_a_url_is_fetched_and_enforced() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let server = Pki::new(certs.path(), "server-ca");
+    let clients = Pki::new(certs.path(), "url-clients");
+    let w = tls_world(&server, "oauth_jwks_refresh_s = 1\n");
+    let (good, good_key) = clients.client("good", "orders-app", "Acme", 1, None);
+    let (revoked, revoked_key) = clients.client("revoked", "orders-app", "Acme", 2, None);
+    // Published as DER, the usual form at a CRL distribution point.
+    let pem = clients.crl("url-crl", &[2]);
+    let der = certs.path().join("crl.der");
+    let ok = Command::new("openssl")
+        .args(["crl", "-in"])
+        .arg(&pem)
+        .args(["-outform", "DER", "-out"])
+        .arg(&der)
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok);
+    let port = crate::gateway::free_ports(1);
+    let mut http = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(certs.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    crate::gateway::wait_for_port(port);
+    let chain = std::fs::read_to_string(&clients.ca).expect("ca");
+    let ca = w.admin.ok(
+        w.admin.post(
+            "/iam/v2/certificate-authorities",
+            json!({"display_name": "by-url", "description": "", "certificate_chain": chain,
+                   "certificate_chain_filename": "url-clients.pem",
+                   "crl_url": format!("http://127.0.0.1:{port}/crl.der")}),
+        ),
+        201,
+    );
+    let op = ca["id"].as_str().expect("id").to_owned();
+    assert_eq!(ca["crl_source"], "URL");
+    let pool = w.admin.ok(
+        w.admin.post(
+            &format!("/iam/v2/certificate-authorities/{op}/identity-pools"),
+            json!({"display_name": "orders", "description": "", "external_identifier": "CN",
+                   "filter": "CN == 'orders-app'"}),
+        ),
+        201,
+    );
+    let pool_id = pool["id"].as_str().expect("pool").to_owned();
+    w.admin.ok(
+        w.admin.post(
+            &format!("/kafka/v3/clusters/{}/acls", w.lkc),
+            json!({"resource_type":"TOPIC","resource_name":"orders","pattern_type":"LITERAL",
+                   "principal":format!("User:{pool_id}"),"operation":"DESCRIBE","permission":"ALLOW"}),
+        ),
+        201,
+    );
+    // Fetched on the refresh schedule, then in force.
+    let start = std::time::Instant::now();
+    loop {
+        let (_, v) = w
+            .admin
+            .get(&format!("/iam/v2/certificate-authorities/{op}"));
+        if v["crl_updated_at"].is_string() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the CRL was never fetched: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut m = kcat_mtls(&w.bootstrap, &server.ca, &revoked, &revoked_key);
+    m.args(["-L", "-m", "4"]);
+    let (ok, out) = run_kcat(m, None);
+    assert!(
+        !ok,
+        "a certificate the published CRL revokes is refused: {out}"
+    );
+    assert!(w.srv.logs().contains("Revoked"));
+    let mut g = kcat_mtls(&w.bootstrap, &server.ca, &good, &good_key);
+    g.args(["-L", "-m", "8"]);
+    let (ok, out) = run_kcat(g, None);
+    assert!(ok, "an unrevoked certificate still authenticates: {out}");
+    let _ = http.kill();
+    let _ = http.wait();
+}
