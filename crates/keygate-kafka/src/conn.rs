@@ -159,9 +159,12 @@ async fn serve(
         Incoming::Tls(s) => s,
         Incoming::Tcp(tcp) => {
             let _ = tcp.set_nodelay(true);
-            tokio::time::timeout_at(deadline, transport::open(tcp, cfg.tls.as_ref()))
-                .await
-                .map_err(|_| ConnError::AuthTimeout)??
+            tokio::time::timeout_at(
+                deadline,
+                transport::open(tcp, cfg.tls.as_ref(), &shared.cluster_id),
+            )
+            .await
+            .map_err(|_| ConnError::AuthTimeout)??
         }
     };
     let tls = client.is_tls();

@@ -121,7 +121,7 @@ impl SniListener {
             }
         }
         let stream = start
-            .into_stream(self.tls.config.clone())
+            .into_stream(self.tls.config_for(&cluster))
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
         Ok((

@@ -16,8 +16,13 @@ use tokio::net::TcpStream;
 /// TLS on the gateway's listeners.
 #[derive(Clone)]
 pub struct GatewayTls {
-    /// The server configuration (its certificate resolver reloads from disk).
-    pub config: Arc<rustls::ServerConfig>,
+    /// The installation's certificate, and clusters' own ones (reloaded from disk).
+    certs: Arc<keygate_net::tls::CertSet>,
+    /// The configuration of clusters without a certificate of their own.
+    default_config: Arc<rustls::ServerConfig>,
+    /// Configurations of clusters with one, built on first use.
+    per_cluster:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<rustls::ServerConfig>>>>,
     /// Refuse clients that do not start TLS (`gateway_require_tls`).
     pub require: bool,
     /// The client-certificate verifier in `config` (certificate identities).
@@ -38,15 +43,17 @@ impl std::fmt::Debug for GatewayTls {
 pub(crate) type ClientStream = keygate_net::tls::Stream;
 
 /// Open the transport of an accepted connection: look at the first byte, then run
-/// the TLS handshake when the peer starts one. The caller bounds the time it takes.
+/// the TLS handshake (with `cluster`'s certificate) when the peer starts one. The
+/// caller bounds the time it takes.
 pub(crate) async fn open(
     tcp: TcpStream,
     tls: Option<&GatewayTls>,
+    cluster: &str,
 ) -> Result<ClientStream, ConnError> {
     let starts_tls = keygate_net::tls::starts_tls(&tcp).await?;
     match tls {
         Some(t) if starts_tls => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(t.config.clone());
+            let acceptor = tokio_rustls::TlsAcceptor::from(t.config_for(cluster));
             let _turn = t.handshake_turn().await;
             let stream = acceptor
                 .accept(tcp)
@@ -206,18 +213,44 @@ impl rustls::server::danger::ClientCertVerifier for ClientCerts {
 }
 
 impl GatewayTls {
-    /// TLS for the gateway with the certificate `certs` resolves; client
-    /// certificates are verified against keygate's certificate authorities once the
-    /// gateway starts (see [`ClientCerts`]).
-    pub fn new(certs: Arc<dyn rustls::server::ResolvesServerCert>, require: bool) -> Self {
+    /// TLS for the gateway with the certificates of `certs` (a cluster's own when it
+    /// has one, else the installation's); client certificates are verified against
+    /// keygate's certificate authorities once the gateway starts (see [`ClientCerts`]).
+    pub fn new(certs: Arc<keygate_net::tls::CertSet>, require: bool) -> Self {
         let client_certs = Arc::new(ClientCerts::new());
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         GatewayTls {
-            config: keygate_net::tls::server_config_with_clients(certs, &[], client_certs.clone()),
+            default_config: keygate_net::tls::server_config_with_clients(
+                certs.clone(),
+                &[],
+                client_certs.clone(),
+            ),
+            certs,
+            per_cluster: Default::default(),
             require,
             client_certs,
             handshakes: Arc::new(tokio::sync::Semaphore::new(4 * cores)),
         }
+    }
+
+    /// The server configuration of `cluster`'s connections: its own certificate when
+    /// the cluster directory has one (looked up at each handshake, so one added or
+    /// replaced later is served), else the installation's.
+    pub(crate) fn config_for(&self, cluster: &str) -> Arc<rustls::ServerConfig> {
+        if !self.certs.has_named() {
+            return self.default_config.clone();
+        }
+        let mut configs = self.per_cluster.lock().unwrap_or_else(|p| p.into_inner());
+        configs
+            .entry(cluster.to_owned())
+            .or_insert_with(|| {
+                let named = Arc::new(keygate_net::tls::NamedCert {
+                    set: self.certs.clone(),
+                    name: cluster.to_owned(),
+                });
+                keygate_net::tls::server_config_with_clients(named, &[], self.client_certs.clone())
+            })
+            .clone()
     }
 
     /// A turn to run a TLS handshake: at most 4 per core at once. A reconnect storm

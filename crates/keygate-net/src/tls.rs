@@ -146,6 +146,131 @@ impl ResolvesServerCert for CertFile {
     }
 }
 
+/// A default certificate and, by name, certificates from a directory
+/// (`<name>.pem` and `<name>.key`): the gateway serves a cluster the certificate named
+/// after its id when there is one, else the installation's. Names are looked up once
+/// and remembered (absent ones too), and every file is re-checked by [`watch`], so a
+/// certificate dropped into the directory is served without a restart.
+pub struct CertSet {
+    default: Arc<CertFile>,
+    dir: Option<PathBuf>,
+    named: std::sync::RwLock<std::collections::HashMap<String, Option<Arc<CertFile>>>>,
+}
+
+impl std::fmt::Debug for CertSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertSet")
+            .field("default", &self.default)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertSet {
+    /// `default`, and the certificates of `dir` by name.
+    pub fn new(default: Arc<CertFile>, dir: Option<PathBuf>) -> Arc<CertSet> {
+        Arc::new(CertSet {
+            default,
+            dir,
+            named: Default::default(),
+        })
+    }
+
+    /// Whether certificates can differ by name.
+    pub fn has_named(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// The certificate for `name` (its own, else the default).
+    pub fn for_name(&self, name: &str) -> Arc<CertifiedKey> {
+        self.named_file(name)
+            .map_or_else(|| self.default.current(), |c| c.current())
+    }
+
+    fn named_file(&self, name: &str) -> Option<Arc<CertFile>> {
+        let dir = self.dir.as_ref()?;
+        // Cluster ids only: nothing that could leave the directory.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return None;
+        }
+        if let Some(known) = self.named.read().ok()?.get(name) {
+            return known.clone();
+        }
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        let loaded = if cert.exists() {
+            CertFile::load(&cert, &key)
+                .inspect_err(|e| tracing::warn!(error = %e, "certificate not usable; serving the default one"))
+                .ok()
+        } else {
+            None
+        };
+        if let Ok(mut n) = self.named.write() {
+            n.insert(name.to_owned(), loaded.clone());
+        }
+        loaded
+    }
+
+    /// Re-check every file: the default, the named ones in use, and names that had
+    /// none (a file may have appeared). Reports each change or failure.
+    fn reload(&self, why: &str) {
+        report(&self.default, why);
+        let names: Vec<(String, Option<Arc<CertFile>>)> = self
+            .named
+            .read()
+            .map(|n| n.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for (name, file) in names {
+            match file {
+                Some(f) => report(&f, why),
+                None => {
+                    if let Ok(mut n) = self.named.write() {
+                        n.remove(&name);
+                    }
+                    if self.named_file(&name).is_some() {
+                        tracing::info!(name, trigger = why, "certificate loaded");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn report(c: &CertFile, why: &str) {
+    match c.reload() {
+        Ok(true) => {
+            tracing::info!(certificate = %c.path().display(), trigger = why, "certificate reloaded")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(certificate = %c.path().display(), error = %e, "new certificate not usable; keeping the previous one")
+        }
+    }
+}
+
+impl ResolvesServerCert for CertSet {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.default.current())
+    }
+}
+
+/// A [`CertSet`]'s certificate for one name (a cluster's listeners).
+#[derive(Debug)]
+pub struct NamedCert {
+    /// The set.
+    pub set: Arc<CertSet>,
+    /// The name (cluster id).
+    pub name: String,
+}
+
+impl ResolvesServerCert for NamedCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.set.for_name(&self.name))
+    }
+}
+
 /// A server configuration for `certs`: TLS 1.2 and 1.3, the provider's default
 /// suites, the given ALPN protocols (none for Kafka), no client certificates.
 pub fn server_config(
@@ -225,9 +350,9 @@ pub fn server_config_with_clients(
     Arc::new(config)
 }
 
-/// Re-check `certs` every `every` and whenever the process gets SIGHUP, until the
-/// process ends; reloads and failures are logged.
-pub fn watch(certs: Vec<Arc<CertFile>>, every: Duration) {
+/// Re-check every certificate of `certs` every `every` and whenever the process gets
+/// SIGHUP, until the process ends; reloads and failures are logged.
+pub fn watch(certs: Vec<Arc<CertSet>>, every: Duration) {
     if certs.is_empty() {
         return;
     }
@@ -246,15 +371,7 @@ pub fn watch(certs: Vec<Arc<CertFile>>, every: Duration) {
                 }
             };
             for c in &certs {
-                match c.reload() {
-                    Ok(true) => {
-                        tracing::info!(certificate = %c.path().display(), trigger = why, "certificate reloaded")
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(certificate = %c.path().display(), error = %e, "new certificate not usable; keeping the previous one")
-                    }
-                }
+                c.reload(why);
             }
         }
     });

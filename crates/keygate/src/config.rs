@@ -148,6 +148,7 @@ struct FileConfig {
     tls_reload_check_s: Option<u64>,
     gateway_sni_domain: Option<String>,
     gateway_sni_port: Option<u16>,
+    gateway_tls_cluster_dir: Option<PathBuf>,
 }
 
 /// Resolved settings.
@@ -184,6 +185,8 @@ pub(crate) struct TlsConfig {
     pub(crate) gateway: Option<(PathBuf, PathBuf)>,
     /// Refuse plaintext Kafka clients (default: on when the gateway has a certificate).
     pub(crate) gateway_require: bool,
+    /// Clusters' own certificates: `<cluster-id>.pem` and `<cluster-id>.key`.
+    pub(crate) gateway_cluster_dir: Option<PathBuf>,
     /// How often the certificate files are checked for a change.
     pub(crate) reload_check: Duration,
 }
@@ -310,6 +313,10 @@ gateway_max_session_lifetime_s = 3600
 # (--gateway-tls-cert, --gateway-tls-key).
 # gateway_tls_cert = "/etc/keygate/kafka.pem"
 # gateway_tls_key = "/etc/keygate/kafka.key"
+# Clusters' own certificates (optional): a cluster whose id names a pair in this
+# directory (lkc-abc123.pem + lkc-abc123.key) is served it, on its ports or by SNI;
+# others get gateway_tls_cert. Files added or replaced later are picked up.
+# gateway_tls_cluster_dir = "/etc/keygate/kafka-clusters"
 # With a gateway certificate, plaintext Kafka clients are refused (logged); false lets
 # both kinds of clients share the gateway's ports.
 # gateway_require_tls = true
@@ -578,8 +585,12 @@ impl ServerArgs {
                 if gateway_require && gateway.is_none() {
                     bail!("gateway_require_tls needs gateway_tls_cert and gateway_tls_key");
                 }
+                if file.gateway_tls_cluster_dir.is_some() && gateway.is_none() {
+                    bail!("gateway_tls_cluster_dir needs gateway_tls_cert and gateway_tls_key (the default)");
+                }
                 TlsConfig {
                     http,
+                    gateway_cluster_dir: file.gateway_tls_cluster_dir,
                     gateway_require,
                     gateway,
                     reload_check: Duration::from_secs(file.tls_reload_check_s.unwrap_or(5).max(1)),

@@ -383,13 +383,14 @@ fn load_certificates(
     Option<Arc<rustls::ServerConfig>>,
     Option<keygate_kafka::GatewayTls>,
 )> {
-    use keygate_net::tls::{server_config, CertFile};
+    use keygate_net::tls::{server_config, CertFile, CertSet};
     let mut watched = Vec::new();
     let http = match &tls.http {
         Some((cert, key)) => {
             let c = CertFile::load(cert, key).context("the HTTPS certificate (tls_cert)")?;
-            watched.push(c.clone());
-            Some(server_config(c, &[b"h2", b"http/1.1"]))
+            let set = CertSet::new(c, None);
+            watched.push(set.clone());
+            Some(server_config(set, &[b"h2", b"http/1.1"]))
         }
         None => None,
     };
@@ -397,8 +398,9 @@ fn load_certificates(
         Some((cert, key)) => {
             let c =
                 CertFile::load(cert, key).context("the gateway certificate (gateway_tls_cert)")?;
-            watched.push(c.clone());
-            Some(keygate_kafka::GatewayTls::new(c, tls.gateway_require))
+            let set = CertSet::new(c, tls.gateway_cluster_dir.clone());
+            watched.push(set.clone());
+            Some(keygate_kafka::GatewayTls::new(set, tls.gateway_require))
         }
         None => None,
     };

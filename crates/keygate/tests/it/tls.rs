@@ -572,9 +572,10 @@ fn one_port_for_every_cluster_routed_by_sni() {
     std::fs::write(
         dir.path().join("keygate.toml"),
         format!(
-            "gateway_tls_cert = {:?}\ngateway_tls_key = {:?}\ngateway_sni_domain = \"kafka.test\"\ngateway_sni_port = {port}\n",
+            "gateway_tls_cert = {:?}\ngateway_tls_key = {:?}\ngateway_sni_domain = \"kafka.test\"\ngateway_sni_port = {port}\ngateway_tls_cluster_dir = {:?}\ntls_reload_check_s = 1\n",
             cert.display().to_string(),
-            key.display().to_string()
+            key.display().to_string(),
+            certs.path().display().to_string()
         ),
     )
     .expect("toml");
@@ -660,6 +661,30 @@ fn one_port_for_every_cluster_routed_by_sni() {
     assert!(ok, "confluent-kafka through SNI routing: {out}");
     let (ok, out) = run_scenario("kafka-python", &bootstrap, &k, &s, &env_vars);
     assert!(ok, "kafka-python through SNI routing: {out}");
+
+    // A cluster with a certificate of its own (named after its id) is served it on the
+    // shared port; the others keep the wildcard.
+    let (own, own_key) = pki.server(
+        "own",
+        "cluster two only",
+        &[&format!("{}.kafka.test", clusters[1])],
+    );
+    std::fs::copy(&own, certs.path().join(format!("{}.pem", clusters[1]))).expect("copy");
+    std::fs::copy(&own_key, certs.path().join(format!("{}.key", clusters[1]))).expect("copy");
+    let subject_of = |name: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("openssl s_client -connect 127.0.0.1:{port} -servername {name} </dev/null 2>/dev/null | openssl x509 -noout -subject"))
+            .output()
+            .expect("openssl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until(
+        "cluster two's own certificate",
+        Duration::from_secs(10),
+        || subject_of(&format!("{}.kafka.test", clusters[1])).contains("cluster two only"),
+    );
+    assert!(subject_of(&format!("{lkc}.kafka.test")).contains("kafka.test"));
 
     // The key of cluster one is not a key of cluster two, on the same port.
     let other = format!("{}.kafka.test:{port}", clusters[1]);
@@ -748,4 +773,53 @@ fn sighup_reloads_the_certificates_at_once() {
         || served_subject(&addr).contains("after hup"),
     );
     assert!(srv.logs().contains("trigger=\"SIGHUP\"") || srv.logs().contains("trigger=SIGHUP"));
+}
+
+#[test]
+fn a_cluster_with_its_own_certificate_is_served_it() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path(), "per-cluster-ca");
+    let own = tempfile::tempdir().expect("tempdir");
+    let w = tls_world(
+        &pki,
+        &format!(
+            "gateway_tls_cluster_dir = {:?}\n",
+            own.path().display().to_string()
+        ),
+    );
+    // A second cluster on its own slot.
+    let b = w.admin.ok(
+        w.admin.post(
+            "/cmk/v2/clusters",
+            serde_json::json!({"spec":{"display_name":"two","environment":{"id":w.env},"upstream":format!("127.0.0.1:{}", w.tansu.port)}}),
+        ),
+        201,
+    );
+    let lkc2 = b["id"].as_str().expect("lkc").to_owned();
+    let boot2 = b["spec"]["kafka_bootstrap_endpoint"]
+        .as_str()
+        .expect("bootstrap")
+        .to_owned();
+    crate::gateway::wait_for_port(
+        boot2
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port"),
+    );
+    assert!(
+        served_subject(&boot2).contains("gateway one"),
+        "the installation's, first"
+    );
+    // Its own certificate dropped into the directory: served from then on, without a
+    // restart; the other cluster keeps the installation's.
+    let (c, k) = pki.server("own", "cluster two", &["127.0.0.1"]);
+    std::fs::copy(&c, own.path().join(format!("{lkc2}.pem"))).expect("copy");
+    std::fs::copy(&k, own.path().join(format!("{lkc2}.key"))).expect("copy");
+    wait_until(
+        "the cluster's own certificate",
+        Duration::from_secs(10),
+        || served_subject(&boot2).contains("cluster two"),
+    );
+    assert!(served_subject(&w.bootstrap).contains("gateway one"));
 }
