@@ -194,9 +194,15 @@ async fn serve(
             .record(keygate_core::KeyId::parse(k).ok_or(ConnError::Revoked)?);
     }
 
-    // ---- upstream ----
-    let upstream = connect_upstream(&shared, target).await?;
-    let (ur, mut uw) = tokio::io::split(upstream);
+    // ---- upstream: opened by the first request that goes there ----
+    // A connection that only authenticates, or is idle, holds no upstream connection
+    // (half the descriptors of an idle client); the writer task gets the read half
+    // when it is opened.
+    let (ur_tx, ur_rx) = tokio::sync::oneshot::channel::<UpstreamRead>();
+    let mut upstream = Upstream {
+        write: None,
+        read_to_writer: Some(ur_tx),
+    };
 
     // Answers waiting to be written, bounded: when the client does not read them the
     // queue fills, the loop below stops reading requests, and TCP pushes back on the
@@ -217,7 +223,7 @@ async fn serve(
     let mut fetch_topics: Option<Vec<StrBytes>> = None;
     let writer = tokio::spawn(write_answers(
         rx,
-        ur,
+        ur_rx,
         cw,
         shared.clone(),
         session.principals.clone(),
@@ -360,7 +366,7 @@ async fn serve(
         let expects_response = !matches!(&req, RequestKind::Produce(p) if p.acks == 0);
         match plan {
             Plan::Forward(post) => {
-                write_frame(&mut uw, &frame).await?;
+                write_frame(upstream.writer(&shared, target).await?, &frame).await?;
                 if expects_response {
                     let _ = tx
                         .send(Pending::Upstream {
@@ -386,7 +392,7 @@ async fn serve(
                     .map_err(|e| ConnError::Protocol(e.to_string()))?;
                 req.encode(&mut buf, h.version)
                     .map_err(|e| ConnError::Protocol(e.to_string()))?;
-                write_frame(&mut uw, &buf).await?;
+                write_frame(upstream.writer(&shared, target).await?, &buf).await?;
                 let _ = tx
                     .send(Pending::Upstream {
                         api,
@@ -420,6 +426,34 @@ async fn serve(
 }
 
 type UpstreamRead = tokio::io::ReadHalf<keygate_net::tls::ClientStream>;
+type UpstreamWrite = tokio::io::WriteHalf<keygate_net::tls::ClientStream>;
+
+/// A connection's upstream, opened when first needed.
+struct Upstream {
+    write: Option<UpstreamWrite>,
+    /// Where the read half goes once opened (the writer task).
+    read_to_writer: Option<tokio::sync::oneshot::Sender<UpstreamRead>>,
+}
+
+impl Upstream {
+    /// The write half, opening the connection (TLS, SASL) on first use.
+    async fn writer(
+        &mut self,
+        shared: &ClusterShared,
+        target: Target,
+    ) -> Result<&mut UpstreamWrite, ConnError> {
+        if self.write.is_none() {
+            let (r, w) = tokio::io::split(connect_upstream(shared, target).await?);
+            if let Some(tx) = self.read_to_writer.take() {
+                let _ = tx.send(r);
+            }
+            self.write = Some(w);
+        }
+        self.write
+            .as_mut()
+            .ok_or_else(|| ConnError::Upstream("not connected".into()))
+    }
+}
 type ClientWrite = keygate_net::Timed<tokio::io::WriteHalf<transport::ClientStream>>;
 type ClientRead = tokio::io::ReadHalf<transport::ClientStream>;
 /// A frame read ahead with its share of the budget, or why reading stopped.
@@ -430,13 +464,15 @@ type ReadFrame = Result<(Bytes, ReadAhead), FrameError>;
 /// where needed — each written to the client.
 async fn write_answers(
     mut rx: mpsc::Receiver<Pending>,
-    mut ur: UpstreamRead,
+    ur_rx: tokio::sync::oneshot::Receiver<UpstreamRead>,
     mut cw: ClientWrite,
     shared: Arc<ClusterShared>,
     principals: Vec<Principal>,
     mut fetched_usage: ConnectionUsage,
 ) -> Result<(), ConnError> {
     let max_frame = shared.cfg.max_frame;
+    let mut ur_rx = Some(ur_rx);
+    let mut upstream: Option<UpstreamRead> = None;
     let result = async {
         while let Some(p) = rx.recv().await {
             let bytes = match p {
@@ -448,7 +484,18 @@ async fn write_answers(
                     correlation_id,
                     fetched,
                 } => {
-                    let frame = read_frame(&mut ur, max_frame).await?;
+                    if upstream.is_none() {
+                        // The loop opened it before queueing this answer.
+                        let rx = ur_rx
+                            .take()
+                            .ok_or_else(|| ConnError::Upstream("closed".into()))?;
+                        upstream =
+                            Some(rx.await.map_err(|_| ConnError::Upstream("closed".into()))?);
+                    }
+                    let ur = upstream
+                        .as_mut()
+                        .ok_or_else(|| ConnError::Upstream("closed".into()))?;
+                    let frame = read_frame(ur, max_frame).await?;
                     if frame.len() < 4 || (&frame[..4]).get_i32() != correlation_id {
                         return Err(ConnError::Protocol("upstream answered out of order".into()));
                     }
