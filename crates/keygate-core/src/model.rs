@@ -342,7 +342,7 @@ pub struct IdentityProvider {
 
 /// What makes an identity provider a certificate authority: the chain client
 /// certificates must verify against, and its revocation list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CertificateAuthority {
     /// PEM certificate chain (the CA, and intermediates).
     pub chain_pem: String,

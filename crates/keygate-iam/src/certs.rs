@@ -460,12 +460,7 @@ impl Iam {
         if let Some(crl) = &n.crl_chain {
             check_crl(crl)?;
         }
-        self.require(
-            c,
-            keygate_authz::Capability::ManageAccounts,
-            &self.org_crn(),
-            "manage certificate authorities",
-        )?;
+        self.require_identity_admin(c, "manage certificate authorities")?;
         let now = Utc::now();
         let p = with_fresh_id(|| {
             let id = IdKind::IdentityProvider.generate(&mut OsRng);
@@ -518,13 +513,9 @@ impl Iam {
             p.description = check_description("/description", d)?;
         }
         let now = Utc::now();
-        let ca = p.certificate.get_or_insert_with(|| CertificateAuthority {
-            chain_pem: String::new(),
-            chain_filename: String::new(),
-            crl_pem: None,
-            crl_url: None,
-            crl_updated_at: None,
-        });
+        let ca = p
+            .certificate
+            .get_or_insert_with(CertificateAuthority::default);
         if let Some((chain, file)) = &patch.certificate_chain {
             check_chain(chain)?;
             ca.chain_pem = chain.clone();
@@ -538,12 +529,7 @@ impl Iam {
         if let Some(url) = &patch.crl_url {
             ca.crl_url = Some(url.clone());
         }
-        self.require(
-            c,
-            keygate_authz::Capability::ManageAccounts,
-            &self.org_crn(),
-            "manage certificate authorities",
-        )?;
+        self.require_identity_admin(c, "manage certificate authorities")?;
         let rec = self.change(
             c,
             "UpdateCertificateAuthority",
@@ -636,12 +622,7 @@ impl Iam {
         id: &str,
     ) -> Result<IdentityProvider> {
         let p = self.get_certificate_authority(c, id).await?;
-        self.require(
-            c,
-            keygate_authz::Capability::ManageAccounts,
-            &self.org_crn(),
-            "manage certificate authorities",
-        )?;
+        self.require_identity_admin(c, "manage certificate authorities")?;
         let rec = self.change(
             c,
             "DeleteCertificateAuthority",
@@ -673,12 +654,7 @@ impl Iam {
         let external_identifier = check_external_identifier(&n.external_identifier)?;
         let filter = check_cert_filter(&n.filter)?;
         self.get_certificate_authority(c, ca).await?;
-        self.require(
-            c,
-            keygate_authz::Capability::ManageAccounts,
-            &self.org_crn(),
-            "manage certificate identity pools",
-        )?;
+        self.require_identity_admin(c, "manage certificate identity pools")?;
         let now = Utc::now();
         let p = with_fresh_id(|| {
             let p = IdentityPool {
@@ -751,12 +727,7 @@ impl Iam {
                 .transpose()?,
             ..Patch::default()
         };
-        self.require(
-            c,
-            keygate_authz::Capability::ManageAccounts,
-            &self.org_crn(),
-            "manage certificate identity pools",
-        )?;
+        self.require_identity_admin(c, "manage certificate identity pools")?;
         let rec = self.change(
             c,
             "UpdateCertificateIdentityPool",
@@ -776,12 +747,7 @@ impl Iam {
         id: &str,
     ) -> Result<IdentityPool> {
         let p = self.get_certificate_pool(c, ca, id).await?;
-        self.require(
-            c,
-            keygate_authz::Capability::ManageAccounts,
-            &self.org_crn(),
-            "manage certificate identity pools",
-        )?;
+        self.require_identity_admin(c, "manage certificate identity pools")?;
         let rec = self.change(
             c,
             "DeleteCertificateIdentityPool",

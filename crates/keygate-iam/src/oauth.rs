@@ -193,7 +193,7 @@ impl Iam {
         self.org_crn().child("identity-provider", id)
     }
 
-    fn require_identity_admin(&self, c: &Caller, what: &str) -> Result<()> {
+    pub(crate) fn require_identity_admin(&self, c: &Caller, what: &str) -> Result<()> {
         self.require(c, Capability::ManageAccounts, &self.org_crn(), what)
     }
 

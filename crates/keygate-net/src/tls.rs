@@ -277,11 +277,23 @@ pub fn server_config(
     certs: Arc<dyn ResolvesServerCert>,
     alpn: &[&[u8]],
 ) -> Arc<rustls::ServerConfig> {
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
+    finish(
+        server_builder()
+            .with_no_client_auth()
+            .with_cert_resolver(certs),
+        alpn,
+    )
+}
+
+/// TLS 1.2 and 1.3 with the provider's default suites.
+fn server_builder() -> rustls::ConfigBuilder<rustls::ServerConfig, rustls::WantsVerifier> {
+    rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         // The ring provider's defaults are valid for both versions.
-        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"));
-    let mut config = builder.with_no_client_auth().with_cert_resolver(certs);
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
+}
+
+fn finish(mut config: rustls::ServerConfig, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
@@ -340,14 +352,12 @@ pub fn server_config_with_clients(
     alpn: &[&[u8]],
     clients: Arc<dyn rustls::server::danger::ClientCertVerifier>,
 ) -> Arc<rustls::ServerConfig> {
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"));
-    let mut config = builder
-        .with_client_cert_verifier(clients)
-        .with_cert_resolver(certs);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
+    finish(
+        server_builder()
+            .with_client_cert_verifier(clients)
+            .with_cert_resolver(certs),
+        alpn,
+    )
 }
 
 /// Re-check every certificate of `certs` every `every` and whenever the process gets

@@ -641,25 +641,28 @@ fn from_doc(d: Document) -> anyhow::Result<(FullState, Vec<(String, String)>)> {
         identity_providers: d
             .identity_providers
             .into_iter()
-            .map(|p| IdentityProvider {
-                id: p.id,
-                display_name: p.display_name,
-                description: p.description,
-                issuer: p.issuer,
-                jwks_uri: p.jwks_uri,
-                identity_claim: p.identity_claim,
-                enabled: p.enabled,
-                jwks: p.jwks,
-                jwks_fetched_at: p.jwks_fetched_at,
-                created_at: p.created_at,
-                updated_at: p.updated_at,
-                certificate: keygate_store::columns::decode_authority(
-                    p.certificate.map(|v| v.to_string()),
-                )
-                .ok()
-                .flatten(),
+            .map(|p| {
+                let certificate =
+                    keygate_store::columns::decode_authority(p.certificate.map(|v| v.to_string()))
+                        .map_err(|e| {
+                            anyhow::anyhow!("identity provider {}: certificate: {e}", p.id)
+                        })?;
+                Ok(IdentityProvider {
+                    id: p.id,
+                    display_name: p.display_name,
+                    description: p.description,
+                    issuer: p.issuer,
+                    jwks_uri: p.jwks_uri,
+                    identity_claim: p.identity_claim,
+                    enabled: p.enabled,
+                    jwks: p.jwks,
+                    jwks_fetched_at: p.jwks_fetched_at,
+                    created_at: p.created_at,
+                    updated_at: p.updated_at,
+                    certificate,
+                })
             })
-            .collect(),
+            .collect::<anyhow::Result<_>>()?,
         identity_pools: d
             .identity_pools
             .into_iter()

@@ -3,10 +3,11 @@
 
 use super::client;
 use super::client::enc;
+use super::oauth::set;
 use super::output::{print_done, print_list, print_object, Col, Format};
 use anyhow::Context;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
@@ -127,12 +128,6 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn set(body: &mut Value, field: &str, v: Option<String>) {
-    if let Some(v) = v {
-        body[field] = json!(v);
-    }
 }
 
 pub(crate) fn authority(c: AuthorityCmd, fmt: Format) -> anyhow::Result<()> {

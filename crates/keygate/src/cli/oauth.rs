@@ -122,7 +122,8 @@ const POOL_COLS: &[Col] = &[
     ("State", "/state"),
 ];
 
-fn set(body: &mut Value, field: &str, v: Option<String>) {
+/// Put `v` into `body[field]` when given.
+pub(super) fn set(body: &mut Value, field: &str, v: Option<String>) {
     if let Some(v) = v {
         body[field] = json!(v);
     }

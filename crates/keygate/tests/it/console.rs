@@ -11,6 +11,22 @@ fn shots() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-artifacts/console").to_owned()
 }
 
+/// Give the bootstrap admin the console password [`PASSWORD`] (to sign in as
+/// `admin@keygate.local`).
+pub fn set_admin_password(admin: &crate::harness::Api) {
+    let me = admin.all("/iam/v2/users")[0]["id"]
+        .as_str()
+        .expect("admin id")
+        .to_owned();
+    admin.ok(
+        admin.post(
+            &format!("/iam/v2/users/{me}/password"),
+            json!({"password": PASSWORD}),
+        ),
+        204,
+    );
+}
+
 /// Run one scenario of console.mjs; returns its JSON line.
 pub fn browse(scenario: &str, url: &str, email: &str, extra: &[(&str, &str)]) -> Value {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/console");

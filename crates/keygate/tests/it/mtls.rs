@@ -221,17 +221,7 @@ fn client_certificates_authenticate_as_certificate_pools() {
 fn the_console_adds_a_certificate_authority_and_a_pool() {
     let (srv, _dir) = crate::harness::Server::start(&[]);
     let admin = srv.admin();
-    let me = admin.all("/iam/v2/users")[0]["id"]
-        .as_str()
-        .expect("admin id")
-        .to_owned();
-    admin.ok(
-        admin.post(
-            &format!("/iam/v2/users/{me}/password"),
-            json!({"password": crate::console::PASSWORD}),
-        ),
-        204,
-    );
+    crate::console::set_admin_password(&admin);
     let certs = tempfile::tempdir().expect("tempdir");
     let clients = Pki::new(certs.path(), "console-clients");
     let ca = clients.ca.display().to_string();

@@ -624,17 +624,7 @@ fn plain_to_an_upstream_keygate_that_checks_the_password() {
 fn the_console_sets_the_upstream_credential_write_only() {
     let (srv, _dir) = Server::start(&[]);
     let admin = srv.admin();
-    let me = admin.all("/iam/v2/users")[0]["id"]
-        .as_str()
-        .expect("admin id")
-        .to_owned();
-    admin.ok(
-        admin.post(
-            &format!("/iam/v2/users/{me}/password"),
-            json!({"password": crate::console::PASSWORD}),
-        ),
-        204,
-    );
+    crate::console::set_admin_password(&admin);
     admin.env("prod");
     let secret = "typed-once-Upstream-9c2";
     let v = crate::console::browse(
