@@ -276,7 +276,7 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
             environment: env_ref(st, &r.environment_id),
             upstream: r.upstream,
             kafka_bootstrap_endpoint,
-            upstream_security: (r.kind == ResourceKind::Kafka).then(|| {
+            upstream_security: Some({
                 let v = keygate_iam::UpstreamView::from(&r.upstream_security);
                 UpstreamSecurityOut {
                     protocol: v.protocol.as_str(),
@@ -286,6 +286,11 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
                     ca_set: v.ca_set,
                     server_name: v.server_name,
                     client_certificate_set: v.client_certificate_set,
+                    header_name: match &v.http_auth {
+                        Some(keygate_core::HttpAuth::Header(n)) => Some(n.clone()),
+                        _ => None,
+                    },
+                    http_auth: v.http_auth.as_ref().map(keygate_core::HttpAuth::as_str),
                 }
             }),
         },

@@ -140,8 +140,9 @@ pub struct ClusterSpec {
     /// Kafka clusters: the gateway's bootstrap address, the one clients should use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_bootstrap_endpoint: Option<String>,
-    /// Kafka clusters (keygate extension): how the gateway connects to the brokers.
-    /// Secrets are write-only: only whether they are set is shown.
+    /// (keygate extension) How the gateway connects to the upstream: a Kafka cluster's
+    /// brokers, or an HTTP service. Secrets are write-only: only whether they are set
+    /// is shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_security: Option<UpstreamSecurityOut>,
 }
@@ -166,6 +167,12 @@ pub struct UpstreamSecurityOut {
     pub server_name: Option<String>,
     /// Whether the gateway presents a client certificate.
     pub client_certificate_set: bool,
+    /// HTTP services: `BASIC`, `BEARER` or `HEADER` (absent: no credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_auth: Option<&'static str>,
+    /// HTTP services with `HEADER`: the header's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_name: Option<String>,
 }
 
 /// How the gateway should connect to a cluster's brokers; on update, only the fields
@@ -196,6 +203,14 @@ pub struct UpstreamSecurityIn {
     /// PEM private key of the client certificate (write-only; stored encrypted).
     #[serde(default)]
     pub client_key_pem: Option<String>,
+    /// HTTP services: how the gateway authenticates to the upstream — `BASIC`
+    /// (username + password), `BEARER` (password is the token), `HEADER` (password is
+    /// the value of `header_name`) or `NONE`.
+    #[serde(default)]
+    pub http_auth: Option<String>,
+    /// HTTP services with `HEADER`: the header's name, e.g. `X-API-Key`.
+    #[serde(default)]
+    pub header_name: Option<String>,
 }
 
 impl From<UpstreamSecurityIn> for keygate_iam::UpstreamInput {
@@ -209,6 +224,8 @@ impl From<UpstreamSecurityIn> for keygate_iam::UpstreamInput {
             server_name: u.server_name,
             client_cert_pem: u.client_certificate_pem,
             client_key_pem: u.client_key_pem,
+            http_auth: u.http_auth,
+            header_name: u.header_name,
         }
     }
 }
@@ -255,7 +272,8 @@ pub struct ClusterCreateSpec {
     /// Flink only: `<cloud>.<region>`.
     #[serde(default)]
     pub region: Option<String>,
-    /// Kafka only (keygate extension): how the gateway connects to the brokers.
+    /// (keygate extension) How the gateway connects to the upstream (Kafka: the
+    /// brokers; HTTP services: its credential and TLS).
     #[serde(default)]
     pub upstream_security: Option<UpstreamSecurityIn>,
 }

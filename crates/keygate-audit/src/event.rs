@@ -18,6 +18,12 @@ pub mod types {
     pub const KAFKA_REQUEST: &str = "io.keygate.kafka/request";
     /// Allowed Produce and Fetch of one principal on one topic, counted over a window.
     pub const KAFKA_REQUEST_SUMMARY: &str = "io.keygate.kafka/request-summary";
+    /// An HTTP gateway authentication that failed.
+    pub const HTTP_AUTHENTICATION: &str = "io.keygate.http/authentication";
+    /// An HTTP gateway request the authorizer denied.
+    pub const HTTP_AUTHORIZATION: &str = "io.keygate.http/authorization";
+    /// Allowed HTTP gateway requests, counted per principal, credential and target.
+    pub const HTTP_REQUEST_SUMMARY: &str = "io.keygate.http/request-summary";
     /// A control-plane call: a change, a denied call.
     pub const IAM_REQUEST: &str = "io.keygate.iam/request";
     /// A failed control-plane authentication.

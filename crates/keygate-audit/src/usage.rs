@@ -9,13 +9,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Produce or Fetch.
+/// Produce or Fetch at the Kafka gateway; reads and writes at the HTTP gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Traffic {
     /// Produce (WRITE).
     Produce = 0,
     /// Fetch (READ).
     Fetch = 1,
+    /// An allowed HTTP request that changes nothing (GET, HEAD, OPTIONS).
+    HttpRead = 2,
+    /// Any other allowed HTTP request.
+    HttpWrite = 3,
 }
 
 impl Traffic {
@@ -23,13 +27,18 @@ impl Traffic {
         match self {
             Traffic::Produce => "kafka.Produce",
             Traffic::Fetch => "kafka.Fetch",
+            Traffic::HttpRead => "http.Read",
+            Traffic::HttpWrite => "http.Write",
         }
     }
     fn operation(self) -> &'static str {
         match self {
-            Traffic::Produce => "WRITE",
-            Traffic::Fetch => "READ",
+            Traffic::Produce | Traffic::HttpWrite => "WRITE",
+            Traffic::Fetch | Traffic::HttpRead => "READ",
         }
+    }
+    fn kafka(self) -> bool {
+        matches!(self, Traffic::Produce | Traffic::Fetch)
     }
 }
 
@@ -63,7 +72,7 @@ pub struct ConnectionUsage {
     subject: Subject,
     /// By topic, then Produce/Fetch: looked up by `&str`, so counting allocates only
     /// the first time a connection touches a topic.
-    counts: HashMap<String, [Counts; 2]>,
+    counts: HashMap<String, [Counts; 4]>,
     since: Instant,
     every: Duration,
 }
@@ -107,7 +116,12 @@ impl ConnectionUsage {
         self.since = Instant::now();
         let mut counts = Vec::with_capacity(self.counts.len());
         for (topic, both) in self.counts.drain() {
-            for t in [Traffic::Produce, Traffic::Fetch] {
+            for t in [
+                Traffic::Produce,
+                Traffic::Fetch,
+                Traffic::HttpRead,
+                Traffic::HttpWrite,
+            ] {
                 let c = both[t as usize];
                 if c.requests > 0 {
                     counts.push(((t, topic.clone()), c));
@@ -164,9 +178,26 @@ impl Totals {
         entries
             .into_iter()
             .map(|((s, t, topic), c)| {
-                let resource = format!("{}/topic={topic}", s.resource_base);
+                // Kafka: per topic. HTTP: per target (`subject=…`, or the service).
+                let (resource, kind, resource_type) = match (t.kafka(), topic.is_empty()) {
+                    (true, _) => (
+                        format!("{}/topic={topic}", s.resource_base),
+                        types::KAFKA_REQUEST_SUMMARY,
+                        "Topic",
+                    ),
+                    (false, true) => (
+                        s.resource_base.to_string(),
+                        types::HTTP_REQUEST_SUMMARY,
+                        "Service",
+                    ),
+                    (false, false) => (
+                        format!("{}/{topic}", s.resource_base),
+                        types::HTTP_REQUEST_SUMMARY,
+                        "Service",
+                    ),
+                };
                 CloudEvent::new(
-                    types::KAFKA_REQUEST_SUMMARY,
+                    kind,
                     s.cluster_crn.as_ref(),
                     s.cluster_crn.as_ref(),
                     t.method(),
@@ -181,7 +212,7 @@ impl Totals {
                 .authorization(crate::AuthorizationInfo {
                     granted: true,
                     operation: t.operation().into(),
-                    resource_type: "Topic".into(),
+                    resource_type: resource_type.into(),
                     resource_name: topic,
                     pattern_type: Some("LITERAL".into()),
                     ..Default::default()

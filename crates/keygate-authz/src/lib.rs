@@ -20,6 +20,7 @@
 pub mod control;
 pub mod index;
 pub mod rank;
+pub mod service;
 
 pub use control::Capability;
 pub use index::{ClusterIndex, Masks};

@@ -16,6 +16,7 @@ pub mod principal;
 pub mod redact;
 pub mod role;
 pub mod secret;
+pub mod service;
 pub mod upstream;
 
 pub use acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
@@ -24,4 +25,5 @@ pub use id::{IdKind, ResourceKind};
 pub use principal::Principal;
 pub use role::Role;
 pub use secret::{KeyId, Secret};
-pub use upstream::{SecurityProtocol, UpstreamMechanism, UpstreamSecurity};
+pub use service::ServiceOp;
+pub use upstream::{HttpAuth, SecurityProtocol, UpstreamMechanism, UpstreamSecurity};

@@ -181,7 +181,7 @@ impl Role {
             Role::CloudClusterAdmin => &[KafkaCluster],
             Role::Operator => &[Environment, KafkaCluster],
             Role::MetricsViewer => &[Organization, Environment, KafkaCluster],
-            Role::ResourceOwner => &[Topic, Group, TransactionalId, Subject, ServiceAccount],
+            Role::ResourceOwner => &[Topic, Group, TransactionalId, Subject, Ksql, ServiceAccount],
             Role::DeveloperRead => &[Topic, Group, Subject],
             Role::DeveloperWrite => &[Topic, TransactionalId, Subject],
             Role::DeveloperManage => &[Topic, Group, Subject],

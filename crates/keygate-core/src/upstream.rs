@@ -92,6 +92,30 @@ impl UpstreamMechanism {
     }
 }
 
+/// How the HTTP gateway authenticates to a service's upstream (Schema Registry,
+/// ksqlDB, Flink, Tableflow). The secret (password, token, header value) is the
+/// settings' sealed `password`; a client certificate (mTLS) is configured beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAuth {
+    /// `Authorization: Basic` with the settings' user name and password.
+    Basic,
+    /// `Authorization: Bearer` with the password as the token.
+    Bearer,
+    /// A header of this name (e.g. `X-API-Key`) carrying the password.
+    Header(String),
+}
+
+impl HttpAuth {
+    /// The API's spelling (`BASIC`, `BEARER`, `HEADER`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HttpAuth::Basic => "BASIC",
+            HttpAuth::Bearer => "BEARER",
+            HttpAuth::Header(_) => "HEADER",
+        }
+    }
+}
+
 /// A secret encrypted at rest (an AEAD ciphertext, text-encoded, bound to the field
 /// and cluster it belongs to). Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -123,6 +147,8 @@ pub struct UpstreamSecurity {
     pub client_cert_pem: Option<String>,
     /// Its private key, sealed.
     pub client_key: Option<Sealed>,
+    /// HTTP services: the gateway's own credential scheme (none: it sends none).
+    pub http_auth: Option<HttpAuth>,
 }
 
 /// Why upstream settings are refused, and which field.
@@ -136,6 +162,65 @@ pub struct UpstreamError {
 }
 
 impl UpstreamSecurity {
+    /// Check the settings of an HTTP service's upstream: Basic needs a user name and a
+    /// password, Bearer and a header need the secret (and a valid header name), TLS
+    /// settings need an `https://` upstream, a client certificate needs its key.
+    /// Kafka's protocol and SASL mechanism do not apply.
+    pub fn validate_http(&self, https: bool) -> Result<(), UpstreamError> {
+        let bad = |field, reason: &str| {
+            Err(UpstreamError {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.protocol != SecurityProtocol::Plaintext || self.mechanism.is_some() {
+            return bad(
+                "protocol",
+                "HTTP services take http_auth (BASIC, BEARER, HEADER); the scheme of the upstream URL decides TLS",
+            );
+        }
+        match &self.http_auth {
+            None if self.password.is_some() || self.username.is_some() => {
+                return bad(
+                    "http_auth",
+                    "a credential needs http_auth: BASIC, BEARER or HEADER",
+                );
+            }
+            None => {}
+            Some(auth) => {
+                if self.password.is_none() {
+                    return bad("password", "the secret the gateway sends is required");
+                }
+                match auth {
+                    HttpAuth::Basic if self.username.as_deref().is_none_or(str::is_empty) => {
+                        return bad("username", "required with BASIC");
+                    }
+                    HttpAuth::Header(name) if !is_header_name(name) => {
+                        return bad("header_name", "must be an HTTP header name such as X-API-Key (not Authorization, Host or a hop-by-hop header)");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !https
+            && (self.ca_pem.is_some()
+                || self.server_name.is_some()
+                || self.client_cert_pem.is_some())
+        {
+            return bad(
+                "ca_pem",
+                "TLS settings (CA, server name, client certificate) need an https:// upstream",
+            );
+        }
+        if self.client_cert_pem.is_some() != self.client_key.is_some() {
+            return bad(
+                "client_key_pem",
+                "a client certificate and its key go together",
+            );
+        }
+        Ok(())
+    }
+
     /// Check that the settings make sense together: a SASL protocol needs a mechanism,
     /// a user name and a password; TLS settings need a TLS protocol; a client
     /// certificate needs its key.
@@ -185,6 +270,26 @@ impl UpstreamSecurity {
     }
 }
 
+/// A header name the gateway may set toward an upstream: a token of RFC 9110 letters,
+/// digits and `-`, not one the proxy itself owns.
+fn is_header_name(name: &str) -> bool {
+    const OWNED: [&str; 9] = [
+        "authorization",
+        "host",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+    ];
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !OWNED.iter().any(|o| o.eq_ignore_ascii_case(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +320,48 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(sasl.validate(), Ok(()));
+        assert!(
+            sasl.validate_http(true).is_err(),
+            "SASL is not an HTTP scheme"
+        );
+        let header = UpstreamSecurity {
+            http_auth: Some(HttpAuth::Header("X-API-Key".into())),
+            password: Some(Sealed("x".into())),
+            ..Default::default()
+        };
+        assert_eq!(header.validate_http(false), Ok(()));
+        for (bad, field) in [
+            (
+                UpstreamSecurity {
+                    http_auth: Some(HttpAuth::Header("Authorization".into())),
+                    ..header.clone()
+                },
+                "header_name",
+            ),
+            (
+                UpstreamSecurity {
+                    http_auth: Some(HttpAuth::Basic),
+                    ..header.clone()
+                },
+                "username",
+            ),
+            (
+                UpstreamSecurity {
+                    password: None,
+                    ..header.clone()
+                },
+                "password",
+            ),
+            (
+                UpstreamSecurity {
+                    ca_pem: Some("pem".into()),
+                    ..header.clone()
+                },
+                "ca_pem",
+            ),
+        ] {
+            assert_eq!(bad.validate_http(false).map_err(|e| e.field), Err(field));
+        }
         let no_password = UpstreamSecurity {
             password: None,
             ..sasl.clone()

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod certs;
+pub mod gate;
 pub mod hasher;
 pub mod oauth;
 pub mod password;
@@ -20,6 +21,7 @@ pub mod throttle;
 pub mod upstream;
 pub mod usage;
 
+pub use gate::{Credential, Gate, Session, Unauthenticated};
 pub use hasher::{SecretHasher, PEPPER_LEN};
 pub use oauth::{Exchange, Issued, JwksStatus, NewPool, NewProvider, OAuthConfig, StsError};
 pub use password::PasswordWork;

@@ -155,6 +155,8 @@ pub enum Door {
     Rest,
     /// The Kafka gateway (SASL).
     Kafka,
+    /// The HTTP gateway (Basic, Bearer, catalog tokens).
+    Http,
 }
 
 impl std::fmt::Debug for Iam {
@@ -753,13 +755,12 @@ impl Iam {
             ResourceKind::Tableflow => Some("tableflow".to_owned()),
             _ => None,
         };
-        if n.kind != ResourceKind::Kafka && !n.upstream_security.is_empty() {
-            return Err(IamError::invalid(
-                "/spec/upstream_security",
-                "only Kafka clusters have upstream security settings",
-            ));
-        }
-        let security = crate::upstream::check(&Default::default(), &n.upstream_security)?;
+        let security = crate::upstream::check_for(
+            n.kind,
+            &upstream,
+            &Default::default(),
+            &n.upstream_security,
+        )?;
         let now = Utc::now();
         let r = with_fresh_id(|| {
             let id = match (&fixed_id, n.kind.id_kind()) {
@@ -768,7 +769,11 @@ impl Iam {
                 (None, None) => String::new(),
             };
             // Sealed for this id: a retry with a fresh id seals again.
-            let upstream_security = security.seal(&self.sealer, &id);
+            let upstream_security = security.seal(
+                &self.sealer,
+                n.kind,
+                &Resource::key(n.kind, &n.environment_id, &id),
+            );
             let r = Resource {
                 id,
                 kind: n.kind,
@@ -855,17 +860,14 @@ impl Iam {
             .map(|u| check_upstream(kind, u))
             .transpose()?;
         let upstream_security = &changes.upstream_security;
-        let upstream_security = if upstream_security.is_empty() {
+        // A new upstream URL is checked against the settings too (TLS needs https).
+        let url = upstream.as_deref().unwrap_or(&r.upstream);
+        let upstream_security = if upstream_security.is_empty() && upstream.is_none() {
             None
-        } else if kind != ResourceKind::Kafka {
-            return Err(IamError::invalid(
-                "/spec/upstream_security",
-                "only Kafka clusters have upstream security settings",
-            ));
         } else {
             Some(
-                crate::upstream::check(&r.upstream_security, upstream_security)?
-                    .seal(&self.sealer, &r.id),
+                crate::upstream::check_for(kind, url, &r.upstream_security, upstream_security)?
+                    .seal(&self.sealer, kind, &r.storage_key()),
             )
         };
         self.require(

@@ -210,6 +210,8 @@ pub struct Snapshot {
     oauth_settings: OAuthSettings,
     keys: KeyMap,
     kafka_clusters: ArcSwap<HashMap<String, Resource>>,
+    /// Schema Registries, ksqlDB clusters, Flink regions and Tableflow, by storage key.
+    services: ArcSwap<HashMap<String, Resource>>,
     authz: ArcSwap<Authorizer>,
     seq: AtomicI64,
     /// When the follower last confirmed the snapshot current (ms on [`clock_ms`]).
@@ -255,6 +257,12 @@ impl Snapshot {
     /// The registered Kafka clusters, by id (the gateway follows these).
     pub fn kafka_clusters(&self) -> arc_swap::Guard<Arc<HashMap<String, Resource>>> {
         self.kafka_clusters.load()
+    }
+
+    /// The HTTP services (every resource but Kafka clusters), by storage key
+    /// (`Resource::storage_key`).
+    pub fn services(&self) -> arc_swap::Guard<Arc<HashMap<String, Resource>>> {
+        self.services.load()
     }
 
     /// A Kafka cluster's gateway port slot (assigned at registration, kept for life).
@@ -415,8 +423,15 @@ impl Snapshot {
             .filter(|r| r.kind == ResourceKind::Kafka)
             .map(|r| (r.id.clone(), r.clone()))
             .collect();
+        let services = state
+            .resources
+            .iter()
+            .filter(|r| r.kind != ResourceKind::Kafka)
+            .map(|r| (r.storage_key(), r.clone()))
+            .collect();
         let snap = Snapshot {
             org,
+            services: ArcSwap::from_pointee(services),
             oauth: ArcSwap::from_pointee(oauth),
             oauth_settings,
             keys,
@@ -508,6 +523,7 @@ impl Follower {
             let mut clusters = BTreeSet::new();
             let mut bindings_changed = false;
             let mut oauth_changed = false;
+            let mut services = BTreeSet::new();
             for c in &changes {
                 match c.entity {
                     Entity::IdentityProvider | Entity::IdentityPool | Entity::SigningKey => {
@@ -516,7 +532,15 @@ impl Follower {
                     Entity::ApiKey => {
                         keys.insert(c.entity_id.clone());
                     }
-                    Entity::Acls | Entity::Resource => clusters.extend(c.cluster_id.clone()),
+                    Entity::Acls => clusters.extend(c.cluster_id.clone()),
+                    Entity::Resource => match &c.cluster_id {
+                        Some(cluster) => {
+                            clusters.insert(cluster.clone());
+                        }
+                        None => {
+                            services.insert(c.entity_id.clone());
+                        }
+                    },
                     Entity::RoleBinding => {
                         bindings_changed = true;
                         clusters.extend(c.cluster_id.clone());
@@ -525,6 +549,7 @@ impl Follower {
                 }
             }
             self.apply_keys(keys).await?;
+            self.apply_services(services).await?;
             if oauth_changed {
                 let providers = self.store.list_providers().await?;
                 let mut pools = Vec::new();
@@ -591,6 +616,27 @@ impl Follower {
             self.snapshot.seq.store(last, Ordering::Release);
             tracing::debug!(seq = last, changes = changes.len(), "snapshot caught up");
         }
+    }
+
+    async fn apply_services(&self, keys: BTreeSet<String>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut next = HashMap::clone(&self.snapshot.services.load());
+        for key in keys {
+            match self.store.get_resource(&key).await {
+                Ok(r) if r.kind != ResourceKind::Kafka => {
+                    next.insert(key, r);
+                }
+                Ok(_) => {}
+                Err(StoreError::NotFound(..)) => {
+                    next.remove(&key);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.snapshot.services.store(Arc::new(next));
+        Ok(())
     }
 
     async fn apply_keys(&self, ids: BTreeSet<String>) -> Result<(), StoreError> {

@@ -9,8 +9,9 @@
 
 use crate::seal::Sealer;
 use crate::{Iam, IamError, Result};
+use keygate_core::model::Resource;
 use keygate_core::upstream::{Sealed, UpstreamSecurity};
-use keygate_core::{SecurityProtocol, UpstreamMechanism};
+use keygate_core::{HttpAuth, ResourceKind, SecurityProtocol, UpstreamMechanism};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
@@ -37,6 +38,10 @@ pub struct UpstreamInput {
     pub client_cert_pem: Option<String>,
     /// PEM private key of the client certificate (write-only).
     pub client_key_pem: Option<String>,
+    /// HTTP services: `BASIC`, `BEARER`, `HEADER` or `NONE`.
+    pub http_auth: Option<String>,
+    /// HTTP services with `HEADER`: the header's name (e.g. `X-API-Key`).
+    pub header_name: Option<String>,
 }
 
 impl std::fmt::Debug for UpstreamInput {
@@ -66,6 +71,8 @@ impl UpstreamInput {
             && self.server_name.is_none()
             && self.client_cert_pem.is_none()
             && self.client_key_pem.is_none()
+            && self.http_auth.is_none()
+            && self.header_name.is_none()
     }
 }
 
@@ -87,6 +94,8 @@ pub struct UpstreamView {
     pub server_name: Option<String>,
     /// Whether a client certificate is presented.
     pub client_certificate_set: bool,
+    /// HTTP services: the gateway's credential scheme toward the upstream.
+    pub http_auth: Option<keygate_core::HttpAuth>,
 }
 
 impl From<&UpstreamSecurity> for UpstreamView {
@@ -99,6 +108,7 @@ impl From<&UpstreamSecurity> for UpstreamView {
             ca_set: u.ca_pem.is_some(),
             server_name: u.server_name.clone(),
             client_certificate_set: u.client_cert_pem.is_some(),
+            http_auth: u.http_auth.clone(),
         }
     }
 }
@@ -119,10 +129,14 @@ impl std::fmt::Debug for UpstreamSecrets {
     }
 }
 
-/// Where sealed fields are bound: a value sealed for one cluster and field opens for
-/// no other.
-fn context(cluster_id: &str, field: &str) -> String {
-    format!("kafka-upstream/{cluster_id}/{field}")
+/// Where sealed fields are bound: a value sealed for one resource and field opens for
+/// no other. `key` is the resource's storage key (a Kafka cluster's id; an HTTP
+/// service's key names its environment too, as Flink regions and Tableflow repeat).
+fn context(kind: ResourceKind, key: &str, field: &str) -> String {
+    match kind {
+        ResourceKind::Kafka => format!("kafka-upstream/{key}/{field}"),
+        _ => format!("http-upstream/{key}/{field}"),
+    }
 }
 
 const P: &str = "/spec/upstream_security";
@@ -136,22 +150,80 @@ pub(crate) struct Checked {
 }
 
 impl Checked {
-    /// The settings to store, new secrets sealed for `cluster_id`.
-    pub(crate) fn seal(&self, sealer: &Sealer, cluster_id: &str) -> UpstreamSecurity {
+    /// The settings to store, new secrets sealed for the resource (`kind`, storage
+    /// `key`).
+    pub(crate) fn seal(&self, sealer: &Sealer, kind: ResourceKind, key: &str) -> UpstreamSecurity {
         let mut u = self.settings.clone();
         if let (Some(_), Some(pw)) = (&u.password, &self.password) {
-            u.password = Some(sealer.seal(&context(cluster_id, "password"), pw.as_bytes()));
+            u.password = Some(sealer.seal(&context(kind, key, "password"), pw.as_bytes()));
         }
         if let (Some(_), Some(k)) = (&u.client_key, &self.client_key) {
-            u.client_key = Some(sealer.seal(&context(cluster_id, "client_key"), k.as_bytes()));
+            u.client_key = Some(sealer.seal(&context(kind, key, "client_key"), k.as_bytes()));
         }
         u
     }
 }
 
+/// Apply `input` over `current` and check the result: for a Kafka cluster, see
+/// [`check`]; for an HTTP service, `upstream` is its URL (TLS settings need https).
+pub(crate) fn check_for(
+    kind: ResourceKind,
+    upstream: &str,
+    current: &UpstreamSecurity,
+    input: &UpstreamInput,
+) -> Result<Checked> {
+    if kind == ResourceKind::Kafka {
+        return check_fields(current, input, true);
+    }
+    if input.protocol.is_some() || input.mechanism.is_some() {
+        return Err(IamError::invalid(
+            format!("{P}/protocol"),
+            "HTTP services take http_auth (BASIC, BEARER, HEADER or NONE), not a Kafka protocol",
+        ));
+    }
+    let mut c = check_fields(current, input, false)?;
+    if let Some(a) = &input.http_auth {
+        c.settings.http_auth = match a.to_ascii_uppercase().as_str() {
+            "NONE" => None,
+            "BASIC" => Some(HttpAuth::Basic),
+            "BEARER" => Some(HttpAuth::Bearer),
+            "HEADER" => Some(HttpAuth::Header(
+                input
+                    .header_name
+                    .clone()
+                    .or_else(|| match &current.http_auth {
+                        Some(HttpAuth::Header(n)) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+            )),
+            _ => {
+                return Err(IamError::invalid(
+                    format!("{P}/http_auth"),
+                    "must be BASIC, BEARER, HEADER or NONE",
+                ))
+            }
+        };
+    } else if let (Some(n), Some(HttpAuth::Header(_))) = (&input.header_name, &current.http_auth) {
+        c.settings.http_auth = Some(HttpAuth::Header(n.clone()));
+    }
+    if c.settings.http_auth.is_none() {
+        c.settings.username = None;
+        c.settings.password = None;
+        c.password = None;
+    } else if c.settings.http_auth != Some(HttpAuth::Basic) {
+        c.settings.username = None;
+    }
+    c.settings
+        .validate_http(upstream.starts_with("https://"))
+        .map_err(|e| IamError::invalid(format!("{P}/{}", e.field), e.reason))?;
+    Ok(c)
+}
+
 /// Apply `input` over `current` (an update changes what is given; a protocol without
 /// SASL or TLS drops the settings that only make sense with them) and check the result.
-pub(crate) fn check(current: &UpstreamSecurity, input: &UpstreamInput) -> Result<Checked> {
+/// For HTTP services the Kafka rules are skipped: [`check_for`] applies theirs.
+fn check_fields(current: &UpstreamSecurity, input: &UpstreamInput, kafka: bool) -> Result<Checked> {
     let pending = || Sealed(String::new());
     let mut u = current.clone();
     let (mut password, mut client_key) = (None, None);
@@ -221,6 +293,13 @@ pub(crate) fn check(current: &UpstreamSecurity, input: &UpstreamInput) -> Result
         u.client_key = Some(pending());
         client_key = Some(Zeroizing::new(k.clone()));
     }
+    if !kafka {
+        return Ok(Checked {
+            settings: u,
+            password,
+            client_key,
+        });
+    }
     if !u.protocol.sasl() {
         u.mechanism = None;
         u.username = None;
@@ -248,12 +327,21 @@ fn merge(
     current: &UpstreamSecurity,
     input: &UpstreamInput,
 ) -> Result<UpstreamSecurity> {
-    Ok(check(current, input)?.seal(sealer, cluster_id))
+    Ok(check_for(ResourceKind::Kafka, "", current, input)?.seal(
+        sealer,
+        ResourceKind::Kafka,
+        cluster_id,
+    ))
 }
 
-fn open(sealer: &Sealer, cluster_id: &str, field: &str, s: &Sealed) -> Result<Zeroizing<String>> {
+fn open(
+    sealer: &Sealer,
+    (kind, cluster_id): (ResourceKind, &str),
+    field: &str,
+    s: &Sealed,
+) -> Result<Zeroizing<String>> {
     let bytes = sealer
-        .open(&context(cluster_id, field), s)
+        .open(&context(kind, cluster_id, field), s)
         .map_err(|e| IamError::Internal(format!("cluster {cluster_id} upstream {field}: {e}")))?;
     String::from_utf8(bytes.to_vec())
         .map(Zeroizing::new)
@@ -278,12 +366,46 @@ impl Iam {
             password: u
                 .password
                 .as_ref()
-                .map(|s| open(&self.sealer, cluster_id, "password", s))
+                .map(|s| {
+                    open(
+                        &self.sealer,
+                        (ResourceKind::Kafka, cluster_id),
+                        "password",
+                        s,
+                    )
+                })
                 .transpose()?,
             client_key_pem: u
                 .client_key
                 .as_ref()
-                .map(|s| open(&self.sealer, cluster_id, "client_key", s))
+                .map(|s| {
+                    open(
+                        &self.sealer,
+                        (ResourceKind::Kafka, cluster_id),
+                        "client_key",
+                        s,
+                    )
+                })
+                .transpose()?,
+        })
+    }
+
+    /// The opened secrets of an HTTP service's upstream credential, for the HTTP
+    /// gateway's requests to it. Never shown, logged or returned by a front door.
+    pub fn service_upstream_secrets(&self, r: &Resource) -> Result<UpstreamSecrets> {
+        let at = (r.kind, r.storage_key());
+        let at = (at.0, at.1.as_str());
+        let u = &r.upstream_security;
+        Ok(UpstreamSecrets {
+            password: u
+                .password
+                .as_ref()
+                .map(|s| open(&self.sealer, at, "password", s))
+                .transpose()?,
+            client_key_pem: u
+                .client_key
+                .as_ref()
+                .map(|s| open(&self.sealer, at, "client_key", s))
                 .transpose()?,
         })
     }
@@ -323,7 +445,7 @@ mod tests {
         assert!(!sealed.0.contains("pa55word"));
         assert!(!format!("{input:?}{u:?}").contains("pa55word"));
         assert_eq!(
-            open(&sealer, "lkc-1", "password", &sealed)
+            open(&sealer, (ResourceKind::Kafka, "lkc-1"), "password", &sealed)
                 .expect("opens")
                 .as_str(),
             "pa55word"

@@ -1,4 +1,5 @@
-//! The stored forms of a Kafka cluster's upstream settings and of a certificate
+//! The stored forms of a resource's upstream settings (a Kafka cluster's brokers, an
+//! HTTP service's credential) and of a certificate
 //! authority (JSON columns). The upstream settings: a JSON object in
 //! `resources.upstream_security`, NULL for the default (plaintext, no SASL). Secrets in
 //! it are already sealed (`Sealed`) by the IAM service; this module only copies them.
@@ -6,7 +7,7 @@
 //! import checks).
 
 use keygate_core::upstream::Sealed;
-use keygate_core::{SecurityProtocol, UpstreamMechanism, UpstreamSecurity};
+use keygate_core::{HttpAuth, SecurityProtocol, UpstreamMechanism, UpstreamSecurity};
 use serde_json::{json, Map, Value};
 
 /// The column's value.
@@ -31,6 +32,10 @@ pub fn encode(u: &UpstreamSecurity) -> Option<String> {
         "client_key_sealed",
         u.client_key.as_ref().map(|s| s.0.as_str()),
     );
+    put("http_auth", u.http_auth.as_ref().map(HttpAuth::as_str));
+    if let Some(HttpAuth::Header(name)) = &u.http_auth {
+        put("header_name", Some(name));
+    }
     Some(Value::Object(m).to_string())
 }
 
@@ -57,6 +62,15 @@ pub fn decode(column: Option<String>) -> Result<UpstreamSecurity, String> {
         server_name: s("server_name"),
         client_cert_pem: s("client_cert_pem"),
         client_key: s("client_key_sealed").map(Sealed),
+        http_auth: match s("http_auth").as_deref() {
+            None => None,
+            Some("BASIC") => Some(HttpAuth::Basic),
+            Some("BEARER") => Some(HttpAuth::Bearer),
+            Some("HEADER") => Some(HttpAuth::Header(
+                s("header_name").ok_or("HEADER without header_name")?,
+            )),
+            Some(other) => return Err(format!("unknown http_auth {other:?}")),
+        },
     })
 }
 
@@ -110,8 +124,19 @@ mod tests {
             server_name: Some("broker.internal".into()),
             client_cert_pem: None,
             client_key: None,
+            http_auth: None,
         };
         assert_eq!(decode(encode(&u)), Ok(u));
+        let http = UpstreamSecurity {
+            http_auth: Some(HttpAuth::Header("X-API-Key".into())),
+            password: Some(Sealed("v1.def".into())),
+            ..Default::default()
+        };
+        assert_eq!(decode(encode(&http)), Ok(http));
+        assert!(decode(Some(
+            r#"{"protocol":"PLAINTEXT","http_auth":"HEADER"}"#.into()
+        ))
+        .is_err());
         assert!(decode(Some(r#"{"protocol":"TLS"}"#.into())).is_err());
     }
 }

@@ -1848,6 +1848,55 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn record_service_object(
+        &self,
+        resource_key: &str,
+        object_id: &str,
+        principal: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        let (key, id, who) = (
+            resource_key.to_owned(),
+            object_id.to_owned(),
+            principal.to_owned(),
+        );
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO service_objects (resource_key, object_id, principal, created_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (resource_key, object_id) DO NOTHING",
+                params![key, id, who, ts(at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn service_object_owners(
+        &self,
+        resource_key: &str,
+        object_ids: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let key = resource_key.to_owned();
+        let ids = object_ids.to_vec();
+        self.run(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                let owner: Option<String> = c
+                    .query_row(
+                        "SELECT principal FROM service_objects WHERE resource_key = ?1 AND object_id = ?2",
+                        params![key, id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(o) = owner {
+                    out.push((id, o));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn prune_audit(&self, before: Timestamp, sinks: &[String]) -> Result<u64> {
         let sinks = sinks.to_vec();
         self.with(Mode::Batch, move |tx| {

@@ -518,6 +518,25 @@ pub trait Store: Send + Sync + 'static {
     /// The newest audit sequence number, updated on every append.
     fn subscribe_audit(&self) -> watch::Receiver<i64>;
 
+    // ---- objects created through the HTTP gateway ---------------------------------------
+
+    /// Record that `principal` created `object_id` (a Flink job or jar) on the service
+    /// with storage key `resource_key`. Recording the same object again keeps the first.
+    async fn record_service_object(
+        &self,
+        resource_key: &str,
+        object_id: &str,
+        principal: &str,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Who created each of `object_ids` on the service (objects keygate did not see
+    /// created are absent).
+    async fn service_object_owners(
+        &self,
+        resource_key: &str,
+        object_ids: &[String],
+    ) -> Result<Vec<(String, String)>>;
+
     // ---- console sign-in ------------------------------------------------------------
 
     /// The user with this e-mail address (lower-case), if any.

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema_v6.sql"),
     include_str!("sqlite/schema_v7.sql"),
     include_str!("sqlite/schema_v8.sql"),
+    include_str!("sqlite/schema_v9.sql"),
 ];
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;

@@ -47,7 +47,14 @@ fn main() {
 fn run(label: &str, extra: &[String], n: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-gateway-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .args(["--max-keys-per-owner", "1000000"])
         .args(extra)

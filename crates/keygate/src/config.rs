@@ -68,13 +68,20 @@ pub(crate) struct ServerArgs {
     /// (needs the gateway certificate, valid for `*.<domain>`).
     #[arg(long, env = "KEYGATE_GATEWAY_SNI_DOMAIN")]
     pub(crate) gateway_sni_domain: Option<String>,
-    /// Settings file [default: ./keygate.toml if it exists]
+    /// Address of the HTTP gateway (Schema Registry, ksqlDB, Flink, Tableflow)
+    /// [default: 127.0.0.1:8090]
+    #[arg(long, env = "KEYGATE_HTTP_GATEWAY_LISTEN")]
+    pub(crate) http_gateway_listen: Option<SocketAddr>,
+    /// Route `lsrc-….<domain>` and `lksqlc-….<domain>` by host at the HTTP gateway.
+    #[arg(long, env = "KEYGATE_HTTP_GATEWAY_DOMAIN")]
+    pub(crate) http_gateway_domain: Option<String>,
     /// Append audit records to this JSON-lines file (rotated by size).
     #[arg(long, env = "KEYGATE_AUDIT_FILE")]
     pub(crate) audit_file: Option<PathBuf>,
     /// Deliver audit records to a Kafka topic on these brokers (host:port,…).
     #[arg(long, env = "KEYGATE_AUDIT_KAFKA_BOOTSTRAP")]
     pub(crate) audit_kafka_bootstrap: Option<String>,
+    /// Settings file [default: ./keygate.toml if it exists]
     #[arg(long, env = "KEYGATE_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Print a commented example configuration and exit
@@ -149,6 +156,17 @@ struct FileConfig {
     gateway_sni_domain: Option<String>,
     gateway_sni_port: Option<u16>,
     gateway_tls_cluster_dir: Option<PathBuf>,
+    http_gateway_listen: Option<SocketAddr>,
+    http_gateway_public_url: Option<String>,
+    http_gateway_domain: Option<String>,
+    http_gateway_tls_cert: Option<PathBuf>,
+    http_gateway_tls_key: Option<PathBuf>,
+    http_gateway_max_request_mb: Option<u64>,
+    http_gateway_max_response_mb: Option<u64>,
+    http_gateway_upstream_timeout_ms: Option<u64>,
+    http_gateway_request_timeout_ms: Option<u64>,
+    http_gateway_max_connections: Option<usize>,
+    http_gateway_max_connections_per_ip: Option<usize>,
 }
 
 /// Resolved settings.
@@ -174,6 +192,18 @@ pub(crate) struct ServerConfig {
     pub(crate) password_concurrency: usize,
     pub(crate) password_wait: Duration,
     pub(crate) tls: TlsConfig,
+    pub(crate) http_gateway: HttpGatewaySettings,
+}
+
+/// The HTTP gateway's listener and behaviour.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpGatewaySettings {
+    pub(crate) listen: SocketAddr,
+    /// What clients are told (default: http(s)://<listen>).
+    pub(crate) public_url: Option<String>,
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    pub(crate) limits: crate::http::HttpLimits,
+    pub(crate) gateway: keygate_http::HttpGatewayConfig,
 }
 
 /// Certificates of the listeners (PEM files, reloaded when they change).
@@ -338,6 +368,27 @@ gateway_write_timeout_ms = 60000
 gateway_max_connections = 10000
 gateway_max_connections_per_ip = 1000
 gateway_max_unauthenticated = 1000
+
+# The HTTP gateway: Schema Registry, ksqlDB, Flink and Tableflow keys enforced in
+# front of their services (README, "HTTP gateway"). Services are reached by path:
+# /sr/<lsrc-id>/…, /ksql/<lksqlc-id>/…, /flink/<env-id>/<region>/…, and Tableflow's
+# /iceberg/catalog/organizations/<org-id>/environments/<env-id>/… (--http-gateway-listen).
+http_gateway_listen = "127.0.0.1:8090"
+# http_gateway_public_url = "https://services.example.com"   # default: http(s)://<listen>
+# Also by host name: lsrc-….<domain> and lksqlc-….<domain> (--http-gateway-domain).
+# http_gateway_domain = "services.example.com"
+# HTTPS (HTTP/1.1 and HTTP/2), reloaded like the other certificates.
+# http_gateway_tls_cert = "/etc/keygate/services.pem"
+# http_gateway_tls_key = "/etc/keygate/services.key"
+# Largest request body forwarded (schemas, jars) and largest answer passed on.
+http_gateway_max_request_mb = 64
+http_gateway_max_response_mb = 256
+# An upstream must answer (headers) within this time.
+http_gateway_upstream_timeout_ms = 60000
+# A whole request, until the answer's headers (uploads included).
+http_gateway_request_timeout_ms = 300000
+http_gateway_max_connections = 1024
+http_gateway_max_connections_per_ip = 256
 
 # Limits of the REST API and console listener.
 http_max_connections = 1024
@@ -547,6 +598,7 @@ impl ServerArgs {
                     header_timeout: ms(file.http_header_timeout_ms, d.header_timeout),
                     request_timeout: ms(file.http_request_timeout_ms, d.request_timeout),
                     write_timeout: ms(file.http_write_timeout_ms, d.write_timeout),
+                    watch_framing: false,
                 }
             },
             auth_throttle: {
@@ -594,6 +646,63 @@ impl ServerArgs {
                     gateway_require,
                     gateway,
                     reload_check: Duration::from_secs(file.tls_reload_check_s.unwrap_or(5).max(1)),
+                }
+            },
+            http_gateway: {
+                let d = keygate_http::HttpGatewayConfig::default();
+                let limits = crate::http::HttpLimits::default();
+                let tls = match (file.http_gateway_tls_cert, file.http_gateway_tls_key) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    _ => {
+                        bail!("http_gateway_tls_cert and http_gateway_tls_key must be set together")
+                    }
+                };
+                HttpGatewaySettings {
+                    listen: self
+                        .http_gateway_listen
+                        .or(file.http_gateway_listen)
+                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8090))),
+                    public_url: file.http_gateway_public_url,
+                    limits: crate::http::HttpLimits {
+                        max_connections: file
+                            .http_gateway_max_connections
+                            .unwrap_or(limits.max_connections),
+                        max_connections_per_ip: file
+                            .http_gateway_max_connections_per_ip
+                            .unwrap_or(limits.max_connections_per_ip),
+                        request_timeout: Duration::from_millis(
+                            file.http_gateway_request_timeout_ms
+                                .unwrap_or(300_000)
+                                .max(1),
+                        ),
+                        watch_framing: true,
+                        ..limits
+                    },
+                    gateway: keygate_http::HttpGatewayConfig {
+                        domain: self
+                            .http_gateway_domain
+                            .clone()
+                            .or(file.http_gateway_domain)
+                            .map(|d| d.trim_matches('.').to_ascii_lowercase()),
+                        scheme: if tls.is_some() { "https" } else { "http" },
+                        max_request_body: file
+                            .http_gateway_max_request_mb
+                            .map_or(d.max_request_body, |m| m.max(1) * 1024 * 1024),
+                        max_response_body: file
+                            .http_gateway_max_response_mb
+                            .map_or(d.max_response_body, |m| m.max(1) * 1024 * 1024),
+                        upstream: keygate_http::UpstreamConfig {
+                            response_timeout: file
+                                .http_gateway_upstream_timeout_ms
+                                .map_or(d.upstream.response_timeout, |v| {
+                                    Duration::from_millis(v.max(1))
+                                }),
+                            ..d.upstream.clone()
+                        },
+                        ..d
+                    },
+                    tls,
                 }
             },
             gateway: {

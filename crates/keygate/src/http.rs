@@ -35,6 +35,8 @@ pub(crate) struct HttpLimits {
     pub(crate) header_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) write_timeout: Duration,
+    /// Watch HTTP/1.1 framing for request smuggling (the HTTP gateway).
+    pub(crate) watch_framing: bool,
 }
 
 impl Default for HttpLimits {
@@ -45,6 +47,7 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            watch_framing: false,
         }
     }
 }
@@ -84,6 +87,10 @@ pub(crate) async fn serve(
             let Some(io) = open(stream, tls, limits.header_timeout).await else {
                 return;
             };
+            let io = match limits.watch_framing {
+                true => keygate_http::framing::Watch::new(io),
+                false => keygate_http::framing::Watch::off(io),
+            };
             let io = TokioIo::new(Timed::new(io, limits.write_timeout));
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -111,7 +118,10 @@ pub(crate) async fn serve(
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
+                .header_read_timeout(limits.header_timeout)
+                // A request head larger than this is refused (431), not buffered.
+                .max_buf_size(64 * 1024)
+                .max_headers(100);
             // HTTP/2 only where ALPN offers it (TLS); a stream is a request, each under
             // the request timeout, and a connection has at most this many at once.
             builder
@@ -122,7 +132,7 @@ pub(crate) async fn serve(
             if !encrypted {
                 builder = builder.http1_only();
             }
-            let conn = builder.serve_connection(io, svc);
+            let conn = builder.serve_connection_with_upgrades(io, svc);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}

@@ -123,7 +123,16 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let (http_tls, gateway_tls) = load_certificates(&cfg.tls)?;
+    let hg = &cfg.http_gateway;
+    let services_listener = tokio::net::TcpListener::bind(hg.listen)
+        .await
+        .with_context(|| format!("binding the HTTP gateway on {}", hg.listen))?;
+    let services_addr = services_listener.local_addr()?;
+    let Certificates {
+        http: http_tls,
+        gateway: gateway_tls,
+        services: services_tls,
+    } = load_certificates(&cfg.tls, hg.tls.as_ref())?;
     if cfg.gateway.sni.is_some() && gateway_tls.is_none() {
         bail!("gateway_sni_domain routes by TLS server name: it needs gateway_tls_cert and gateway_tls_key");
     }
@@ -132,6 +141,14 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let services_url = hg.public_url.clone().unwrap_or_else(|| {
+        let scheme = if services_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{services_addr}")
+    });
 
     let created = Iam::bootstrap(
         store.as_ref(),
@@ -197,6 +214,10 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         )?;
         writeln!(out)?;
     }
+    writeln!(
+        out,
+        "HTTP gateway (Schema Registry, ksqlDB, Flink, Tableflow) listening on {services_url}"
+    )?;
     writeln!(out, "keygate is listening on {public_url}")?;
     writeln!(
         out,
@@ -256,14 +277,17 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let mut gateway_cfg = cfg.gateway.clone();
     gateway_cfg.tls = gateway_tls;
     let mut http_limits = cfg.http.clone();
+    let mut services_limits = hg.limits.clone();
     let budget = keygate_net::FdBudget::raise();
-    if let [http, kafka] = budget.share(&[
+    if let [http, kafka, services] = budget.share(&[
         ("http", http_limits.max_connections, 1),
         ("kafka gateway", gateway_cfg.max_connections, 2),
+        ("http gateway", services_limits.max_connections, 2),
     ])[..]
     {
         http_limits.max_connections = http;
         gateway_cfg.max_connections = kafka;
+        services_limits.max_connections = services;
     }
     tracing::info!(
         fd_limit = budget.limit,
@@ -271,6 +295,17 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         gateway_connections = gateway_cfg.max_connections,
         "connection caps"
     );
+    let services = keygate_http::HttpGateway::new(
+        keygate_iam::Gate::new(iam.clone(), auditor.clone(), cfg.auth_failure_delay),
+        hg.gateway.clone(),
+    );
+    tokio::spawn(crate::http::serve(
+        services_listener,
+        services.router(),
+        services_limits,
+        services_tls,
+        shutdown_signal(),
+    ));
     let gateway = keygate_kafka::Gateway::new(gateway_cfg, iam.clone(), usage.clone(), auditor);
     tokio::spawn(gateway.run());
     let console = keygate_console::ConsoleState::new(
@@ -375,14 +410,22 @@ fn gateway_address(g: &keygate_kafka::GatewayConfig) -> keygate_core::model::Gat
     }
 }
 
-/// The TLS configurations of the HTTP listener and of the Kafka gateway, from their
-/// certificate files; both are watched and reloaded when the files change.
+/// The listeners' TLS configurations (none: plaintext).
+struct Certificates {
+    /// REST API and console.
+    http: Option<Arc<rustls::ServerConfig>>,
+    /// Kafka gateway.
+    gateway: Option<keygate_kafka::GatewayTls>,
+    /// HTTP gateway.
+    services: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The TLS configurations of the HTTP listeners and of the Kafka gateway, from their
+/// certificate files; all are watched and reloaded when the files change.
 fn load_certificates(
     tls: &crate::config::TlsConfig,
-) -> anyhow::Result<(
-    Option<Arc<rustls::ServerConfig>>,
-    Option<keygate_kafka::GatewayTls>,
-)> {
+    services: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> anyhow::Result<Certificates> {
     use keygate_net::tls::{server_config, CertFile, CertSet};
     let mut watched = Vec::new();
     let http = match &tls.http {
@@ -404,8 +447,22 @@ fn load_certificates(
         }
         None => None,
     };
+    let services = match services {
+        Some((cert, key)) => {
+            let c = CertFile::load(cert, key)
+                .context("the HTTP gateway's certificate (http_gateway_tls_cert)")?;
+            let set = CertSet::new(c, None);
+            watched.push(set.clone());
+            Some(server_config(set, &[b"h2", b"http/1.1"]))
+        }
+        None => None,
+    };
     keygate_net::tls::watch(watched, tls.reload_check);
-    Ok((http, gateway))
+    Ok(Certificates {
+        http,
+        gateway,
+        services,
+    })
 }
 
 /// Strict-Transport-Security on every response of an HTTPS listener: browsers that

@@ -12,6 +12,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_keygate");
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The HTTP gateway's base URL.
+    pub services_url: String,
     /// Bootstrap credentials (only on the first start of a data directory).
     pub creds: Option<(String, String)>,
     pub stdout: Arc<Mutex<String>>,
@@ -60,7 +62,14 @@ impl Server {
             }
         };
         let mut child = cmd
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-gateway-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir.join("data"))
             .args(extra)
             .current_dir(dir)
@@ -74,7 +83,7 @@ impl Server {
         pump(child.stderr.take().expect("stderr"), stderr.clone());
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let stdout = Arc::new(Mutex::new(String::new()));
-        let (mut key, mut secret, mut url) = (None, None, None);
+        let (mut key, mut secret, mut url, mut services) = (None, None, None, None);
         for line in lines.by_ref() {
             let line = line.expect("read stdout");
             stdout.lock().expect("lock").push_str(&format!("{line}\n"));
@@ -83,6 +92,9 @@ impl Server {
             }
             if let Some(s) = line.trim().strip_prefix("API secret:") {
                 secret = Some(s.trim().to_owned());
+            }
+            if let Some((_, u)) = line.split_once("Tableflow) listening on ") {
+                services = Some(u.trim().to_owned());
             }
             if let Some(u) = line.strip_prefix("keygate is listening on ") {
                 url = Some(u.trim().to_owned());
@@ -107,6 +119,7 @@ impl Server {
         Server {
             child,
             url,
+            services_url: services.unwrap_or_default(),
             creds: key.zip(secret),
             stdout,
             stderr,

@@ -18,6 +18,7 @@ mod mtls;
 mod oauth;
 mod rdkafka_client;
 mod scaleout;
+mod services;
 mod tls;
 mod upstream;
 
