@@ -258,9 +258,18 @@ fn bootstrap_endpoint(st: &AppState, r: &Resource) -> Option<String> {
     Some(gw.bootstrap(&r.id, slot))
 }
 
+/// Where clients reach an HTTP service: the HTTP gateway's base URL and the service's
+/// path under it.
+fn http_endpoint(st: &AppState, r: &Resource) -> Option<String> {
+    let base = st.cfg.http_gateway.as_deref()?;
+    let path = r.http_gateway_path(&st.iam.org().id)?;
+    Some(format!("{}{path}", base.trim_end_matches('/')))
+}
+
 fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
     let (_, api_version) = resource_base(r.kind);
     let kafka_bootstrap_endpoint = bootstrap_endpoint(st, &r);
+    let http_endpoint = http_endpoint(st, &r);
     ClusterObj {
         api_version,
         kind: r.kind.api_kind(),
@@ -276,6 +285,7 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
             environment: env_ref(st, &r.environment_id),
             upstream: r.upstream,
             kafka_bootstrap_endpoint,
+            http_endpoint,
             upstream_security: Some({
                 let v = keygate_iam::UpstreamView::from(&r.upstream_security);
                 UpstreamSecurityOut {

@@ -38,6 +38,8 @@ pub struct ApiConfig {
     pub auth_failure_delay: Duration,
     /// Where the Kafka gateway listens, to show clients their bootstrap address.
     pub kafka_gateway: Option<KafkaGatewayAddress>,
+    /// The HTTP gateway's base URL (Schema Registry, ksqlDB, Flink, Tableflow).
+    pub http_gateway: Option<String>,
 }
 
 /// The Kafka gateway's public addressing.

@@ -140,6 +140,10 @@ pub struct ClusterSpec {
     /// Kafka clusters: the gateway's bootstrap address, the one clients should use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_bootstrap_endpoint: Option<String>,
+    /// Schema Registry, ksqlDB, Flink and Tableflow: the HTTP gateway's address of this
+    /// service, the URL clients use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_endpoint: Option<String>,
     /// (keygate extension) How the gateway connects to the upstream: a Kafka cluster's
     /// brokers, or an HTTP service. Secrets are write-only: only whether they are set
     /// is shown.

@@ -39,6 +39,8 @@ pub struct ConsoleConfig {
     /// The Kafka gateway's advertised host, first port and ports per cluster, to
     /// show bootstrap addresses.
     pub gateway: Option<keygate_core::model::GatewayAddress>,
+    /// The HTTP gateway's base URL, to show where HTTP services are reached.
+    pub http_gateway: Option<String>,
 }
 
 /// A secret waiting to be shown once.

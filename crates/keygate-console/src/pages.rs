@@ -46,7 +46,6 @@ fn date(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 
 fn head(title: &str) -> Markup {
     html! {
-        (DOCTYPE)
         meta charset="utf-8";
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · keygate" }
@@ -70,6 +69,7 @@ fn layout(st: &ConsoleState, s: &Signed, active: &str, title: &str, body: Markup
         html! { a href=(href) class=[(key == active).then_some("on")] { (name) } }
     };
     let page = html! {
+        (DOCTYPE)
         html lang="en" {
             (head(title))
             body {
@@ -106,6 +106,7 @@ fn layout(st: &ConsoleState, s: &Signed, active: &str, title: &str, body: Markup
 
 fn bare(status: StatusCode, title: &str, message: &str) -> Response {
     let page = html! {
+        (DOCTYPE)
         html lang="en" {
             (head(title))
             body {
@@ -177,6 +178,7 @@ pub(crate) async fn home() -> Redirect {
 
 pub(crate) async fn login_form(Query(q): Q) -> Response {
     let page = html! {
+        (DOCTYPE)
         html lang="en" {
             (head("Sign in"))
             body {
@@ -683,17 +685,66 @@ pub(crate) async fn create_api_key(
     }
 }
 
+/// Where a key is used: its Kafka cluster's bootstrap, or its HTTP service's URL.
 fn bootstrap(st: &ConsoleState, k: &ApiKey) -> Option<String> {
     let KeyScope::Resource {
-        kind: ResourceKind::Kafka,
+        kind,
         id,
-        ..
+        environment_id,
     } = &k.scope
     else {
         return None;
     };
+    if *kind != ResourceKind::Kafka {
+        let r = st
+            .iam
+            .snapshot()
+            .services()
+            .get(&Resource::key(*kind, environment_id, id))
+            .cloned()?;
+        return service_endpoint(st, &r);
+    }
     let slot = st.iam.snapshot().gateway_slot(id)?;
     Some(st.cfg.gateway.as_ref()?.bootstrap(id, slot))
+}
+
+/// Ready-made client settings for a new key: (label, file name, contents). Kafka keys
+/// get librdkafka, Java, Python and .env files; HTTP service keys their clients' own.
+fn client_configs(
+    k: &ApiKey,
+    at: &str,
+    key: &str,
+    secret: &str,
+) -> Vec<(&'static str, &'static str, String)> {
+    let kind = match &k.scope {
+        KeyScope::Resource { kind, .. } => *kind,
+        KeyScope::Cloud => ResourceKind::Kafka,
+    };
+    let env = format!("KEYGATE_URL={at}\nKEYGATE_API_KEY={key}\nKEYGATE_API_SECRET={secret}\n");
+    match kind {
+        ResourceKind::Kafka => vec![
+            ("librdkafka", "client.properties", format!("bootstrap.servers={at}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username={key}\nsasl.password={secret}\n")),
+            ("Java", "java.properties", format!("bootstrap.servers={at}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{key}\" password=\"{secret}\";\n")),
+            ("Python", "client_config.py", format!("config = {{\n    \"bootstrap.servers\": \"{at}\",\n    \"security.protocol\": \"SASL_PLAINTEXT\",\n    \"sasl.mechanism\": \"PLAIN\",\n    \"sasl.username\": \"{key}\",\n    \"sasl.password\": \"{secret}\",\n}}\n")),
+            (".env", "keygate.env", format!("KAFKA_BOOTSTRAP_SERVERS={at}\nKAFKA_SASL_USERNAME={key}\nKAFKA_SASL_PASSWORD={secret}\nKEYGATE_API_KEY={key}\nKEYGATE_API_SECRET={secret}\n")),
+        ],
+        ResourceKind::SchemaRegistry => vec![
+            ("Schema Registry client", "schema-registry.properties", format!("schema.registry.url={at}\nbasic.auth.credentials.source=USER_INFO\nbasic.auth.user.info={key}:{secret}\n")),
+            (".env", "keygate.env", env),
+        ],
+        ResourceKind::Tableflow => vec![
+            ("PyIceberg", "catalog.py", format!("from pyiceberg.catalog import load_catalog\n\ncatalog = load_catalog(\"tableflow\", type=\"rest\", uri=\"{at}\",\n                       credential=\"{key}:{secret}\", scope=\"catalog\")\n")),
+            (".env", "keygate.env", env),
+        ],
+        ResourceKind::Ksql | ResourceKind::Flink => vec![(".env", "keygate.env", env)],
+    }
+}
+
+/// The HTTP gateway's URL of a service.
+fn service_endpoint(st: &ConsoleState, r: &Resource) -> Option<String> {
+    let base = st.cfg.http_gateway.as_deref()?;
+    let path = r.http_gateway_path(&st.iam.org().id)?;
+    Some(format!("{}{path}", base.trim_end_matches('/')))
 }
 
 pub(crate) async fn created_api_key(
@@ -724,19 +775,17 @@ pub(crate) async fn created_api_key(
         Some(fl) => {
             let key = k.id.as_str();
             let secret = fl.secret.as_str();
-            let configs = [
-                ("librdkafka", "client.properties", format!("bootstrap.servers={boot}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username={key}\nsasl.password={secret}\n")),
-                ("Java", "java.properties", format!("bootstrap.servers={boot}\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{key}\" password=\"{secret}\";\n")),
-                ("Python", "client_config.py", format!("config = {{\n    \"bootstrap.servers\": \"{boot}\",\n    \"security.protocol\": \"SASL_PLAINTEXT\",\n    \"sasl.mechanism\": \"PLAIN\",\n    \"sasl.username\": \"{key}\",\n    \"sasl.password\": \"{secret}\",\n}}\n")),
-                (".env", "keygate.env", format!("KAFKA_BOOTSTRAP_SERVERS={boot}\nKAFKA_SASL_USERNAME={key}\nKAFKA_SASL_PASSWORD={secret}\nKEYGATE_API_KEY={key}\nKEYGATE_API_SECRET={secret}\n")),
-            ];
+            let configs = client_configs(&k, &boot, key, secret);
             html! {
                 section.card {
                     div.notice.warn role="alert" { "Copy the secret now. It is shown only on this page, only this once: keygate stores a keyed hash of it and cannot show it again." }
                     dl.facts {
                         dt { "Owner" } dd.mono { (k.owner_id) }
                         dt { "Scope" } dd { (scope_label(&k)) }
-                        @if bootstrap(&st, &k).is_some() { dt { "Bootstrap" } dd.mono { (boot) } }
+                        @if bootstrap(&st, &k).is_some() {
+                            dt { @if matches!(k.scope, KeyScope::Resource { kind: ResourceKind::Kafka, .. }) { "Bootstrap" } @else { "Endpoint" } }
+                            dd.mono { (boot) }
+                        }
                     }
                     h2.mt { "API key" }
                     div.secret { code #key { (key) } button.secondary.small type="button" data-copy="key" { "Copy" } }
@@ -805,6 +854,9 @@ pub(crate) async fn environments(
     let org = st.iam.organization_crn();
     let can_env = st.iam.can(&s.caller, Capability::ManageEnvironment, &org);
     let boot = |r: &Resource| -> Option<String> {
+        if r.kind != ResourceKind::Kafka {
+            return service_endpoint(&st, r);
+        }
         let slot = st.iam.snapshot().gateway_slot(&r.id)?;
         Some(st.cfg.gateway.as_ref()?.bootstrap(&r.id, slot))
     };

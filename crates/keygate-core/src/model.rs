@@ -88,6 +88,22 @@ impl Resource {
         Self::key(self.kind, &self.environment_id, &self.id)
     }
 
+    /// The path under the HTTP gateway's base URL where clients reach this service
+    /// (`None` for Kafka clusters, reached through the Kafka gateway). The one rule for
+    /// the gateway's routes, the REST API's `http_endpoint` and the console.
+    pub fn http_gateway_path(&self, org_id: &str) -> Option<String> {
+        Some(match self.kind {
+            ResourceKind::SchemaRegistry => format!("/sr/{}", self.id),
+            ResourceKind::Ksql => format!("/ksql/{}", self.id),
+            ResourceKind::Flink => format!("/flink/{}/{}", self.environment_id, self.id),
+            ResourceKind::Tableflow => format!(
+                "/iceberg/catalog/organizations/{org_id}/environments/{}",
+                self.environment_id
+            ),
+            ResourceKind::Kafka => return None,
+        })
+    }
+
     /// The resource's CRN under the organization's CRN.
     pub fn crn(&self, org: &CrnPattern) -> CrnPattern {
         Self::crn_of(org, self.kind, &self.environment_id, &self.id)

@@ -124,16 +124,6 @@ impl HttpGateway {
     }
 }
 
-/// The gateway address of a service, for the REST API and the console: `base` is
-/// this listener's URL (`http://host:port`).
-pub fn address_of(base: &str, r: &Resource, org_id: &str) -> String {
-    format!(
-        "{}{}",
-        base.trim_end_matches('/'),
-        route::path_of(r, org_id)
-    )
-}
-
 async fn handle(
     State(gw): State<HttpGateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -85,20 +85,6 @@ pub fn resolve(
     })
 }
 
-/// The path prefix of a resource's path form (for its gateway address).
-pub fn path_of(r: &Resource, org_id: &str) -> String {
-    match r.kind {
-        ResourceKind::SchemaRegistry => format!("/sr/{}", r.id),
-        ResourceKind::Ksql => format!("/ksql/{}", r.id),
-        ResourceKind::Flink => format!("/flink/{}/{}", r.environment_id, r.id),
-        ResourceKind::Tableflow => format!(
-            "/iceberg/catalog/organizations/{org_id}/environments/{}",
-            r.environment_id
-        ),
-        ResourceKind::Kafka => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -268,6 +268,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             public_url,
             auth_failure_delay: cfg.auth_failure_delay,
             kafka_gateway: Some(gateway_address(&cfg.gateway)),
+            http_gateway: Some(services_url.clone()),
         }),
         auditor: auditor.clone(),
     };
@@ -315,6 +316,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             session_ttl: Duration::from_secs(8 * 3600),
             failure_delay: cfg.auth_failure_delay,
             gateway: Some(gateway_address(&cfg.gateway)),
+            http_gateway: Some(services_url.clone()),
         },
         audit_handle.clone(),
     );

@@ -844,7 +844,7 @@ impl Drop for Flink {
 impl Flink {
     pub fn start() -> Flink {
         use std::os::unix::process::CommandExt;
-        let py = python();
+        let py = format!("{}/.venv-flink/bin/python", root());
         let home = Command::new(&py)
             .args([
                 "-c",
@@ -855,7 +855,7 @@ impl Flink {
         let home = String::from_utf8_lossy(&home.stdout).trim().to_owned();
         assert!(
             std::path::Path::new(&format!("{home}/bin/jobmanager.sh")).exists(),
-            "Apache Flink is missing from the virtualenv: run scripts/test (apache-flink in tests/python/requirements.txt)"
+            "Apache Flink is missing: run scripts/test (it creates .venv-flink from tests/flink/requirements.txt)"
         );
         let shipped =
             std::fs::read_to_string(format!("{home}/conf/config.yaml")).expect("flink config");
