@@ -21,10 +21,17 @@ const MAX_HEAD: usize = 64 * 1024;
 
 #[derive(Debug)]
 enum State {
-    Head(Vec<u8>),
+    Head(Head),
     Fixed(u64),
     Chunked(Chunk),
     Off,
+}
+
+/// A request head being read: everything so far, and how much was passed on.
+#[derive(Debug, Default)]
+struct Head {
+    buf: Vec<u8>,
+    sent: usize,
 }
 
 #[derive(Debug)]
@@ -48,7 +55,7 @@ impl<T> Watch<T> {
     pub fn new(inner: T) -> Self {
         Watch {
             inner,
-            state: State::Head(Vec::new()),
+            state: State::Head(Head::default()),
             out: Vec::new(),
             at: 0,
         }
@@ -78,7 +85,7 @@ impl<T> Watch<T> {
                     *n -= take as u64;
                     input = &input[take..];
                     if *n == 0 {
-                        self.state = State::Head(Vec::new());
+                        self.state = State::Head(Head::default());
                     }
                 }
                 State::Chunked(c) => {
@@ -86,33 +93,39 @@ impl<T> Watch<T> {
                     self.out.extend_from_slice(&input[..used.0]);
                     input = &input[used.0..];
                     if used.1 {
-                        self.state = State::Head(Vec::new());
+                        self.state = State::Head(Head::default());
                     }
                 }
-                State::Head(buf) => {
-                    let before = buf.len();
-                    buf.extend_from_slice(input);
-                    let Some(end) = find(buf, b"\r\n\r\n") else {
-                        if buf.len() > MAX_HEAD {
-                            let all = std::mem::take(buf);
-                            self.out.extend_from_slice(&all);
+                State::Head(head) => {
+                    let before = head.buf.len();
+                    head.buf.extend_from_slice(input);
+                    let from = before.saturating_sub(3);
+                    let Some(end) = find(&head.buf[from..], b"\r\n\r\n").map(|e| e + from) else {
+                        // Pass the head on as it arrives (hyper's header timeout sees a
+                        // dripping peer), holding back only what may start the end.
+                        let held = (1..=3)
+                            .rev()
+                            .find(|n| head.buf.ends_with(&b"\r\n\r"[..*n]))
+                            .unwrap_or(0);
+                        let upto = head.buf.len() - held;
+                        self.out.extend_from_slice(&head.buf[head.sent..upto]);
+                        head.sent = upto;
+                        if head.buf.len() > MAX_HEAD {
+                            let rest = head.buf[head.sent..].to_vec();
+                            self.out.extend_from_slice(&rest);
                             self.state = State::Off;
                         }
                         return;
                     };
                     let head_len = end + 4;
                     input = &input[head_len - before..];
-                    let mut head = std::mem::take(buf);
-                    head.truncate(head_len);
-                    let (next, marked) = after_head(&head);
-                    match marked {
-                        true => {
-                            self.out.extend_from_slice(&head[..head_len - 2]);
-                            self.out.extend_from_slice(MARK.as_bytes());
-                            self.out.extend_from_slice(b": 1\r\n\r\n");
-                        }
-                        false => self.out.extend_from_slice(&head),
+                    let (next, marked) = after_head(&head.buf[..head_len]);
+                    self.out.extend_from_slice(&head.buf[head.sent..end + 2]);
+                    if marked {
+                        self.out.extend_from_slice(MARK.as_bytes());
+                        self.out.extend_from_slice(b": 1\r\n");
                     }
+                    self.out.extend_from_slice(b"\r\n");
                     self.state = next;
                 }
             }
@@ -157,7 +170,7 @@ fn after_head(head: &[u8]) -> (State, bool) {
     }
     match (te, lengths.first()) {
         (true, _) => (State::Chunked(Chunk::Size(Vec::new())), false),
-        (false, Some(Some(0))) | (false, None) => (State::Head(Vec::new()), false),
+        (false, Some(Some(0))) | (false, None) => (State::Head(Head::default()), false),
         (false, Some(Some(n))) => (State::Fixed(*n), false),
         (false, Some(None)) => (State::Off, false),
     }

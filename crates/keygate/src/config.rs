@@ -393,7 +393,8 @@ http_gateway_max_connections_per_ip = 256
 # Limits of the REST API and console listener.
 http_max_connections = 1024
 http_max_connections_per_ip = 256
-# A request's headers must arrive within this time (also: idle keep-alive connections).
+# A request's headers must arrive within this time (also: idle keep-alive connections);
+# this and the write timeout apply to the HTTP gateway's listener too.
 http_header_timeout_ms = 10000
 # A whole request, body included.
 http_request_timeout_ms = 30000
@@ -677,7 +678,12 @@ impl ServerArgs {
                                 .max(1),
                         ),
                         watch_framing: true,
-                        ..limits
+                        header_timeout: file
+                            .http_header_timeout_ms
+                            .map_or(limits.header_timeout, |v| Duration::from_millis(v.max(1))),
+                        write_timeout: file
+                            .http_write_timeout_ms
+                            .map_or(limits.write_timeout, |v| Duration::from_millis(v.max(1))),
                     },
                     gateway: keygate_http::HttpGatewayConfig {
                         domain: self

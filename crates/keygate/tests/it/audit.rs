@@ -577,3 +577,55 @@ fn retention_removes_old_records_in_the_background() {
     let fresh = admin.env("fresh");
     assert!(has(&fresh));
 }
+
+/// The HTTP gateway's records: a failed authentication (the key id, never the secret),
+/// each denial with its target, and allowed traffic summarised per principal and target.
+#[test]
+fn http_gateway_failures_denials_and_summaries_are_recorded() {
+    let sr = crate::services::sr_world("audit_summary_interval_s = 1\n");
+    let admin = &sr.w.admin;
+    let (sa, reader) = sr.principal("audited", "DeveloperRead", "/subject=orders*");
+    let (_, steward) = sr.principal("audit-steward", "DataSteward", "@env");
+    steward.ok(
+        steward.post(
+            "/subjects/orders-value/versions",
+            json!({"schema": "{\"type\":\"string\"}"}),
+        ),
+        200,
+    );
+    assert_eq!(reader.get("/subjects/orders-value/versions").0, 200);
+    assert_eq!(reader.get("/subjects/payments-value/versions").0, 403);
+    let wrong = crate::harness::Api {
+        secret: "kgs_wrong-secret".into(),
+        ..reader.clone()
+    };
+    assert_eq!(wrong.get("/subjects").0, 401);
+    let principal = format!("User:{sa}");
+    let failed = wait_for(
+        admin,
+        "method=http.Authentication",
+        "HTTP auth failure",
+        |e| str_at(e, "/data/authenticationInfo/metadata/identifier") == reader.key,
+    );
+    assert_eq!(failed["type"], "io.keygate.http/authentication");
+    assert_eq!(str_at(&failed, "/data/result/status"), "UNAUTHENTICATED");
+    let denied = wait_for(admin, "method=http.GET&granted=false", "HTTP denial", |e| {
+        str_at(e, "/data/authenticationInfo/principal") == principal
+    });
+    assert_eq!(denied["type"], "io.keygate.http/authorization");
+    assert!(str_at(&denied, "/data/resourceName").ends_with("/subject=payments-value"));
+    let summary = wait_for(
+        admin,
+        "method=http.Read&granted=true",
+        "HTTP summary",
+        |e| str_at(e, "/data/authenticationInfo/principal") == principal,
+    );
+    assert_eq!(summary["type"], "io.keygate.http/request-summary");
+    assert!(str_at(&summary, "/data/resourceName").ends_with("/subject=orders-value"));
+    assert!(summary["data"]["summary"]["requests"].as_u64().unwrap_or(0) >= 1);
+    let all = events(admin, "")
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<String>();
+    assert!(!all.contains("kgs_wrong-secret") && !all.contains(&reader.secret));
+}

@@ -882,3 +882,70 @@ fn oauthbearer_on_the_wire_lifetime_challenge_and_pool_revocation() {
         "a token is in the audit log"
     );
 }
+
+/// The HTTP gateway takes the same tokens as the Kafka gateway: an IdP token for the
+/// pool the request names (`Confluent-Identity-Pool-Id`) or every matching pool, and
+/// keygate's STS tokens; the pool's role bindings decide.
+#[test]
+fn http_gateway_accepts_pool_and_sts_tokens() {
+    let idp = Idp::start("k1", "RS256");
+    let sr = crate::services::sr_world("");
+    let admin = &sr.w.admin;
+    let (_, pool) = provider_and_pool(admin, &idp);
+    admin.bind(
+        &format!("User:{pool}"),
+        "DeveloperRead",
+        &format!("{}/subject=orders*", sr.crn),
+    );
+    let (_, steward) = sr.principal("oauth-steward", "DataSteward", "@env");
+    for s in ["orders-value", "payments-value"] {
+        let body = json!({"schema": format!("{{\"type\":\"record\",\"name\":\"R{}\",\"fields\":[]}}", s.len())});
+        steward.ok(steward.post(&format!("/subjects/{s}/versions"), body), 200);
+    }
+    let base = format!("{}/sr/{}", sr.w.srv.services_url, sr.lsrc);
+    let call = |token: &str, pool_header: Option<&str>, path: &str| {
+        let mut req =
+            ureq::get(&format!("{base}{path}")).set("Authorization", &format!("Bearer {token}"));
+        if let Some(p) = pool_header {
+            req = req.set("Confluent-Identity-Pool-Id", p);
+        }
+        match req.call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(c, _)) => c,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let token = idp.token("payments-app");
+    assert_eq!(
+        call(&token, Some(&pool), "/subjects/orders-value/versions"),
+        200
+    );
+    assert_eq!(call(&token, None, "/subjects/orders-value/versions"), 200);
+    assert_eq!(
+        call(&token, Some(&pool), "/subjects/payments-value/versions"),
+        403
+    );
+    assert_eq!(call(&token, Some("pool-nonexistent"), "/subjects"), 401);
+    assert_eq!(call(&idp.token("web-app"), None, "/subjects"), 401);
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(call(&tampered, None, "/subjects"), 401);
+    let (code, issued) = exchange(admin, &token, &pool);
+    assert_eq!(code, 200, "{issued}");
+    let sts_token = issued["access_token"].as_str().expect("sts token");
+    assert_eq!(
+        call(sts_token, None, "/subjects/orders-value/versions"),
+        200
+    );
+    assert_eq!(
+        call(sts_token, None, "/subjects/payments-value/versions"),
+        403
+    );
+    let (code, subjects) = bearer(&base, sts_token, "GET", "/subjects", None);
+    assert_eq!((code, subjects), (200, json!(["orders-value"])));
+    // Tokens never reach the log.
+    let logs = sr.w.srv.logs();
+    assert!(
+        !logs.contains(&token[token.len() - 20..])
+            && !logs.contains(&sts_token[sts_token.len() - 20..])
+    );
+}

@@ -1072,3 +1072,59 @@ fn nginx_auth_request_uses_keygate_decisions() {
     assert_eq!(seen[0]["headers"]["x-principal"], format!("User:{sa}"));
     assert!(seen[0]["headers"].get("authorization").is_none());
 }
+
+/// The HTTP gateway's listener bounds what one peer holds: connections per address,
+/// and a head that drips in is cut at the header timeout.
+#[test]
+fn http_gateway_bounds_connections_and_slow_heads() {
+    let sr = sr_world("http_gateway_max_connections_per_ip = 8\nhttp_header_timeout_ms = 500\n");
+    let addr =
+        sr.w.srv
+            .services_url
+            .trim_start_matches("http://")
+            .to_owned();
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut ninth = TcpStream::connect(&addr).expect("connect");
+    ninth.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut buf = [0u8; 64];
+    let _ = ninth.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        matches!(ninth.read(&mut buf), Ok(0) | Err(_)),
+        "a ninth connection from one address was served"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    // A head dripped one byte every 100 ms is cut at the header timeout.
+    let mut slow = TcpStream::connect(&addr).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_millis(50))).ok();
+    let start = Instant::now();
+    let head = b"GET /sr/x/subjects HTTP/1.1\r\nHost: x\r\nX-Drip: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = false;
+    for b in head.iter().cycle().take(100) {
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        match slow.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed, "a dripping head was never cut");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "cut after {:?}",
+        start.elapsed()
+    );
+    // The listener still serves.
+    let (_, c) = sr.principal("after", "", "");
+    assert_eq!(c.get("/subjects").0, 200);
+}
