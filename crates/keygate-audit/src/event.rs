@@ -413,6 +413,15 @@ mod rfc3339 {
     }
 }
 
+/// One stored audit record: its position in the log and the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// Its position in the log.
+    pub seq: i64,
+    /// The record.
+    pub event: CloudEvent,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

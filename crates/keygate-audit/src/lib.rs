@@ -22,8 +22,8 @@ pub mod repeats;
 pub mod usage;
 
 pub use event::{
-    status, types, AclAuthorization, AuditData, AuthorizationInfo, CloudEvent, RbacAuthorization,
-    Summary,
+    status, types, AclAuthorization, AuditData, AuditRow, AuthorizationInfo, CloudEvent,
+    RbacAuthorization, Summary,
 };
 pub use pipeline::{channel, AuditLog, Auditor, Sink, SinkError};
 pub use repeats::RepeatLimits;

@@ -1581,22 +1581,19 @@ pub(crate) async fn test_filter(State(st): State<ConsoleState>, Posted(s, f): Po
     let (provider, pool_id) = field(&f, "pool").split_once('|').unwrap_or(("", ""));
     let mut q = HashMap::new();
     q.insert("claims".to_owned(), field(&f, "claims").to_owned());
-    let verdict = match st.iam.get_pool(&s.caller, provider, pool_id).await {
+    let verdict = match st
+        .iam
+        .test_pool_filter(&s.caller, provider, pool_id, field(&f, "claims"))
+        .await
+    {
         Err(e) => return fail(e, "/console/identity-providers"),
-        Ok(pool) => match serde_json::from_str::<serde_json::Value>(field(&f, "claims")) {
-            Err(e) => html! { div.notice.error role="alert" { "The claims are not JSON: " (e) } },
-            Ok(claims) => match keygate_oauth::Filter::compile(&pool.filter) {
-                Err(e) => {
-                    html! { div.notice.error role="alert" { "The pool's filter does not compile: " (e) } }
-                }
-                Ok(filter) if filter.matches(&claims) => {
-                    html! { div.notice.ok role="status" { "Matches: a token with these claims acts as " strong { (pool.display_name) } " (" code { (pool.id) } ")." } }
-                }
-                Ok(_) => {
-                    html! { div.notice.error role="status" { "No match: the filter " code { (pool.filter) } " is false for these claims." } }
-                }
-            },
-        },
+        Ok((_, Err(why))) => html! { div.notice.error role="alert" { (why) } },
+        Ok((pool, Ok(true))) => {
+            html! { div.notice.ok role="status" { "Matches: a token with these claims acts as " strong { (pool.display_name) } " (" code { (pool.id) } ")." } }
+        }
+        Ok((pool, Ok(false))) => {
+            html! { div.notice.error role="status" { "No match: the filter " code { (pool.filter) } " is false for these claims." } }
+        }
     };
     providers_page(&st, &s, &q, Some(verdict)).await
 }

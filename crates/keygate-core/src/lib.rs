@@ -13,6 +13,7 @@ pub mod crn;
 pub mod id;
 pub mod model;
 pub mod principal;
+pub mod query;
 pub mod redact;
 pub mod role;
 pub mod secret;

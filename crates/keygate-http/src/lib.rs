@@ -95,6 +95,41 @@ struct Inner {
     gate: Gate,
     cfg: HttpGatewayConfig,
     upstreams: proxy::Upstreams,
+    schema_subjects: SchemaSubjects,
+}
+
+/// Which subjects use a schema id, per registry, for a few seconds: reading a schema by
+/// id then costs the registry one lookup per id and window, not one per request. A
+/// subject that starts (or stops) using an id is seen within [`SCHEMA_SUBJECTS_TTL`].
+/// Bounded: when full, the map is emptied (it is refilled by what is asked for).
+#[derive(Default)]
+struct SchemaSubjects(std::sync::Mutex<std::collections::HashMap<(String, String), Remembered>>);
+
+/// When a schema id's subjects were asked, and the answer.
+type Remembered = (std::time::Instant, Arc<Vec<String>>);
+
+/// How long a schema id's subjects are remembered.
+const SCHEMA_SUBJECTS_TTL: Duration = Duration::from_secs(10);
+const SCHEMA_SUBJECTS_MAX: usize = 10_000;
+
+impl SchemaSubjects {
+    fn get(&self, registry: &str, id: &str) -> Option<Arc<Vec<String>>> {
+        let m = self.0.lock().ok()?;
+        let (at, subjects) = m.get(&(registry.to_owned(), id.to_owned()))?;
+        (at.elapsed() < SCHEMA_SUBJECTS_TTL).then(|| subjects.clone())
+    }
+
+    fn put(&self, registry: &str, id: &str, subjects: Arc<Vec<String>>) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= SCHEMA_SUBJECTS_MAX {
+                m.clear();
+            }
+            m.insert(
+                (registry.to_owned(), id.to_owned()),
+                (std::time::Instant::now(), subjects),
+            );
+        }
+    }
 }
 
 impl std::fmt::Debug for HttpGateway {
@@ -114,6 +149,7 @@ impl HttpGateway {
                 gate,
                 cfg,
                 upstreams,
+                schema_subjects: SchemaSubjects::default(),
             }),
         }
     }
@@ -393,6 +429,27 @@ impl HttpGateway {
         if !g.may_within(s, &registry, ServiceOp::SubjectRead) {
             return Ok(false);
         }
+        let subjects = match self.inner.schema_subjects.get(&r.storage_key(), id) {
+            Some(s) => s,
+            None => {
+                let found = self.fetch_schema_subjects(r, id).await?;
+                self.inner
+                    .schema_subjects
+                    .put(&r.storage_key(), id, found.clone());
+                found
+            }
+        };
+        Ok(subjects
+            .iter()
+            .any(|sub| g.may(s, &registry.child("subject", sub), ServiceOp::SubjectRead)))
+    }
+
+    /// The subjects that use schema `id`, as the registry says.
+    async fn fetch_schema_subjects(
+        &self,
+        r: &Resource,
+        id: &str,
+    ) -> Result<Arc<Vec<String>>, Refusal> {
         let up = self.upstream(r)?;
         let path = path::join(&["schemas".into(), "ids".into(), id.into(), "subjects".into()]);
         let mut req = axum::http::Request::new(Body::empty());
@@ -405,10 +462,7 @@ impl HttpGateway {
             return Err(Refusal::new(resp.status(), "no such schema"));
         }
         let bytes = collect(resp.into_body(), self.inner.cfg.max_inspected_body).await?;
-        let subjects: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
-        Ok(subjects
-            .iter()
-            .any(|sub| g.may(s, &registry.child("subject", sub), ServiceOp::SubjectRead)))
+        Ok(Arc::new(serde_json::from_slice(&bytes).unwrap_or_default()))
     }
 
     fn upstream(&self, r: &Resource) -> Result<Arc<proxy::Upstream>, Refusal> {

@@ -35,7 +35,8 @@ pub use usage::UsageRecorder;
 
 /// Types of the store that callers of the IAM service pass or receive: re-exported so
 /// that no front door depends on keygate-store (IAM is the one door to it).
-pub use keygate_store::{AclFilter, AuditQuery, AuditRow, ConsoleSession, Patch};
+pub use keygate_audit::AuditRow;
+pub use keygate_core::query::{AclFilter, AuditQuery, ConsoleSession, Patch};
 
 use keygate_store::StoreError;
 

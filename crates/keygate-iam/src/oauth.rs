@@ -499,6 +499,26 @@ impl Iam {
         Ok(p)
     }
 
+    /// Whether a token with `claims` (JSON) would act as the pool: the pool and the
+    /// verdict, or why the claims or the filter cannot be evaluated. The filter is
+    /// compiled here, as for real tokens, so no front door evaluates CEL itself.
+    pub async fn test_pool_filter(
+        &self,
+        c: &Caller,
+        provider_id: &str,
+        id: &str,
+        claims: &str,
+    ) -> Result<(IdentityPool, std::result::Result<bool, String>)> {
+        let pool = self.get_pool(c, provider_id, id).await?;
+        let verdict = match serde_json::from_str::<serde_json::Value>(claims) {
+            Err(e) => Err(format!("the claims are not JSON: {e}")),
+            Ok(claims) => keygate_oauth::Filter::compile(&pool.filter)
+                .map(|f| f.matches(&claims))
+                .map_err(|e| format!("the pool's filter does not compile: {e}")),
+        };
+        Ok((pool, verdict))
+    }
+
     /// Update a pool's name, description, identity claim, filter or state.
     pub async fn update_pool(
         &self,

@@ -22,6 +22,8 @@ mod sqlite;
 
 pub use audit_log::StoreAuditLog;
 pub use engine::SqlStore;
+pub use keygate_audit::AuditRow;
+pub use keygate_core::query::{AclFilter, AuditQuery, ConsoleSession, Patch};
 pub use postgres::DEFAULT_POOL_SIZE;
 
 use async_trait::async_trait;
@@ -30,9 +32,7 @@ use keygate_core::model::{
     Account, AccountKind, Acl, ApiKey, Environment, IdentityPool, IdentityProvider, Organization,
     Resource, RoleBinding, SigningKey, Timestamp,
 };
-use keygate_core::{
-    KeyId, Operation, PatternType, Permission, Principal, ResourceKind, ResourceType, Role,
-};
+use keygate_core::{KeyId, Principal, ResourceKind, Role};
 use tokio::sync::watch;
 
 /// What went wrong in the store.
@@ -208,99 +208,6 @@ pub struct BindingFilter {
     pub role: Option<Role>,
     /// Bindings whose pattern is this one or below it (text prefix on segments).
     pub crn_prefix: Option<String>,
-}
-
-/// Filters for ACLs: every `None` matches anything (Kafka's ANY).
-#[derive(Debug, Clone, Default)]
-pub struct AclFilter {
-    /// Principal.
-    pub principal: Option<Principal>,
-    /// Resource type.
-    pub resource_type: Option<ResourceType>,
-    /// Resource name, exactly.
-    pub resource_name: Option<String>,
-    /// Pattern type.
-    pub pattern_type: Option<PatternType>,
-    /// Operation.
-    pub operation: Option<Operation>,
-    /// Permission.
-    pub permission: Option<Permission>,
-}
-
-/// Fields of an update; `None` leaves a field alone.
-#[derive(Debug, Clone, Default)]
-pub struct Patch {
-    /// New display name.
-    pub display_name: Option<String>,
-    /// New description (service accounts, keys) .
-    pub description: Option<String>,
-    /// New upstream (resources).
-    pub upstream: Option<String>,
-    /// New certificate authority settings (certificate identity providers).
-    pub certificate: Option<keygate_core::model::CertificateAuthority>,
-    /// New upstream connection settings (Kafka clusters), secrets already sealed.
-    pub upstream_security: Option<keygate_core::UpstreamSecurity>,
-    /// New issuer (identity providers).
-    pub issuer: Option<String>,
-    /// New JWKS URI (identity providers).
-    pub jwks_uri: Option<String>,
-    /// New identity claim (providers, pools).
-    pub identity_claim: Option<String>,
-    /// New filter (pools).
-    pub filter: Option<String>,
-    /// Enable or disable (providers, pools).
-    pub enabled: Option<bool>,
-}
-
-/// A query of the audit log. Every `None` matches anything.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    /// Records with a sequence number above this (paging forwards, `tail -f`).
-    pub after: Option<i64>,
-    /// Records with a sequence number below this (paging backwards).
-    pub before: Option<i64>,
-    /// At or after this time.
-    pub start_time: Option<Timestamp>,
-    /// Before this time.
-    pub end_time: Option<Timestamp>,
-    /// `User:sa-…`.
-    pub principal: Option<String>,
-    /// `kafka.Authentication`, `CreateAPIKey`, …
-    pub method: Option<String>,
-    /// The resource name; a trailing `*` matches by prefix.
-    pub resource: Option<String>,
-    /// Granted or denied.
-    pub granted: Option<bool>,
-    /// The credential (API key id).
-    pub identifier: Option<String>,
-    /// Newest first.
-    pub descending: bool,
-    /// At most this many (capped at 1000).
-    pub limit: u32,
-}
-
-/// A console session (the cookie value itself is never stored).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsoleSession {
-    /// SHA-256 of the cookie value.
-    pub id_hash: [u8; 32],
-    /// The signed-in user.
-    pub user_id: String,
-    /// The session's CSRF token (sent in every form).
-    pub csrf: String,
-    /// Signed in at.
-    pub created_at: Timestamp,
-    /// Ends at.
-    pub expires_at: Timestamp,
-}
-
-/// One stored audit record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRow {
-    /// Its position in the log.
-    pub seq: i64,
-    /// The record.
-    pub event: CloudEvent,
 }
 
 /// The persistence seam. Implementation: [`SqlStore`] (SQLite or PostgreSQL).
