@@ -2,8 +2,8 @@
 """TEST UPSTREAM — not ksqlDB.
 
 Answers the ksqlDB REST API's shapes for the endpoints keygate's tests drive: /info,
-/healthcheck, /status, /ksql (statements), /query-stream and /query (push queries that
-stream a row every 50 ms until the client goes away). No ksqlDB server can be installed
+/healthcheck, /status, /ksql (statements), /query-stream and /query (push queries
+stream a row every 50 ms until the client goes away; pull queries end after three). No ksqlDB server can be installed
 from the registries this project's machines reach (it is Java from Confluent's Maven and
 containers), so the HTTP gateway's ksqlDB tests run against this. README says so too.
 
@@ -62,11 +62,17 @@ class Handler(BaseHTTPRequestHandler):
             stmt = json.loads(body or b"{}").get("ksql", "")
             return self.reply(200, [{"@type": "streams", "statementText": stmt, "streams": [], "warnings": []}])
         if self.path in ("/query-stream", "/query") and self.command == "POST":
+            sql = json.loads(body or b"{}").get("sql", "")
+            push = "EMIT CHANGES" in sql.upper()
+            header = {"queryId": "q1", "columnNames": ["ID"], "columnTypes": ["BIGINT"]}
+            if not push and "delimited" not in (self.headers.get("Accept") or ""):
+                # application/json: one JSON array, the header then the rows.
+                return self.reply(200, [header, [1], [2], [3]])
             self.send_response(200)
             self.send_header("Content-Type", "application/vnd.ksqlapi.delimited.v1")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            rows = [json.dumps({"queryId": "q1", "columnNames": ["ID"], "columnTypes": ["BIGINT"]})]
+            rows = [json.dumps(header)]
             i = 0
             try:
                 while True:
@@ -75,6 +81,9 @@ class Handler(BaseHTTPRequestHandler):
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                         self.wfile.flush()
                     i += 1
+                    if not push and i > 3:
+                        self.wfile.write(b"0\r\n\r\n")
+                        return
                     rows = [json.dumps([i])]
                     time.sleep(0.05)
             except (BrokenPipeError, ConnectionResetError):

@@ -494,10 +494,8 @@ impl HttpGateway {
             .get(header::UPGRADE)
             .filter(|_| connection_upgrade(&parts.headers))
             .cloned();
-        let mut out = axum::http::Request::new(Body::new(http_body_util::Limited::new(
-            body,
-            cfg.max_request_body as usize,
-        )));
+        let (capped, exceeded) = proxy::Capped::new(body, cfg.max_request_body);
+        let mut out = axum::http::Request::new(Body::new(capped));
         *out.method_mut() = parts.method.clone();
         *out.uri_mut() = up
             .uri(&path::join(&route.rest), parts.uri.query())
@@ -513,10 +511,14 @@ impl HttpGateway {
             .is_some()
             .then(|| parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned())
             .flatten();
-        let mut resp = up
-            .send(out, cfg.upstream.response_timeout)
-            .await
-            .map_err(upstream_refusal)?;
+        let sent = up.send(out, cfg.upstream.response_timeout).await;
+        if exceeded.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {} bytes", cfg.max_request_body),
+            ));
+        }
+        let mut resp = sent.map_err(upstream_refusal)?;
         let write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         self.gate()
             .count(s, r, write, &plan.target, declared.unwrap_or(0));
@@ -792,7 +794,9 @@ fn decode_basic(b64: &str) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (k, s) = text.split_once(':')?;
-    Some((k.to_owned(), s.to_owned()))
+    // Key ids and secrets hold no whitespace; some clients add some (npm's
+    // ksqldb-client encodes `key:secret `), so it is not part of either.
+    Some((k.trim().to_owned(), s.trim().to_owned()))
 }
 
 fn url_form(s: &str) -> std::collections::HashMap<String, String> {

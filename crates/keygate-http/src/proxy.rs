@@ -300,6 +300,67 @@ pub fn response_headers(h: &mut HeaderMap, switching: bool) {
     }
 }
 
+/// A request body that fails once more than `limit` bytes came, and says so through
+/// `exceeded` (the upstream call then answers 413, not 502).
+pub struct Capped<B> {
+    inner: B,
+    left: u64,
+    exceeded: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<B> Capped<B> {
+    /// Cap `inner` at `limit` bytes; the flag is raised if it goes over.
+    pub fn new(inner: B, limit: u64) -> (Self, Arc<std::sync::atomic::AtomicBool>) {
+        let exceeded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        (
+            Capped {
+                inner,
+                left: limit,
+                exceeded: exceeded.clone(),
+            },
+            exceeded,
+        )
+    }
+}
+
+impl<B> http_body::Body for Capped<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                if n > self.left {
+                    self.exceeded
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    return Poll::Ready(Some(Err("the body is larger than allowed".into())));
+                }
+                self.left -= n;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A body that ends in an error when its credential is revoked (checked every
 /// `every`, also while nothing arrives) or when more than `limit` bytes pass.
 pub struct Watched<B> {

@@ -600,6 +600,7 @@ impl ServerArgs {
                     request_timeout: ms(file.http_request_timeout_ms, d.request_timeout),
                     write_timeout: ms(file.http_write_timeout_ms, d.write_timeout),
                     watch_framing: false,
+                    h2c: false,
                 }
             },
             auth_throttle: {
@@ -678,6 +679,7 @@ impl ServerArgs {
                                 .max(1),
                         ),
                         watch_framing: true,
+                        h2c: true,
                         header_timeout: file
                             .http_header_timeout_ms
                             .map_or(limits.header_timeout, |v| Duration::from_millis(v.max(1))),

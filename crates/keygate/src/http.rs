@@ -37,6 +37,9 @@ pub(crate) struct HttpLimits {
     pub(crate) write_timeout: Duration,
     /// Watch HTTP/1.1 framing for request smuggling (the HTTP gateway).
     pub(crate) watch_framing: bool,
+    /// Without TLS, speak HTTP/2 to clients that open with its preface (h2c, prior
+    /// knowledge: ksqlDB's HTTP/2 clients); else HTTP/1.1 only.
+    pub(crate) h2c: bool,
 }
 
 impl Default for HttpLimits {
@@ -48,6 +51,7 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             watch_framing: false,
+            h2c: false,
         }
     }
 }
@@ -122,14 +126,15 @@ pub(crate) async fn serve(
                 // A request head larger than this is refused (431), not buffered.
                 .max_buf_size(64 * 1024)
                 .max_headers(100);
-            // HTTP/2 only where ALPN offers it (TLS); a stream is a request, each under
-            // the request timeout, and a connection has at most this many at once.
+            // HTTP/2 where ALPN offers it (TLS), or by prior knowledge where allowed; a
+            // stream is a request, each under the request timeout, and a connection has
+            // at most this many at once.
             builder
                 .http2()
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(64)
                 .max_header_list_size(64 * 1024);
-            if !encrypted {
+            if !encrypted && !limits.h2c {
                 builder = builder.http1_only();
             }
             let conn = builder.serve_connection_with_upgrades(io, svc);

@@ -452,6 +452,15 @@ fn bad_requests_are_refused_before_the_upstream() {
     let seen = sr.up.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["path"], "/subjects/orders-value/versions");
+    // A chunked body (no length declared) that grows past the limit is cut: 413.
+    let (_, writer) = sr.principal("big-writer", "DeveloperWrite", "/subject=orders*");
+    let chunk = format!("100000\r\n{}\r\n", "x".repeat(0x10_0000));
+    let req = format!(
+        "POST {base}/subjects/orders-value/versions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n",
+        base64_basic(&writer.key, &writer.secret)
+    );
+    let (code, text) = raw_http(port, req.as_bytes());
+    assert_eq!(code, 413, "{}", text.lines().next().unwrap_or_default());
 }
 
 /// Real clients: confluent-kafka's SchemaRegistryClient with `basic.auth.user.info`
@@ -1127,4 +1136,68 @@ fn http_gateway_bounds_connections_and_slow_heads() {
     // The listener still serves.
     let (_, c) = sr.principal("after", "", "");
     assert_eq!(c.get("/subjects").0, 200);
+}
+
+/// npm's ksqldb-client, which speaks HTTP/2 and takes a host and port but no path:
+/// the ksqlDB cluster is reached by host name, over h2c, with its key as Basic.
+#[test]
+fn ksqldb_client_over_http2_by_host_name() {
+    let w = world(&[], "http_gateway_domain = \"ksql.test\"\n");
+    let up = TestUpstream::start("ksqldb.py", "Authorization:Bearer up-token");
+    let b = w.admin.ok(
+        w.admin.post(
+            "/ksqldbcm/v2/clusters",
+            json!({"spec": {"display_name": "ksql", "environment": {"id": w.env}, "upstream": up.url(),
+                "upstream_security": {"http_auth": "BEARER", "password": "up-token"}}}),
+        ),
+        201,
+    );
+    let id = b["id"].as_str().expect("id").to_owned();
+    let crn = b["metadata"]["resource_name"]
+        .as_str()
+        .expect("crn")
+        .to_owned();
+    let port = w
+        .srv
+        .services_url
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let run = |key: &str, secret: &str, want: &str| {
+        let out = Command::new("node")
+            .arg(format!("{}/tests/js/ksqldb.js", root()))
+            .env("HOST", format!("{id}.ksql.test"))
+            .env("PORT", &port)
+            .env("KEY", key)
+            .env("SECRET", secret)
+            .env("WANT", want)
+            .output()
+            .expect("run node (scripts/test installs tests/js)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{want}: {text}\n{}", w.srv.logs());
+        text
+    };
+    let admin_sa = w.admin.sa("ksql-h2");
+    w.admin
+        .bind(&format!("User:{admin_sa}"), "ResourceOwner", &crn);
+    let (k, s) = w.admin.key(&admin_sa, &id);
+    let out = run(&k, &s, "allowed");
+    assert!(out.contains("ksqldb-client ok"), "{out}");
+    let outsider = w.admin.sa("ksql-h2-outsider");
+    let (k, s) = w.admin.key(&outsider, &id);
+    run(&k, &s, "denied");
+    // The upstream saw HTTP/1.1 requests with the gateway's credential only.
+    let seen = up.requests();
+    assert!(
+        seen.iter().any(|r| r["path"] == "/query-stream"),
+        "{seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|r| r["headers"]["authorization"] == "Bearer up-token"));
 }
