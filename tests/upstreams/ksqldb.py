@@ -12,6 +12,8 @@ Like schema_registry.py it demands its own credential and records every request
 
 Usage: ksqldb.py PORT [HEADER:VALUE]
 """
+import base64
+import hashlib
 import json
 import sys
 import threading
@@ -51,6 +53,25 @@ class Handler(BaseHTTPRequestHandler):
                              "headers": {k.lower(): v for k, v in self.headers.items()}})
         if REQUIRED and self.headers.get(REQUIRED[0]) != REQUIRED[1]:
             return self.reply(401, {"@type": "generic_error", "error_code": 40100, "message": "Unauthorized"})
+        if self.path.startswith("/ws/query") and self.headers.get("Upgrade", "").lower() == "websocket":
+            # ksqlDB's websocket push query: rows as text frames every 50 ms.
+            accept = base64.b64encode(hashlib.sha1(
+                (self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept.decode())
+            self.end_headers()
+            i = 0
+            try:
+                while True:
+                    payload = json.dumps({"row": {"columns": [i]}}).encode()
+                    self.wfile.write(bytes([0x81, len(payload)]) + payload)
+                    self.wfile.flush()
+                    i += 1
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                return
         if self.path == "/info":
             return self.reply(200, {"KsqlServerInfo": {"version": "test-upstream", "kafkaClusterId": "test",
                                                        "ksqlServiceId": "default_", "serverStatus": "RUNNING"}})

@@ -1201,3 +1201,69 @@ fn ksqldb_client_over_http2_by_host_name() {
         .iter()
         .all(|r| r["headers"]["authorization"] == "Bearer up-token"));
 }
+
+/// ksqlDB's websocket push query passes through (the upgrade is tunnelled) and the
+/// tunnel is cut within a second of the key being disabled.
+#[test]
+fn ksql_websocket_push_queries_tunnel_and_end_on_revocation() {
+    let w = world(&[], "");
+    let up = TestUpstream::start("ksqldb.py", "Authorization:Bearer up-token");
+    let b = w.admin.ok(
+        w.admin.post(
+            "/ksqldbcm/v2/clusters",
+            json!({"spec": {"display_name": "ksql", "environment": {"id": w.env}, "upstream": up.url(),
+                "upstream_security": {"http_auth": "BEARER", "password": "up-token"}}}),
+        ),
+        201,
+    );
+    let id = b["id"].as_str().expect("id").to_owned();
+    let crn = b["metadata"]["resource_name"]
+        .as_str()
+        .expect("crn")
+        .to_owned();
+    let sa = w.admin.sa("ws-user");
+    w.admin.bind(&format!("User:{sa}"), "KsqlAdmin", &crn);
+    let (k, s) = w.admin.key(&sa, &id);
+    let addr = w.srv.services_url.trim_start_matches("http://").to_owned();
+    let mut sock = TcpStream::connect(&addr).expect("connect");
+    write!(
+        sock,
+        "GET /ksql/{id}/ws/query?request=%7B%7D HTTP/1.1\r\nHost: gw\r\nAuthorization: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        base64_basic(&k, &s)
+    )
+    .expect("write");
+    sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("\"row\"") {
+        let n = sock.read(&mut buf).expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{text}");
+    w.admin.ok(
+        w.admin
+            .post(&format!("/iam/v2/api-keys/{k}/disable"), json!({})),
+        200,
+    );
+    let disabled_at = Instant::now();
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => assert!(
+                disabled_at.elapsed() < Duration::from_secs(3),
+                "the tunnel went on after the key was disabled"
+            ),
+        }
+    }
+    let cut = disabled_at.elapsed();
+    assert!(cut < Duration::from_millis(1500), "cut after {cut:?}");
+    // The upstream saw the gateway's credential on the upgrade, not the client's.
+    let seen = up.requests();
+    assert!(seen.iter().any(|r| r["path"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("/ws/query"))
+        && r["headers"]["authorization"] == "Bearer up-token"));
+}
