@@ -1,24 +1,16 @@
-//! The audit log over REST (`GET /audit/v1/events`), and the records the REST front
-//! door writes itself: failed authentications and denied calls. Changes are recorded
-//! by the IAM service, inside their own transactions.
+//! The audit log over REST (`GET /audit/v1/events`), and the record the REST front
+//! door writes itself: a failed authentication. Changes (inside their own
+//! transactions) and refusals are recorded by the IAM service.
 
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, MatchedPath, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use keygate_audit::{status, types, AuthorizationInfo, CloudEvent};
+use keygate_audit::{status, types, CloudEvent};
 use keygate_iam::AuditQuery;
-use keygate_iam::Caller;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
-/// Where the authentication extractor leaves the caller for [`record_denials`].
-#[derive(Clone, Default)]
-pub(crate) struct CallerSlot(pub(crate) Arc<Mutex<Option<Caller>>>);
 
 /// The peer's address, when the server was started with connect info.
 pub(crate) fn peer(ext: &axum::http::Extensions) -> Option<String> {
@@ -26,7 +18,11 @@ pub(crate) fn peer(ext: &axum::http::Extensions) -> Option<String> {
         .map(|ConnectInfo(a)| a.to_string())
 }
 
-fn endpoint(method: &axum::http::Method, ext: &axum::http::Extensions, path: &str) -> String {
+pub(crate) fn endpoint(
+    method: &axum::http::Method,
+    ext: &axum::http::Extensions,
+    path: &str,
+) -> String {
     let route = ext
         .get::<MatchedPath>()
         .map_or(path, |m| m.as_str())
@@ -60,48 +56,6 @@ pub(crate) fn failed_authentication(
         .client_address(peer(&parts.extensions))
         .result(status::UNAUTHENTICATED, Some(reason.to_owned())),
     );
-}
-
-/// Record every call the authorizer refused (403), with who and what.
-pub(crate) async fn record_denials(
-    State(st): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let slot = CallerSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let method = endpoint(req.method(), req.extensions(), req.uri().path());
-    let path = req.uri().path().to_owned();
-    let resp = next.run(req).await;
-    if resp.status() == StatusCode::FORBIDDEN && st.auditor.enabled() {
-        let caller = slot.0.lock().ok().and_then(|c| c.clone());
-        let org = st.iam.org().crn().to_string();
-        let mut e = CloudEvent::new(
-            types::IAM_REQUEST,
-            org,
-            "keygate.iam",
-            method.clone(),
-            path.clone(),
-            chrono::Utc::now(),
-        );
-        if let Some(c) = caller {
-            e = e
-                .who(
-                    Some(c.principal.to_string()),
-                    Some(c.mechanism),
-                    Some(c.identifier()),
-                )
-                .client_address(c.client_address.clone());
-        }
-        st.auditor.record(e.authorization(AuthorizationInfo {
-            granted: false,
-            operation: method.split(' ').next().unwrap_or_default().to_owned(),
-            resource_type: "Endpoint".into(),
-            resource_name: path,
-            ..Default::default()
-        }));
-    }
-    resp
 }
 
 const MAX_AUDIT_PAGE: u32 = 1000;

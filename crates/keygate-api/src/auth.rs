@@ -47,11 +47,12 @@ impl FromRequestParts<AppState> for Authed {
         let client_address = crate::audit::peer(&parts.extensions);
         let done = |parts: &Parts, mut caller: Caller| {
             caller.client_address = client_address.clone();
-            if let Some(slot) = parts.extensions.get::<crate::audit::CallerSlot>() {
-                if let Ok(mut s) = slot.0.lock() {
-                    *s = Some(caller.clone());
-                }
-            }
+            // What a refusal by the IAM service is recorded as.
+            caller.request = Some(crate::audit::endpoint(
+                &parts.method,
+                &parts.extensions,
+                parts.uri.path(),
+            ));
             Ok(Authed(caller))
         };
         if let Err(age) = state.iam.snapshot().check_fresh() {

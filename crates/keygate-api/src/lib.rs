@@ -318,10 +318,6 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(error::MAX_BODY))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            audit::record_denials,
-        ))
         .layer(middleware::from_fn(log_requests))
         .with_state(state)
 }

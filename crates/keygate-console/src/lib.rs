@@ -160,10 +160,6 @@ pub fn router(state: ConsoleState) -> Router {
             post(p::create_certificate_pool),
         )
         .route("/console/audit", get(p::audit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            session::record_denials,
-        ))
         .layer(axum::middleware::map_response(session::harden))
         .layer(axum::middleware::map_request(session::own_notices_only))
         .with_state(state)

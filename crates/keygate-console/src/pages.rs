@@ -376,12 +376,13 @@ pub(crate) async fn service_account(
         Ok(a) => a,
         Err(e) => return fail(e, "/console/service-accounts"),
     };
-    if !st.iam.can(
+    if let Err(e) = st.iam.check(
         &s.caller,
         Capability::ManageAccounts,
         &st.iam.organization_crn(),
+        "edit service accounts (AccountAdmin or OrganizationAdmin)",
     ) {
-        return forbidden_page("Editing service accounts needs AccountAdmin or OrganizationAdmin.");
+        return fail(e, "/console/service-accounts");
     }
     let keys = st
         .iam

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use base64::Engine;
-use keygate_audit::{status, types, AuthorizationInfo, CloudEvent};
+use keygate_audit::{status, types, CloudEvent};
 use keygate_iam::Caller;
 use keygate_iam::ConsoleSession;
 use sha2::{Digest, Sha256};
@@ -16,55 +16,6 @@ use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
 pub(crate) const COOKIE: &str = "kg_session";
-
-/// Where the `Signed` extractor leaves the caller for [`record_denials`].
-#[derive(Clone, Default)]
-pub(crate) struct CallerSlot(std::sync::Arc<std::sync::Mutex<Option<Caller>>>);
-
-/// Record every page or form the authorizer refused (403), with who and what.
-pub(crate) async fn record_denials(
-    axum::extract::State(st): axum::extract::State<ConsoleState>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let slot = CallerSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let method = format!("{} {}", req.method(), req.uri().path());
-    let resp = next.run(req).await;
-    if resp.status() == axum::http::StatusCode::FORBIDDEN && st.auditor.enabled() {
-        if let Some(c) = slot.0.lock().ok().and_then(|c| c.clone()) {
-            let org = st.iam.organization_crn().to_string();
-            let path = method
-                .split_once(' ')
-                .map(|(_, p)| p.to_owned())
-                .unwrap_or_default();
-            st.auditor.record(
-                CloudEvent::new(
-                    types::IAM_REQUEST,
-                    org,
-                    "keygate.console",
-                    method.clone(),
-                    path.clone(),
-                    chrono::Utc::now(),
-                )
-                .who(
-                    Some(c.principal.to_string()),
-                    Some(c.mechanism),
-                    Some(c.identifier()),
-                )
-                .client_address(c.client_address.clone())
-                .authorization(AuthorizationInfo {
-                    granted: false,
-                    operation: method.split(' ').next().unwrap_or_default().to_owned(),
-                    resource_type: "ConsolePage".into(),
-                    resource_name: path,
-                    ..Default::default()
-                }),
-            );
-        }
-    }
-    resp
-}
 
 /// A console sign-in's record: the address tried (an identifier, never the
 /// password), success or failure.
@@ -159,11 +110,8 @@ impl FromRequestParts<ConsoleState> for Signed {
             return Err(to_login());
         };
         caller.client_address = peer(parts);
-        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
-            if let Ok(mut c) = slot.0.lock() {
-                *c = Some(caller.clone());
-            }
-        }
+        // What a refusal by the IAM service is recorded as.
+        caller.request = Some(format!("{} {}", parts.method, parts.uri.path()));
         let email = st
             .iam
             .get_account(&caller, keygate_core::model::AccountKind::User, &s.user_id)

@@ -639,6 +639,7 @@ impl Iam {
             key_id: None,
             mechanism: "HTTP_BEARER",
             client_address: None,
+            request: None,
         })
     }
 

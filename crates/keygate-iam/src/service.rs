@@ -68,6 +68,9 @@ pub struct Caller {
     pub mechanism: &'static str,
     /// The peer's address, when known (for audit records).
     pub client_address: Option<String>,
+    /// What the front door calls the request (`POST /org/v2/environments`,
+    /// `kafka.CreateAcls`), for the record of a refusal.
+    pub request: Option<String>,
 }
 
 impl Caller {
@@ -143,6 +146,8 @@ pub struct Iam {
     pub(crate) sealer: crate::seal::Sealer,
     /// Each cluster's upstream health, as the gateway reports it.
     pub(crate) health: crate::upstream::Health,
+    /// Where refusals are recorded (attached once the audit pipeline runs).
+    pub(crate) auditor: std::sync::OnceLock<keygate_audit::Auditor>,
 }
 
 /// A front door, for per-source throttling (a source failing at one door is not
@@ -454,6 +459,7 @@ impl Iam {
             unknown_key_refreshes: Default::default(),
             sealer,
             health: Default::default(),
+            auditor: std::sync::OnceLock::new(),
         })
     }
 
@@ -507,6 +513,7 @@ impl Iam {
             key_id: Some(entry.id),
             mechanism: "HTTP_BASIC",
             client_address: None,
+            request: None,
         })
     }
 
@@ -520,7 +527,7 @@ impl Iam {
         if self.authz().can(&c.principal, cap, target) {
             Ok(())
         } else {
-            Err(forbidden(what))
+            Err(self.deny(c, what, Some(target)))
         }
     }
 
@@ -540,10 +547,75 @@ impl Iam {
         {
             Ok(())
         } else {
-            Err(IamError::Forbidden(format!(
-                "the caller is not allowed to {what}: `{target}` holds permissions the caller does not"
-            )))
+            Err(self.deny(
+                c,
+                format!("{what}: `{target}` holds permissions the caller does not"),
+                within,
+            ))
         }
+    }
+
+    /// Refuse `c` the act `what` (on `target`, when there is one): the error, and its
+    /// audit record — the one place a refusal is recorded, whichever front door asked.
+    pub(crate) fn deny(
+        &self,
+        c: &Caller,
+        what: impl std::fmt::Display,
+        target: Option<&CrnPattern>,
+    ) -> IamError {
+        let err = forbidden(what);
+        if let Some(a) = self.auditor.get().filter(|a| a.enabled()) {
+            let org = self.org_crn().to_string();
+            let resource = target.map_or_else(|| org.clone(), |t| t.to_string());
+            let method = c.request.clone().unwrap_or_else(|| "iam.Request".into());
+            let operation = method.split(' ').next().unwrap_or_default().to_owned();
+            let message = match &err {
+                IamError::Forbidden(m) => Some(m.clone()),
+                _ => None,
+            };
+            a.record(
+                CloudEvent::new(
+                    types::IAM_REQUEST,
+                    org,
+                    "keygate.iam",
+                    method,
+                    resource.clone(),
+                    Utc::now(),
+                )
+                .who(
+                    Some(c.principal.to_string()),
+                    Some(c.mechanism),
+                    Some(c.identifier()),
+                )
+                .client_address(c.client_address.clone())
+                .authorization(AuthorizationInfo {
+                    granted: false,
+                    operation,
+                    resource_type: "Resource".into(),
+                    resource_name: resource,
+                    ..Default::default()
+                })
+                .result(keygate_audit::status::UNAUTHORIZED, message),
+            );
+        }
+        err
+    }
+
+    /// Record refusals into `auditor` from now on (the audit pipeline starts after the
+    /// IAM service).
+    pub fn attach_auditor(&self, auditor: keygate_audit::Auditor) {
+        let _ = self.auditor.set(auditor);
+    }
+
+    /// Whether `c` holds `cap` on `target`; a refusal is recorded like every other.
+    pub fn check(
+        &self,
+        c: &Caller,
+        cap: Capability,
+        target: &CrnPattern,
+        what: &str,
+    ) -> Result<()> {
+        self.require(c, cap, target, what)
     }
 
     /// The audit record of a change `c` makes: `method` (`CreateAPIKey`, …) on
@@ -913,7 +985,7 @@ impl Iam {
             .authz()
             .can(&c.principal, Capability::ManageEnvironment, &env_crn)
         {
-            return Err(forbidden("delete resources in this environment"));
+            return Err(self.deny(c, "delete resources in this environment", Some(&env_crn)));
         }
         let crn = r.crn(&self.org_crn()).to_string();
         let rec = self.change(
@@ -1251,15 +1323,19 @@ impl Iam {
             .resolve_scope(&n.resource_id, n.environment_id.as_deref())
             .await?;
         if !self.can_manage_key(c, &owner.id, owner.kind, &scope) {
-            return Err(forbidden(format!(
-                "create {} keys for {}",
-                if scope == KeyScope::Cloud {
-                    "CLOUD"
-                } else {
-                    "resource"
-                },
-                owner.id
-            )));
+            return Err(self.deny(
+                c,
+                format!(
+                    "create {} keys for {}",
+                    if scope == KeyScope::Cloud {
+                        "CLOUD"
+                    } else {
+                        "resource"
+                    },
+                    owner.id
+                ),
+                None,
+            ));
         }
         if owner.id != c.account_id {
             let within = self.key_target_crn(&scope);
@@ -1510,7 +1586,7 @@ impl Iam {
             }
         }
         if !self.authz().can_grant(&c.principal, role, &pattern) {
-            return Err(forbidden(format!("grant {role} on {pattern}")));
+            return Err(self.deny(c, format!("grant {role} on {pattern}"), Some(&pattern)));
         }
         let cluster = pattern.get("cloud-cluster").map(str::to_owned);
         let now = Utc::now();
@@ -1606,10 +1682,11 @@ impl Iam {
             .authz()
             .can_grant(&c.principal, rb.role, &rb.crn_pattern)
         {
-            return Err(forbidden(format!(
-                "revoke {} on {}",
-                rb.role, rb.crn_pattern
-            )));
+            return Err(self.deny(
+                c,
+                format!("revoke {} on {}", rb.role, rb.crn_pattern),
+                Some(&rb.crn_pattern),
+            ));
         }
         let rec = self
             .change(
@@ -1661,7 +1738,7 @@ impl Iam {
         if d.allowed {
             Ok(())
         } else {
-            Err(forbidden(what))
+            Err(self.deny(c, what, None))
         }
     }
 
@@ -1837,7 +1914,7 @@ impl Iam {
                         return Ok(Vec::new());
                     }
                 }
-                None => return Err(forbidden("read the organization's audit log")),
+                None => return Err(self.deny(c, "read the organization's audit log", None)),
             }
         }
         Ok(self.store.query_audit(q).await?)
@@ -1952,6 +2029,7 @@ impl Iam {
                     key_id: None,
                     mechanism: "CONSOLE_PASSWORD",
                     client_address: Some(source.to_string()),
+                    request: None,
                 })
             }
             _ => {
@@ -1991,6 +2069,7 @@ impl Iam {
                 key_id: None,
                 mechanism: "CONSOLE_SESSION",
                 client_address: None,
+                request: None,
             })),
             Ok(_) | Err(StoreError::NotFound(..)) => Ok(None),
             Err(e) => Err(e.into()),

@@ -41,6 +41,7 @@ fn caller(id: &str) -> Caller {
         key_id: None,
         mechanism: "TEST",
         client_address: None,
+        request: None,
     }
 }
 

@@ -644,34 +644,11 @@ async fn acl_answer(
         },
         mechanism: session.mechanism.audit_name(),
         client_address: Some(peer.to_string()),
+        request: Some(format!("kafka.{api:?}")),
     };
+    // The IAM service decides (ALTER on the cluster, as Kafka) and records a refusal;
+    // a change is recorded with the ACLs it writes.
     let cluster = shared.cluster_id.as_str();
-    if api != ApiKey::DescribeAcls && shared.auditor.enabled() {
-        // The same check the IAM service makes (ALTER on the cluster); the change
-        // itself is recorded by the IAM service with the ACLs.
-        let d = shared.snapshot.authz().authorize(
-            cluster,
-            &caller.principal,
-            ResourceType::Cluster,
-            keygate_core::acl::CLUSTER_RESOURCE_NAME,
-            keygate_core::Operation::Alter,
-        );
-        let check = CheckRec {
-            rt: ResourceType::Cluster,
-            name: keygate_core::acl::CLUSTER_RESOURCE_NAME.to_owned(),
-            op: keygate_core::Operation::Alter,
-            allowed: d.allowed,
-            reason: d.reason,
-        };
-        shared.audit_checks(
-            &session.who(peer),
-            api,
-            h.correlation_id,
-            None,
-            &[check],
-            d.allowed,
-        );
-    }
     let iam = &shared.iam;
     let resp: ResponseKind = match decoded {
         RequestKind::DescribeAcls(r) => crate::acls::describe(iam, &caller, cluster, &r)

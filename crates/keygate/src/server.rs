@@ -259,6 +259,8 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let usage = Arc::new(UsageRecorder::default());
     tokio::spawn(usage.clone().run(store.clone(), cfg.key_usage_flush));
     let auditor = start_audit(&cfg, store.clone(), iam.org().crn().to_string())?;
+    // Refusals are recorded by the IAM service, whichever front door asked.
+    iam.attach_auditor(auditor.clone());
 
     let console_secure = public_url.starts_with("https://");
     let state = AppState {
