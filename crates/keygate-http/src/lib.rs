@@ -273,7 +273,11 @@ impl HttpGateway {
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok());
-        let route = self.route(host, seg)?;
+        let target = req
+            .headers()
+            .get("target-sr-cluster")
+            .and_then(|h| h.to_str().ok());
+        let route = self.route(host, target, seg)?;
         let r = &route.resource;
         if r.kind == ResourceKind::Tableflow
             && req.method() == Method::POST
@@ -306,10 +310,16 @@ impl HttpGateway {
             .await
     }
 
-    fn route(&self, host: Option<&str>, seg: Vec<String>) -> Result<route::Route, Refusal> {
+    fn route(
+        &self,
+        host: Option<&str>,
+        target_sr: Option<&str>,
+        seg: Vec<String>,
+    ) -> Result<route::Route, Refusal> {
         let services = self.gate().services();
         Ok(route::resolve(
             host,
+            target_sr,
             seg,
             &services,
             &self.gate().organization_id(),
@@ -711,7 +721,7 @@ impl HttpGateway {
         let rest = rest.split('?').next().unwrap_or_default();
         let seg = path::segments(if rest.is_empty() { "/" } else { rest })
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-        let route = self.route(None, seg)?;
+        let route = self.route(None, None, seg)?;
         let r = &route.resource;
         let session = self.authenticate(h, r, peer).await?;
         let plan = self.plan(r, &method, &route.rest)?;

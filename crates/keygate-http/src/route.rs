@@ -6,7 +6,9 @@
 //! - by host, with `http_gateway_domain` set: `lsrc-….{domain}` and
 //!   `lksqlc-….{domain}` serve the whole path to that registry or cluster, as the
 //!   hosted services' per-resource host names do (and as the Kafka gateway's SNI
-//!   names do).
+//!   names do);
+//! - by the hosted model's `target-sr-cluster: lsrc-…` header, when the path names no
+//!   service: the whole path goes to that registry.
 
 use crate::plan::Reject;
 use keygate_core::model::Resource;
@@ -25,6 +27,7 @@ pub struct Route {
 /// The route of a request (`seg`: its decoded path segments; `host`: its Host header).
 pub fn resolve(
     host: Option<&str>,
+    target_sr: Option<&str>,
     mut seg: Vec<String>,
     services: &HashMap<String, Resource>,
     org_id: &str,
@@ -76,7 +79,10 @@ pub fn resolve(
                 6,
             )
         }
-        _ => return Err(Reject::not_found("no such service")),
+        _ => match target_sr {
+            Some(id) => (found(id, ResourceKind::SchemaRegistry)?, 0),
+            None => return Err(Reject::not_found("no such service")),
+        },
     };
     seg.drain(..used);
     Ok(Route {
@@ -123,12 +129,13 @@ mod tests {
     #[test]
     fn path_and_host_forms() {
         let s = services();
-        let r = resolve(None, seg("/sr/lsrc-1/subjects"), &s, "org-1", None).expect("route");
+        let r = resolve(None, None, seg("/sr/lsrc-1/subjects"), &s, "org-1", None).expect("route");
         assert_eq!(
             (r.resource.id.as_str(), r.rest),
             ("lsrc-1", vec!["subjects".to_owned()])
         );
         let r = resolve(
+            None,
             None,
             seg("/flink/env-1/aws.us-east-1/jobs"),
             &s,
@@ -139,6 +146,7 @@ mod tests {
         assert_eq!(r.resource.kind, ResourceKind::Flink);
         let r = resolve(
             None,
+            None,
             seg("/iceberg/catalog/organizations/org-1/environments/env-1/v1/config"),
             &s,
             "org-1",
@@ -148,6 +156,7 @@ mod tests {
         assert_eq!(r.rest, ["v1", "config"]);
         let r = resolve(
             Some("lksqlc-1.gw.example:8443"),
+            None,
             seg("/ksql"),
             &s,
             "org-1",
@@ -158,6 +167,13 @@ mod tests {
             (r.resource.id.as_str(), r.rest),
             ("lksqlc-1", vec!["ksql".to_owned()])
         );
+        let r = resolve(None, Some("lsrc-1"), seg("/subjects"), &s, "org-1", None)
+            .expect("route by header");
+        assert_eq!(
+            (r.resource.id.as_str(), r.rest),
+            ("lsrc-1", vec!["subjects".to_owned()])
+        );
+        assert!(resolve(None, Some("lksqlc-1"), seg("/subjects"), &s, "org-1", None).is_err());
         for (host, path) in [
             (None, "/sr/lsrc-2/subjects"),
             (None, "/sr/lksqlc-1/subjects"),
@@ -170,7 +186,7 @@ mod tests {
             (None, "/"),
         ] {
             assert!(
-                resolve(host, seg(path), &s, "org-1", Some("gw.example")).is_err(),
+                resolve(host, None, seg(path), &s, "org-1", Some("gw.example")).is_err(),
                 "{host:?} {path}"
             );
         }

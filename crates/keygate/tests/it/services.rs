@@ -306,6 +306,15 @@ fn schema_registry_roles_allow_exactly_their_rows() {
     assert_eq!(subjects, json!(["orders-value"]));
     let (_, nobody) = sr.principal("nobody", "", "");
     assert_eq!(nobody.get("/subjects"), (200, json!([])));
+    // The hosted model's header names the registry when the path does not.
+    let by_header: Value = ureq::get(&format!("{}/subjects", sr.w.srv.services_url))
+        .set("target-sr-cluster", &sr.lsrc)
+        .set("Authorization", &base64_basic(&reader.key, &reader.secret))
+        .call()
+        .expect("routed by target-sr-cluster")
+        .into_json()
+        .expect("json");
+    assert_eq!(by_header, json!(["orders-value"]));
     let (_, both) = steward.get(&format!("/schemas/ids/{orders_id}/subjects"));
     assert_eq!(both, json!(["orders-value"]));
     // What reached the upstream carried the gateway's credential, never a client's.
