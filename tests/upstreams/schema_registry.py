@@ -15,8 +15,12 @@ gateway forwarded and what it kept back: GET /__test/requests (JSON list of
 {method, path, headers}), and POST /__test/reset.
 
 Usage: schema_registry.py PORT [HEADER:VALUE]   (the credential it requires)
+With TLS_CERT, TLS_KEY (and TLS_CLIENT_CA: a client certificate is then required, and
+its common name recorded as the request's `client_cn`) it serves HTTPS.
 """
 import json
+import os
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +84,9 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["requests"].clear()
                 return self.reply(200, {})
         with LOCK:
-            STATE["requests"].append({"method": self.command, "path": self.path,
+            peer = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+            cn = next((v for rdn in (peer or {}).get("subject", ()) for k, v in rdn if k == "commonName"), None)
+            STATE["requests"].append({"method": self.command, "path": self.path, "client_cn": cn,
                                       "headers": {k.lower(): v for k, v in self.headers.items()}})
         if REQUIRED and self.headers.get(REQUIRED[0]) != REQUIRED[1]:
             return self.reply(401, {"error_code": 40101, "message": "Unauthorized"})
@@ -172,5 +178,12 @@ if __name__ == "__main__":
         REQUIRED = (h, v)
     srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
     srv.daemon_threads = True
+    if os.environ.get("TLS_CERT"):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+        if os.environ.get("TLS_CLIENT_CA"):
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(os.environ["TLS_CLIENT_CA"])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print("ready", flush=True)
     srv.serve_forever()

@@ -44,11 +44,17 @@ impl Drop for TestUpstream {
 impl TestUpstream {
     /// `script` (in tests/upstreams) requiring `credential` (`Header:value`).
     pub fn start(script: &str, credential: &str) -> TestUpstream {
+        TestUpstream::start_with(script, credential, &[])
+    }
+
+    /// The same, with environment variables (TLS settings).
+    pub fn start_with(script: &str, credential: &str, env: &[(&str, String)]) -> TestUpstream {
         let port = free_ports(1);
         let child = Command::new(python())
             .arg(format!("{}/tests/upstreams/{script}", root()))
             .arg(port.to_string())
             .arg(credential)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1275,4 +1281,91 @@ fn ksql_websocket_push_queries_tunnel_and_end_on_revocation() {
         .as_str()
         .is_some_and(|p| p.starts_with("/ws/query"))
         && r["headers"]["authorization"] == "Bearer up-token"));
+}
+
+/// The gateway's own TLS toward an https upstream: the registry's CA, and a client
+/// certificate (mTLS) the upstream requires; without them, the upstream is unreachable.
+#[test]
+fn https_upstream_with_a_ca_and_a_client_certificate() {
+    let w = world(&[], "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = crate::tls::Pki::new(dir.path(), "upstream-ca");
+    let (cert, key) = pki.server("registry", "registry", &["127.0.0.1"]);
+    let (client_cert, client_key) = pki.client("gateway", "keygate-gw", "keygate", 7, None);
+    let up = TestUpstream::start_with(
+        "schema_registry.py",
+        "X-API-Key:tls-upstream",
+        &[
+            ("TLS_CERT", cert.display().to_string()),
+            ("TLS_KEY", key.display().to_string()),
+            ("TLS_CLIENT_CA", pki.ca.display().to_string()),
+        ],
+    );
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
+    let register = |name: &str, with_client: bool| {
+        let mut sec = json!({"http_auth": "HEADER", "header_name": "X-API-Key", "password": "tls-upstream",
+            "ca_pem": read(&pki.ca)});
+        if with_client {
+            sec["client_certificate_pem"] = json!(read(&client_cert));
+            sec["client_key_pem"] = json!(read(&client_key));
+        }
+        let b = w.admin.ok(
+            w.admin.post(
+                "/srcm/v3/clusters",
+                json!({"spec": {"display_name": name, "environment": {"id": w.env},
+                    "upstream": format!("https://127.0.0.1:{}", up.port), "upstream_security": sec}}),
+            ),
+            201,
+        );
+        assert_eq!(
+            b["spec"]["upstream_security"]["client_certificate_set"],
+            with_client
+        );
+        assert!(!b.to_string().contains("PRIVATE KEY"), "{b}");
+        let lsrc = b["id"].as_str().expect("id").to_owned();
+        let crn = b["metadata"]["resource_name"]
+            .as_str()
+            .expect("crn")
+            .to_owned();
+        let sa = w.admin.sa(&format!("{name}-reader"));
+        w.admin.bind(
+            &format!("User:{sa}"),
+            "ResourceOwner",
+            &format!("{crn}/subject=*"),
+        );
+        let (k, s) = w.admin.key(&sa, &lsrc);
+        Api {
+            url: format!("{}/sr/{lsrc}", w.srv.services_url),
+            key: k,
+            secret: s,
+        }
+    };
+    let mtls = register("mtls", true);
+    assert_eq!(mtls.get("/subjects"), (200, json!([])));
+    // What reached the upstream, asked over its own mTLS with curl.
+    let out = Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(&pki.ca)
+        .arg("--cert")
+        .arg(&client_cert)
+        .arg("--key")
+        .arg(&client_key)
+        .arg(format!("https://127.0.0.1:{}/__test/requests", up.port))
+        .output()
+        .expect("curl (scripts/test installs it)");
+    let seen: Vec<Value> = serde_json::from_slice(&out.stdout).expect("requests json");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["client_cn"], "keygate-gw");
+    assert_eq!(seen[0]["headers"]["x-api-key"], "tls-upstream");
+    // Without the client certificate the upstream refuses the handshake: 502.
+    let no_client = register("no-client", false);
+    assert_eq!(no_client.get("/subjects").0, 502);
+    // A TLS setting with an http:// upstream is refused when registering.
+    let (code, body) = w.admin.post(
+        "/srcm/v3/clusters",
+        json!({"spec": {"display_name": "plain", "environment": {"id": w.env},
+            "upstream": "http://127.0.0.1:1", "upstream_security": {"ca_pem": read(&pki.ca)}}}),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.to_string().contains("https"), "{body}");
 }
