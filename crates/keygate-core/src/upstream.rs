@@ -202,14 +202,16 @@ impl UpstreamSecurity {
                 }
             }
         }
-        if !https
-            && (self.ca_pem.is_some()
-                || self.server_name.is_some()
-                || self.client_cert_pem.is_some())
-        {
+        if self.server_name.is_some() {
+            return bad(
+                "server_name",
+                "not used for HTTP services: the certificate must name the upstream URL's host",
+            );
+        }
+        if !https && (self.ca_pem.is_some() || self.client_cert_pem.is_some()) {
             return bad(
                 "ca_pem",
-                "TLS settings (CA, server name, client certificate) need an https:// upstream",
+                "TLS settings (CA, client certificate) need an https:// upstream",
             );
         }
         if self.client_cert_pem.is_some() != self.client_key.is_some() {
@@ -358,6 +360,13 @@ mod tests {
                     ..header.clone()
                 },
                 "ca_pem",
+            ),
+            (
+                UpstreamSecurity {
+                    server_name: Some("registry.internal".into()),
+                    ..header.clone()
+                },
+                "server_name",
             ),
         ] {
             assert_eq!(bad.validate_http(false).map_err(|e| e.field), Err(field));
