@@ -554,10 +554,10 @@ impl HttpGateway {
         }
         let (p, b) = resp.into_parts();
         let (gate, session) = (self.gate().clone(), s.clone());
-        let watched =
-            proxy::Watched::new(b, cfg.revocation_check, cfg.max_response_body, move || {
-                gate.still_valid(&session)
-            });
+        let (capped, _) = proxy::Capped::new(b, cfg.max_response_body);
+        let watched = proxy::Watched::new(capped, cfg.revocation_check, move || {
+            gate.still_valid(&session)
+        });
         Ok(Response::from_parts(p, Body::new(watched)))
     }
 

@@ -300,8 +300,8 @@ pub fn response_headers(h: &mut HeaderMap, switching: bool) {
     }
 }
 
-/// A request body that fails once more than `limit` bytes came, and says so through
-/// `exceeded` (the upstream call then answers 413, not 502).
+/// A body that fails once more than `limit` bytes came, and says so through
+/// `exceeded` (for a request, the answer is then 413, not 502).
 pub struct Capped<B> {
     inner: B,
     left: u64,
@@ -362,12 +362,11 @@ where
 }
 
 /// A body that ends in an error when its credential is revoked (checked every
-/// `every`, also while nothing arrives) or when more than `limit` bytes pass.
+/// `every`, also while nothing arrives). Size is [`Capped`]'s business.
 pub struct Watched<B> {
     inner: B,
     still_valid: Box<dyn Fn() -> bool + Send + Sync>,
     tick: tokio::time::Interval,
-    left: u64,
 }
 
 impl<B> Watched<B> {
@@ -375,7 +374,6 @@ impl<B> Watched<B> {
     pub fn new(
         inner: B,
         every: Duration,
-        limit: u64,
         still_valid: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Self {
         let mut tick = tokio::time::interval(every);
@@ -384,7 +382,6 @@ impl<B> Watched<B> {
             inner,
             still_valid: Box::new(still_valid),
             tick,
-            left: limit,
         }
     }
 }
@@ -406,20 +403,7 @@ where
                 return Poll::Ready(Some(Err("the credential was revoked".into())));
             }
         }
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
-                if n > self.left {
-                    return Poll::Ready(Some(Err("the answer is larger than allowed".into())));
-                }
-                self.left -= n;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

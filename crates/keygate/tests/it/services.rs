@@ -28,6 +28,37 @@ pub fn python() -> String {
     py
 }
 
+/// A finished command's standard output and error, as text.
+pub fn text_of(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// keygate + a ksqlDB cluster registered in front of the ksqlDB test upstream (which
+/// demands the gateway's own bearer token): the world, the upstream, the cluster's id
+/// and CRN.
+fn ksql_world(toml: &str) -> (World, TestUpstream, String, String) {
+    let w = world(&[], toml);
+    let up = TestUpstream::start("ksqldb.py", "Authorization:Bearer up-token");
+    let b = w.admin.ok(
+        w.admin.post(
+            "/ksqldbcm/v2/clusters",
+            json!({"spec": {"display_name": "ksql", "environment": {"id": w.env}, "upstream": up.url(),
+                "upstream_security": {"http_auth": "BEARER", "password": "up-token"}}}),
+        ),
+        201,
+    );
+    let id = b["id"].as_str().expect("id").to_owned();
+    let crn = b["metadata"]["resource_name"]
+        .as_str()
+        .expect("crn")
+        .to_owned();
+    (w, up, id, crn)
+}
+
 /// One of the test upstreams in tests/upstreams, on its own port.
 pub struct TestUpstream {
     child: Child,
@@ -512,11 +543,7 @@ fn schema_registry_clients_through_the_gateway() {
         .env("SECRET", &kafka_s)
         .output()
         .expect("run python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = text_of(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("avro round trip ok"), "{text}");
     assert!(text.contains("refused subject payments-value"), "{text}");
@@ -527,11 +554,7 @@ fn schema_registry_clients_through_the_gateway() {
         .env("SR_SECRET", &reg.secret)
         .output()
         .expect("run node (scripts/test installs tests/js)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&node.stdout),
-        String::from_utf8_lossy(&node.stderr)
-    );
+    let text = text_of(&node);
     assert!(node.status.success(), "{text}");
     assert!(text.contains("kafkajs registry ok"), "{text}");
 }
@@ -540,21 +563,7 @@ fn schema_registry_clients_through_the_gateway() {
 /// disabled; all-or-nothing access per ksqlDB cluster.
 #[test]
 fn ksql_access_is_all_or_nothing_and_streams_end_on_revocation() {
-    let w = world(&[], "");
-    let up = TestUpstream::start("ksqldb.py", "Authorization:Bearer up-token");
-    let b = w.admin.ok(
-        w.admin.post(
-            "/ksqldbcm/v2/clusters",
-            json!({"spec": {"display_name": "ksql", "environment": {"id": w.env}, "upstream": up.url(),
-                "upstream_security": {"http_auth": "BEARER", "password": "up-token"}}}),
-        ),
-        201,
-    );
-    let id = b["id"].as_str().expect("id").to_owned();
-    let crn = b["metadata"]["resource_name"]
-        .as_str()
-        .expect("crn")
-        .to_owned();
+    let (w, _up, id, crn) = ksql_world("");
     let base = format!("{}/ksql/{id}", w.srv.services_url);
     let admin_sa = w.admin.sa("ksql-admin");
     w.admin.bind(&format!("User:{admin_sa}"), "KsqlAdmin", &crn);
@@ -705,11 +714,7 @@ fn tableflow_scenario(
         .env("OTHER_LKC", other)
         .output()
         .expect("run python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = text_of(&out);
     assert!(out.status.success(), "{name}: {text}");
     assert!(text.contains(&format!("scenario ok {name}")), "{text}");
     text
@@ -1017,11 +1022,7 @@ fn flink_jobs_belong_to_who_submitted_them() {
         .env("OUT", key_for("out", "", ""))
         .output()
         .expect("run python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = text_of(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("flink scenario ok"), "{text}");
 }
@@ -1157,21 +1158,7 @@ fn http_gateway_bounds_connections_and_slow_heads() {
 /// the ksqlDB cluster is reached by host name, over h2c, with its key as Basic.
 #[test]
 fn ksqldb_client_over_http2_by_host_name() {
-    let w = world(&[], "http_gateway_domain = \"ksql.test\"\n");
-    let up = TestUpstream::start("ksqldb.py", "Authorization:Bearer up-token");
-    let b = w.admin.ok(
-        w.admin.post(
-            "/ksqldbcm/v2/clusters",
-            json!({"spec": {"display_name": "ksql", "environment": {"id": w.env}, "upstream": up.url(),
-                "upstream_security": {"http_auth": "BEARER", "password": "up-token"}}}),
-        ),
-        201,
-    );
-    let id = b["id"].as_str().expect("id").to_owned();
-    let crn = b["metadata"]["resource_name"]
-        .as_str()
-        .expect("crn")
-        .to_owned();
+    let (w, up, id, crn) = ksql_world("http_gateway_domain = \"ksql.test\"\n");
     let port = w
         .srv
         .services_url
@@ -1189,11 +1176,7 @@ fn ksqldb_client_over_http2_by_host_name() {
             .env("WANT", want)
             .output()
             .expect("run node (scripts/test installs tests/js)");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text_of(&out);
         assert!(out.status.success(), "{want}: {text}\n{}", w.srv.logs());
         text
     };
@@ -1221,21 +1204,7 @@ fn ksqldb_client_over_http2_by_host_name() {
 /// tunnel is cut within a second of the key being disabled.
 #[test]
 fn ksql_websocket_push_queries_tunnel_and_end_on_revocation() {
-    let w = world(&[], "");
-    let up = TestUpstream::start("ksqldb.py", "Authorization:Bearer up-token");
-    let b = w.admin.ok(
-        w.admin.post(
-            "/ksqldbcm/v2/clusters",
-            json!({"spec": {"display_name": "ksql", "environment": {"id": w.env}, "upstream": up.url(),
-                "upstream_security": {"http_auth": "BEARER", "password": "up-token"}}}),
-        ),
-        201,
-    );
-    let id = b["id"].as_str().expect("id").to_owned();
-    let crn = b["metadata"]["resource_name"]
-        .as_str()
-        .expect("crn")
-        .to_owned();
+    let (w, up, id, crn) = ksql_world("");
     let sa = w.admin.sa("ws-user");
     w.admin.bind(&format!("User:{sa}"), "KsqlAdmin", &crn);
     let (k, s) = w.admin.key(&sa, &id);
