@@ -33,6 +33,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Owners remembered in memory at most (the rest are read from the store again).
+const OWNERS_CACHED: usize = 10_000;
+
 /// How long a catalog token lives.
 pub const CATALOG_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const CATALOG_PREFIX: &str = "kgc_";
@@ -95,7 +98,8 @@ pub struct Gate {
     failure_delay: Duration,
     catalog_key: [u8; 32],
     /// Owners of objects created through the gateway (Flink jobs), by resource key
-    /// and object id; filled from the store on a miss.
+    /// and object id; filled from the store on a miss. The store is the truth: at
+    /// [`OWNERS_CACHED`] entries the cache is emptied, so its size is bounded.
     owners: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
@@ -439,6 +443,9 @@ impl Gate {
         let who = s.principal().to_string();
         let key = r.storage_key();
         if let Ok(mut m) = self.owners.lock() {
+            if m.len() >= OWNERS_CACHED {
+                m.clear();
+            }
             m.insert((key.clone(), object_id.to_owned()), who.clone());
         }
         if let Err(e) = self
@@ -469,6 +476,9 @@ impl Gate {
         if !missing.is_empty() {
             if let Ok(rows) = self.iam.store.service_object_owners(&key, &missing).await {
                 if let Ok(mut m) = self.owners.lock() {
+                    if m.len() + rows.len() > OWNERS_CACHED {
+                        m.clear();
+                    }
                     for (id, o) in &rows {
                         m.insert((key.clone(), id.clone()), o.clone());
                     }
