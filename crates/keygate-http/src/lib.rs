@@ -165,16 +165,40 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    let tableflow = req.uri().path().starts_with("/iceberg/");
+    let dialect = Dialect::of(req.uri().path());
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let start = std::time::Instant::now();
     let resp = match gw.serve(req, peer).await {
         Ok(r) => r,
-        Err(e) => e.into_response(tableflow),
+        Err(e) => e.into_response(dialect),
     };
     // Method, path and status only: never headers, queries or bodies.
     tracing::info!(%method, path, status = resp.status().as_u16(), micros = start.elapsed().as_micros() as u64, %peer, "http gateway request");
     resp
+}
+
+/// How a service's clients read an error body: each recognises a refusal only in its
+/// own shape (Flink's REST client takes any other JSON object for a success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// Schema Registry and ksqlDB: `{"error_code": …, "message": …}`.
+    Confluent,
+    /// Iceberg REST: `{"error": {"message", "type", "code"}}`.
+    Iceberg,
+    /// Flink REST: `{"errors": […]}`, its only field.
+    Flink,
+}
+
+impl Dialect {
+    fn of(path: &str) -> Self {
+        if path.starts_with("/iceberg/") {
+            Dialect::Iceberg
+        } else if path.starts_with("/flink/") {
+            Dialect::Flink
+        } else {
+            Dialect::Confluent
+        }
+    }
 }
 
 /// An answer the gateway gives itself.
@@ -200,12 +224,15 @@ impl Refusal {
             "Forbidden: the credential's principal may not do this",
         )
     }
-    fn into_response(self, iceberg: bool) -> Response {
-        // Iceberg clients read `{"error": {…}}`; Confluent clients `error_code`.
-        let body = if iceberg {
-            json!({"error": {"message": self.message, "type": error_type(self.status), "code": self.status.as_u16()}})
-        } else {
-            json!({"error_code": self.status.as_u16(), "message": self.message})
+    fn into_response(self, dialect: Dialect) -> Response {
+        let body = match dialect {
+            Dialect::Iceberg => {
+                json!({"error": {"message": self.message, "type": error_type(self.status), "code": self.status.as_u16()}})
+            }
+            Dialect::Flink => json!({ "errors": [self.message] }),
+            Dialect::Confluent => {
+                json!({"error_code": self.status.as_u16(), "message": self.message})
+            }
         };
         let mut r = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -875,4 +902,36 @@ fn upstream_refusal(e: proxy::UpstreamError) -> Refusal {
         _ => StatusCode::BAD_GATEWAY,
     };
     Refusal::new(status, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(d: Dialect) -> serde_json::Value {
+        let r = Refusal::forbidden().into_response(d);
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let b = collect(r.into_body(), 1 << 16).await.expect("body");
+        serde_json::from_slice(&b).expect("json")
+    }
+
+    /// Each service's own clients must recognise a refusal as an error: Flink's REST
+    /// client reads any object but `{"errors": […]}` (alone) as the expected answer.
+    #[tokio::test]
+    async fn refusals_speak_each_clients_dialect() {
+        assert_eq!(
+            Dialect::of("/flink/env-1/aws.us-east-1/jobs"),
+            Dialect::Flink
+        );
+        assert_eq!(Dialect::of("/iceberg/catalog/x"), Dialect::Iceberg);
+        assert_eq!(Dialect::of("/sr/lsrc-1/subjects"), Dialect::Confluent);
+        let flink = body_of(Dialect::Flink).await;
+        assert_eq!(flink.as_object().map(|o| o.len()), Some(1));
+        assert!(flink["errors"][0].is_string(), "{flink}");
+        assert_eq!(body_of(Dialect::Confluent).await["error_code"], 403);
+        assert_eq!(
+            body_of(Dialect::Iceberg).await["error"]["type"],
+            "ForbiddenException"
+        );
+    }
 }

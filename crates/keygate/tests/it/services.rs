@@ -853,7 +853,8 @@ pub struct Flink {
     children: Vec<Child>,
     pub rest: u16,
     pub home: String,
-    _dir: tempfile::TempDir,
+    /// Its configuration directory (the CLI reads the JVM options from it).
+    pub dir: tempfile::TempDir,
 }
 
 impl Drop for Flink {
@@ -922,7 +923,7 @@ impl Flink {
             children,
             rest,
             home,
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -1015,6 +1016,8 @@ fn flink_jobs_belong_to_who_submitted_them() {
             format!("{}/flink/{other_env}/{region}", w.srv.services_url),
         )
         .env("JAR", &jar)
+        .env("FLINK_HOME", &flink.home)
+        .env("FLINK_CONF_DIR", flink.dir.path())
         .env("DEV1", key_for("dev1", "FlinkDeveloper", &region_crn))
         .env("DEV2", key_for("dev2", "FlinkDeveloper", &env_crn))
         .env("OPER", key_for("oper", "Operator", &env_crn))
@@ -1023,7 +1026,7 @@ fn flink_jobs_belong_to_who_submitted_them() {
         .output()
         .expect("run python");
     let text = text_of(&out);
-    assert!(out.status.success(), "{text}");
+    assert!(out.status.success(), "{text}\n{}", w.srv.logs());
     assert!(text.contains("flink scenario ok"), "{text}");
 }
 
