@@ -2,9 +2,9 @@
 //! door writes itself: a failed authentication. Changes (inside their own
 //! transactions) and refusals are recorded by the IAM service.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Params};
 use crate::AppState;
-use axum::extract::{ConnectInfo, MatchedPath, Query, State};
+use axum::extract::{ConnectInfo, MatchedPath, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keygate_audit::{status, types, CloudEvent};
@@ -99,7 +99,7 @@ fn time_param(
 pub async fn list_events(
     State(st): State<AppState>,
     crate::auth::Authed(c): crate::auth::Authed,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params,
 ) -> Result<Response, ApiError> {
     let descending = match q.get("order").map(String::as_str) {
         None | Some("asc") => false,

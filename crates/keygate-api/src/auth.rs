@@ -1,4 +1,5 @@
-//! Authentication of REST calls: HTTP Basic with a CLOUD key, or `Bearer` with an STS
+//! Authentication of REST calls: HTTP Basic with a CLOUD key (or, on a cluster's Kafka
+//! REST paths, that cluster's key), or `Bearer` with an STS
 //! token (issued by `/sts/v1/oauth2/token` for an identity pool). Every failure — no
 //! header, malformed header, unknown key, wrong secret, disabled, expired, a key for a
 //! resource, a bad or expired token — gets the same body after the same fixed delay,
@@ -80,10 +81,16 @@ impl FromRequestParts<AppState> for Authed {
                 }
             };
         }
+        // The Kafka REST paths of a cluster also take that cluster's own key.
+        let cluster = parts
+            .uri
+            .path()
+            .strip_prefix("/kafka/v3/clusters/")
+            .and_then(|rest| rest.split('/').next());
         let result = match basic_credentials(parts) {
             Some((key, secret)) => state
                 .iam
-                .authenticate_cloud(&key, &secret)
+                .authenticate_rest(&key, &secret, cluster)
                 .map_err(|r| (Some(key), r.as_str())),
             None => Err((None, "missing or malformed Authorization header")),
         };

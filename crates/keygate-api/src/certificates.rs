@@ -6,11 +6,11 @@
 //! `keygate-iam::certs`.
 
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::error::{ApiError, ApiJson, ErrorBody, Params};
 use crate::handlers::{meta, page};
 use crate::types::{ListMeta, ObjectMeta};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -18,10 +18,9 @@ use chrono::{DateTime, Utc};
 use keygate_core::model::{IdentityPool, IdentityProvider};
 use keygate_iam::certs::{chain_facts, AuthorityPatch, NewAuthority, NewCertPool};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use utoipa::ToSchema;
 
-type Q = Query<HashMap<String, String>>;
+type Q = Params;
 type R<T> = Result<T, ApiError>;
 
 /// A certificate authority.
@@ -183,12 +182,13 @@ fn ca_obj(st: &AppState, p: IdentityProvider) -> CertificateAuthorityObj {
         certificate_chain_filename: ca.chain_filename,
         crl_source: if ca.crl_pem.is_some() {
             Some("LOCAL")
-        } else if ca.crl_url.is_some() {
+        } else if ca.crl_url.as_deref().is_some_and(|u| !u.is_empty()) {
             Some("URL")
         } else {
             None
         },
-        crl_url: ca.crl_url,
+        // An empty URL (how a client clears it) is no URL: the field is a `uri`.
+        crl_url: ca.crl_url.filter(|u| !u.is_empty()),
         crl_updated_at: ca.crl_updated_at,
         state: "ENABLED",
     }
@@ -224,7 +224,7 @@ fn pool_obj(st: &AppState, p: IdentityPool) -> CertificatePoolObj {
 pub async fn list_authorities(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<CertificateAuthorityList>> {
     let items = st.iam.list_certificate_authorities(&c).await?;
     let url = format!("{}/iam/v2/certificate-authorities", st.cfg.public_url);
@@ -335,7 +335,7 @@ pub async fn list_pools(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(ca): Path<String>,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<CertificatePoolList>> {
     let items = st.iam.list_certificate_pools(&c, &ca).await?;
     let url = format!(

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use keygate_iam::IamError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// `{"errors":[…]}`
@@ -103,12 +104,14 @@ impl ApiError {
         e
     }
 
-    /// 422 for a query parameter.
+    /// 400 for a query parameter.
     pub fn invalid_param(parameter: &str, detail: impl Into<String>) -> Self {
+        // 400, "a missing or malformed parameter", as the hosted document lists for
+        // every operation (422 is for bodies that fail validation).
         let mut e = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
-            "Invalid input",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "Bad Request",
             format!("{parameter}: {}", detail.into()),
         );
         e.0.source = Some(ErrorSource {
@@ -260,8 +263,82 @@ fn rand_id() -> u64 {
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Errors in Kafka REST's own shape on its paths (`/kafka/v3/…`):
+/// `{"error_code": …, "message": …}`, which its clients (and the hosted document's
+/// `Error` schema, closed to other fields) expect there. Authentication failures are
+/// `40101`, authorization failures `40301`; validation failures are `400`, the status
+/// Kafka REST documents for them.
+pub async fn kafka_rest_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    if !(resp.status().is_client_error() || resp.status().is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let error = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+    let error = &error["errors"][0];
+    let detail = match (
+        error["detail"].as_str(),
+        error["source"]["pointer"].as_str(),
+    ) {
+        (Some(d), Some(p)) if !p.is_empty() => format!("{p}: {d}"),
+        (Some(d), _) => d.to_owned(),
+        (None, _) => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .to_owned(),
+    };
+    if parts.status == StatusCode::UNPROCESSABLE_ENTITY {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    let error_code = match parts.status.as_u16() {
+        401 => 40101,
+        403 => 40301,
+        s => u32::from(s),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({"error_code": error_code, "message": detail}).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// A request's query parameters, the empty ones dropped: the hosted CLI asks for an
+/// unfiltered list as `?spec.owner=&spec.resource=`, and an empty filter means none.
+/// Unknown parameters are kept here and ignored by the handlers (the MUST IGNORE rule).
+#[derive(Debug, Default)]
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let all = axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri);
+        let axum::extract::Query(mut all) = all.map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Bad Request",
+                "the query string is malformed",
+            )
+        })?;
+        all.retain(|_, v| !v.is_empty());
+        Ok(Params(all))
+    }
+}
+
 /// A JSON body, decoded strictly: malformed JSON → 400, a body over 1 MiB → 413, a
-/// missing/unknown/mistyped field → 422 naming the field as a JSON pointer.
+/// missing or mistyped field → 422 naming the field as a JSON pointer. Unknown fields
+/// are ignored, as the hosted API's MUST IGNORE rule says (its clients send read-only
+/// fields such as `related` and `kind` back).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -269,20 +346,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // A body without a Content-Type is read as JSON (the MUST IGNORE rule for
+        // request metadata); one that declares another type is refused with 400, the
+        // status the hosted document lists for every operation.
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
+            .map(|v| v.to_str().unwrap_or_default())
+            .is_none_or(|v| {
                 v.split(';')
                     .next()
                     .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
             });
         if !is_json {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                StatusCode::BAD_REQUEST,
                 "unsupported_media_type",
-                "Unsupported Media Type",
+                "Bad Request",
                 "the request body must be JSON (Content-Type: application/json)",
             ));
         }

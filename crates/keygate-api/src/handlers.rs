@@ -1,10 +1,10 @@
 //! Handlers: decode, call the IAM service, render. No rules live here.
 
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::error::{ApiError, ApiJson, ErrorBody, Params};
 use crate::types::*;
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -19,7 +19,7 @@ use keygate_iam::AclFilter;
 use keygate_iam::{NewApiKey, NewResource};
 use std::collections::HashMap;
 
-type Q = Query<HashMap<String, String>>;
+type Q = Params;
 type R<T> = Result<T, ApiError>;
 
 const MAX_PAGE: usize = 100;
@@ -61,18 +61,33 @@ pub(crate) fn page<T>(
             })?,
     };
     let total = items.len();
-    let sep = if url.contains('?') { '&' } else { '?' };
+    // The links keep the list's filters: a client following `next` stays in its list.
+    let mut kept: Vec<(&String, &String)> = q
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "page_size" | "page_token"))
+        .collect();
+    kept.sort();
+    let enc = |v: &str| {
+        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let filters: String = kept
+        .iter()
+        .map(|(k, v)| format!("{}={}&", enc(k), enc(v)))
+        .collect();
+    // `page_token` leads, as in the hosted API's links: some clients cut the token
+    // out of `next` by finding `?page_token=`.
     let next = (offset + size < total).then(|| {
         format!(
-            "{url}{sep}page_size={size}&page_token={}",
+            "{url}?page_token={}&{filters}page_size={size}",
             b64.encode(format!("o:{}", offset + size))
         )
     });
+    let url = format!("{url}?{filters}page_size={size}");
     let data = items.into_iter().skip(offset).take(size).collect();
     Ok((
         data,
         ListMeta {
-            first: format!("{url}{sep}page_size={size}"),
+            first: url,
             next,
             total_size: total,
         },
@@ -142,7 +157,7 @@ fn env_obj(st: &AppState, e: Environment) -> EnvironmentObj {
 pub async fn list_environments(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<EnvironmentList>> {
     let items = st.iam.list_environments(&c).await?;
     let (items, metadata) = page(
@@ -270,9 +285,37 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
     let (_, api_version) = resource_base(r.kind);
     let kafka_bootstrap_endpoint = bootstrap_endpoint(st, &r);
     let http_endpoint = http_endpoint(st, &r);
+    let self_managed = "SELF_MANAGED";
+    let hosted = match r.kind {
+        ResourceKind::Kafka => HostedFacts {
+            availability: Some(self_managed),
+            cloud: Some(self_managed),
+            region: Some("self-managed".into()),
+            config: Some(serde_json::json!({"kind": "Basic"})),
+            package: None,
+        },
+        ResourceKind::SchemaRegistry => HostedFacts {
+            cloud: Some(self_managed),
+            region: Some("self-managed".into()),
+            package: Some(self_managed),
+            ..HostedFacts::default()
+        },
+        ResourceKind::Flink => HostedFacts {
+            cloud: Some(self_managed),
+            region: Some(r.id.clone()),
+            ..HostedFacts::default()
+        },
+        ResourceKind::Ksql | ResourceKind::Tableflow => HostedFacts::default(),
+    };
     ClusterObj {
         api_version,
-        kind: r.kind.api_kind(),
+        // The object's kind in its own API (`Cluster`, `Region`); key references to
+        // it use `ResourceKind::api_kind`.
+        kind: match r.kind {
+            ResourceKind::Flink => "Region",
+            ResourceKind::Tableflow => "TableflowEndpoint",
+            _ => "Cluster",
+        },
         metadata: meta(
             st,
             resource_path(&r),
@@ -286,6 +329,7 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
             upstream: r.upstream,
             kafka_bootstrap_endpoint,
             http_endpoint,
+            hosted,
             upstream_security: Some({
                 let v = keygate_iam::UpstreamView::from(&r.upstream_security);
                 UpstreamSecurityOut {
@@ -328,10 +372,7 @@ pub(crate) async fn list_resources(
     let env = q.get("environment").map(String::as_str);
     let items = st.iam.list_resources(&c, kind, env).await?;
     let (base, api_version) = resource_base(kind);
-    let url = match env {
-        Some(e) => format!("{}{base}?environment={e}", st.cfg.public_url),
-        None => format!("{}{base}", st.cfg.public_url),
-    };
+    let url = format!("{}{base}", st.cfg.public_url);
     let (items, metadata) = page(items, &q, &url)?;
     Ok(Json(ClusterList {
         api_version,
@@ -435,7 +476,7 @@ pub(crate) async fn delete_resource(
 pub async fn list_kafka(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<ClusterList>> {
     list_resources(st, c, ResourceKind::Kafka, q).await
 }
@@ -458,7 +499,7 @@ pub async fn get_kafka(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(id): Path<String>,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<ClusterObj>> {
     get_resource(st, c, ResourceKind::Kafka, id, q).await
 }
@@ -470,7 +511,7 @@ pub async fn update_kafka(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(id): Path<String>,
-    Query(q): Q,
+    Params(q): Q,
     ApiJson(b): ApiJson<ClusterUpdate>,
 ) -> R<Json<ClusterObj>> {
     update_resource(st, c, ResourceKind::Kafka, id, q, b).await
@@ -483,7 +524,7 @@ pub async fn delete_kafka(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(id): Path<String>,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<StatusCode> {
     delete_resource(st, c, ResourceKind::Kafka, id, q).await
 }
@@ -540,12 +581,15 @@ fn user_obj(st: &AppState, a: Account) -> UserObj {
 pub async fn list_service_accounts(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<ServiceAccountList>> {
-    let items = st
+    let mut items = st
         .iam
         .list_accounts(&c, AccountKind::ServiceAccount)
         .await?;
+    if let Some(name) = q.get("display_name") {
+        items.retain(|a| &a.display_name == name);
+    }
     let (items, metadata) = page(
         items,
         &q,
@@ -632,7 +676,7 @@ pub async fn delete_service_account(
 pub async fn list_users(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<UserList>> {
     let items = st.iam.list_accounts(&c, AccountKind::User).await?;
     let (items, metadata) = page(items, &q, &format!("{}/iam/v2/users", st.cfg.public_url))?;
@@ -743,12 +787,14 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
         kind: k.owner_kind.api_kind().into(),
     };
     let resource = match &k.scope {
+        // A cloud key's scope is the organization: its reference names it (the
+        // hosted schema requires non-empty URI `related` and `resource_name`).
         KeyScope::Cloud => ObjRef {
             id: "CLOUD".into(),
             environment: None,
-            related: String::new(),
-            resource_name: String::new(),
-            api_version: String::new(),
+            related: format!("{base}/org/v2/organizations/{}", st.iam.org().id),
+            resource_name: org.to_string(),
+            api_version: "org/v2".into(),
             kind: "Cloud".into(),
         },
         KeyScope::Resource {
@@ -805,7 +851,7 @@ fn key_obj(st: &AppState, k: ApiKey, secret: Option<String>) -> ApiKeyObj {
 pub async fn list_api_keys(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<ApiKeyList>> {
     let resource = q.get("spec.resource").map(|r| {
         (
@@ -844,8 +890,8 @@ pub async fn create_api_key(
                 display_name: s.display_name,
                 description: s.description,
                 owner_id: s.owner.map(|o| o.id),
-                resource_id: s.resource.id,
-                environment_id: s.resource.environment,
+                resource_id: s.resource.as_ref().map_or("CLOUD", |r| &r.id).to_owned(),
+                environment_id: s.resource.and_then(|r| r.environment),
                 expires_at: s.expires_at,
             },
         )
@@ -876,6 +922,25 @@ pub async fn update_api_key(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<ApiKeyUpdate>,
 ) -> R<Json<ApiKeyObj>> {
+    if b.spec.owner.is_some() || b.spec.resource.is_some() {
+        let now = key_obj(&st, st.iam.get_api_key(&c, &id).await?, None);
+        if b.spec
+            .owner
+            .as_ref()
+            .is_some_and(|o| o.id != now.spec.owner.id)
+        {
+            return Err(ApiError::invalid("/spec/owner", "is immutable"));
+        }
+        let same_resource = |r: &ResourceIn| {
+            r.id.eq_ignore_ascii_case(&now.spec.resource.id)
+                && r.environment
+                    .as_ref()
+                    .is_none_or(|e| Some(e) == now.spec.resource.environment.as_ref())
+        };
+        if b.spec.resource.as_ref().is_some_and(|r| !same_resource(r)) {
+            return Err(ApiError::invalid("/spec/resource", "is immutable"));
+        }
+    }
     let k = st
         .iam
         .update_api_key(
@@ -957,7 +1022,7 @@ fn rb_obj(st: &AppState, rb: RoleBinding) -> RoleBindingObj {
 pub async fn list_role_bindings(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<RoleBindingList>> {
     let crn = q
         .get("crn_pattern")
@@ -974,10 +1039,7 @@ pub async fn list_role_bindings(
     let (items, metadata) = page(
         items,
         &q,
-        &format!(
-            "{}/iam/v2/role-bindings?crn_pattern={crn}",
-            st.cfg.public_url
-        ),
+        &format!("{}/iam/v2/role-bindings", st.cfg.public_url),
     )?;
     Ok(Json(RoleBindingList {
         api_version: "iam/v2",
@@ -1015,14 +1077,17 @@ pub async fn get_role_binding(
 
 /// Revoke a role binding (never the last OrganizationAdmin's).
 #[utoipa::path(delete, path = "/iam/v2/role-bindings/{id}", tag = "role bindings", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("basic" = [])))]
+    responses((status = 200, body = RoleBindingObj), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("basic" = [])))]
 pub async fn delete_role_binding(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(id): Path<String>,
-) -> R<StatusCode> {
-    st.iam.delete_role_binding(&c, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> R<Json<RoleBindingObj>> {
+    // As the hosted API: 200 with the binding that was deleted.
+    Ok(Json(rb_obj(
+        &st,
+        st.iam.delete_role_binding(&c, &id).await?,
+    )))
 }
 
 // ---- ACLs --------------------------------------------------------------------------------
@@ -1126,12 +1191,13 @@ fn acl_filter(q: &HashMap<String, String>) -> R<AclFilter> {
         );
     }
     f.resource_name = q.get("resource_name").filter(|v| !v.is_empty()).cloned();
+    f.host = q.get("host").cloned();
     Ok(f)
 }
 
 fn acl_list(st: &AppState, cluster: &str, acls: &[Acl]) -> AclList {
     AclList {
-        kind: "KafkaAclDataList",
+        kind: "KafkaAclList",
         metadata: AclMeta {
             self_: format!("{}/kafka/v3/clusters/{cluster}/acls", st.cfg.public_url),
         },
@@ -1181,7 +1247,7 @@ pub async fn list_acls(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(cluster): Path<String>,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<AclList>> {
     let f = acl_filter(&q)?;
     let acls = st.iam.list_acls(&c, &cluster, &f).await?;
@@ -1197,8 +1263,15 @@ pub async fn delete_acls(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(cluster): Path<String>,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<AclList>> {
+    // As in Kafka REST: a delete names its type, pattern, operation and permission
+    // (`ANY` is a value), so an empty query cannot delete every ACL by accident.
+    for k in ["resource_type", "pattern_type", "operation", "permission"] {
+        if !q.contains_key(k) {
+            return Err(ApiError::invalid_param(k, "is required to delete ACLs"));
+        }
+    }
     let f = acl_filter(&q)?;
     let acls = st.iam.delete_acls(&c, &cluster, &f).await?;
     Ok(Json(acl_list(&st, &cluster, &acls)))
@@ -1213,21 +1286,7 @@ pub async fn list_organizations(
     State(st): State<AppState>,
     Authed(_c): Authed,
 ) -> Json<OrganizationList> {
-    let o = st.iam.org().clone();
     let url = format!("{}/org/v2/organizations", st.cfg.public_url);
-    let obj = OrganizationObj {
-        api_version: "org/v2",
-        kind: "Organization",
-        metadata: meta(
-            &st,
-            format!("/org/v2/organizations/{}", o.id),
-            o.crn().to_string(),
-            o.created_at,
-            o.created_at,
-        ),
-        id: o.id,
-        display_name: o.display_name,
-    };
     Json(OrganizationList {
         api_version: "org/v2",
         kind: "OrganizationList",
@@ -1236,6 +1295,52 @@ pub async fn list_organizations(
             next: None,
             total_size: 1,
         },
-        data: vec![obj],
+        data: vec![org_obj(&st)],
     })
+}
+
+/// The organization by id (there is one; any other id is not found).
+#[utoipa::path(get, path = "/org/v2/organizations/{id}", tag = "environments", params(("id" = String, Path)),
+    responses((status = 200, body = OrganizationObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
+pub async fn get_organization(
+    State(st): State<AppState>,
+    Authed(_c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<OrganizationObj>> {
+    if id != st.iam.org().id {
+        return Err(ApiError::not_found("no such organization"));
+    }
+    Ok(Json(org_obj(&st)))
+}
+
+/// Rename the organization (OrganizationAdmin).
+#[utoipa::path(patch, path = "/org/v2/organizations/{id}", tag = "environments", params(("id" = String, Path)), request_body = OrganizationUpdate,
+    responses((status = 200, body = OrganizationObj), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("basic" = [])))]
+pub async fn update_organization(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<OrganizationUpdate>,
+) -> R<Json<OrganizationObj>> {
+    st.iam
+        .rename_organization(&c, &id, b.display_name.as_deref())
+        .await?;
+    Ok(Json(org_obj(&st)))
+}
+
+fn org_obj(st: &AppState) -> OrganizationObj {
+    let o = keygate_core::model::Organization::clone(&st.iam.org());
+    OrganizationObj {
+        api_version: "org/v2",
+        kind: "Organization",
+        metadata: meta(
+            st,
+            format!("/org/v2/organizations/{}", o.id),
+            o.crn().to_string(),
+            o.created_at,
+            o.created_at,
+        ),
+        id: o.id,
+        display_name: o.display_name,
+    }
 }

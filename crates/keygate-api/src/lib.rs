@@ -15,7 +15,7 @@ pub mod handlers;
 pub mod oauth;
 pub mod types;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -23,7 +23,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use keygate_core::ResourceKind;
 use keygate_iam::{Iam, UsageRecorder};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -63,7 +62,7 @@ pub struct AppState {
     info(title = "keygate", description = "Self-hosted identity and access control for Kafka platforms. \
         Authenticate with HTTP Basic (a CLOUD API key and its secret) or with Bearer (an STS token from /sts/v1/oauth2/token)."),
     paths(
-        handlers::healthz, handlers::readyz, handlers::list_organizations,
+        handlers::healthz, handlers::readyz, handlers::list_organizations, handlers::get_organization, handlers::update_organization,
         handlers::list_environments, handlers::create_environment, handlers::get_environment, handlers::update_environment, handlers::delete_environment,
         handlers::list_kafka, handlers::create_kafka, handlers::get_kafka, handlers::update_kafka, handlers::delete_kafka,
         handlers::list_service_accounts, handlers::create_service_account, handlers::get_service_account, handlers::update_service_account, handlers::delete_service_account,
@@ -133,13 +132,14 @@ async fn docs() -> Html<&'static str> {
 fn resource_routes(kind: ResourceKind) -> Router<AppState> {
     use auth::Authed;
     use error::ApiJson;
-    type Q = Query<HashMap<String, String>>;
+    use error::Params;
+    type Q = Params;
     let (base, _) = handlers::resource_base(kind);
     Router::new()
         .route(
             base,
             get(
-                move |State(st): State<AppState>, Authed(c): Authed, Query(q): Q| {
+                move |State(st): State<AppState>, Authed(c): Authed, Params(q): Q| {
                     handlers::list_resources(st, c, kind, q)
                 },
             )
@@ -157,13 +157,13 @@ fn resource_routes(kind: ResourceKind) -> Router<AppState> {
                 move |State(st): State<AppState>,
                       Authed(c): Authed,
                       Path(id): Path<String>,
-                      Query(q): Q| handlers::get_resource(st, c, kind, id, q),
+                      Params(q): Q| handlers::get_resource(st, c, kind, id, q),
             )
             .patch(
                 move |State(st): State<AppState>,
                       Authed(c): Authed,
                       Path(id): Path<String>,
-                      Query(q): Q,
+                      Params(q): Q,
                       ApiJson(b): ApiJson<types::ClusterUpdate>| {
                     handlers::update_resource(st, c, kind, id, q, b)
                 },
@@ -172,7 +172,7 @@ fn resource_routes(kind: ResourceKind) -> Router<AppState> {
                 move |State(st): State<AppState>,
                       Authed(c): Authed,
                       Path(id): Path<String>,
-                      Query(q): Q| {
+                      Params(q): Q| {
                     handlers::delete_resource(st, c, kind, id, q)
                 },
             ),
@@ -198,6 +198,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .route("/org/v2/organizations", get(h::list_organizations))
+        .route(
+            "/org/v2/organizations/{id}",
+            get(h::get_organization).patch(h::update_organization),
+        )
         .route(
             "/org/v2/environments",
             get(h::list_environments).post(h::create_environment),
@@ -245,14 +249,6 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/iam/v2/role-bindings/{id}",
             get(h::get_role_binding).delete(h::delete_role_binding),
-        )
-        .route(
-            "/kafka/v3/clusters/{cluster_id}/acls",
-            get(h::list_acls).post(h::create_acl).delete(h::delete_acls),
-        )
-        .route(
-            "/kafka/v3/clusters/{cluster_id}/acls:batch",
-            post(h::create_acls_batch),
         )
         .route(
             "/iam/v2/identity-providers",
@@ -304,7 +300,19 @@ pub fn router(state: AppState) -> Router {
             post(oauth::rotate_signing_key),
         )
         .route("/.well-known/jwks.json", get(oauth::jwks))
-        .route("/audit/v1/events", get(audit::list_events));
+        .route("/audit/v1/events", get(audit::list_events))
+        .merge(
+            Router::new()
+                .route(
+                    "/kafka/v3/clusters/{cluster_id}/acls",
+                    get(h::list_acls).post(h::create_acl).delete(h::delete_acls),
+                )
+                .route(
+                    "/kafka/v3/clusters/{cluster_id}/acls:batch",
+                    post(h::create_acls_batch),
+                )
+                .route_layer(middleware::from_fn(error::kafka_rest_errors)),
+        );
     for kind in ResourceKind::ALL {
         r = r.merge(resource_routes(kind));
     }

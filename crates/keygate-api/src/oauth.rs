@@ -4,20 +4,19 @@
 //! `keygate-iam` and `keygate-oauth`.
 
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::error::{ApiError, ApiJson, ErrorBody, Params};
 use crate::handlers::{meta, page};
 use crate::types::*;
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use keygate_core::model::{IdentityPool, IdentityProvider};
 use keygate_iam::Patch;
 use keygate_iam::{Exchange, NewPool, NewProvider, StsError};
-use std::collections::HashMap;
 
-type Q = Query<HashMap<String, String>>;
+type Q = Params;
 type R<T> = Result<T, ApiError>;
 
 fn state_str(enabled: bool) -> &'static str {
@@ -94,7 +93,7 @@ fn pool_obj(st: &AppState, p: IdentityPool) -> IdentityPoolObj {
 pub async fn list_providers(
     State(st): State<AppState>,
     Authed(c): Authed,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<IdentityProviderList>> {
     let items = st.iam.list_providers(&c).await?;
     let (items, metadata) = page(
@@ -189,7 +188,16 @@ pub async fn refresh_provider_jwks(
 ) -> R<Json<JwksRefreshObj>> {
     let (p, status) = st.iam.refresh_provider_jwks(&c, &id).await?;
     Ok(Json(JwksRefreshObj {
-        status: status.as_str(),
+        api_version: "iam/v2",
+        kind: "Jwks",
+        spec: JwksStatusObj {
+            jwks_status: status.as_str(),
+            jwks_last_refresh_at: None,
+        },
+        status: JwksStatusObj {
+            jwks_status: status.as_str(),
+            jwks_last_refresh_at: Some(chrono::Utc::now()),
+        },
         identity_provider: provider_obj(&st, p),
     }))
 }
@@ -201,7 +209,7 @@ pub async fn list_pools(
     State(st): State<AppState>,
     Authed(c): Authed,
     Path(provider_id): Path<String>,
-    Query(q): Q,
+    Params(q): Q,
 ) -> R<Json<IdentityPoolList>> {
     let items = st.iam.list_pools(&c, &provider_id).await?;
     let (items, metadata) = page(
@@ -293,12 +301,21 @@ pub async fn delete_pool(
 }
 
 fn oauth_error(status: StatusCode, error: &'static str, description: String) -> Response {
+    let item = crate::error::ErrorItem {
+        id: error.to_owned(),
+        status: status.as_u16().to_string(),
+        code: error.to_owned(),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        detail: description.clone(),
+        source: None,
+    };
     (
         status,
         [(header::CACHE_CONTROL, "no-store")],
         Json(OAuthErrorBody {
             error,
             error_description: description,
+            errors: vec![item],
         }),
     )
         .into_response()
@@ -306,7 +323,7 @@ fn oauth_error(status: StatusCode, error: &'static str, description: String) -> 
 
 /// Exchange an IdP token for a keygate access token for one identity pool (RFC 8693).
 #[utoipa::path(post, path = "/sts/v1/oauth2/token", tag = "sts", request_body(content = TokenExchangeForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = TokenExchangeReply), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
+    responses((status = 200, body = TokenExchangeReply), (status = 400, body = OAuthErrorBody)))]
 pub async fn token_exchange(
     State(st): State<AppState>,
     parts: axum::http::request::Parts,
@@ -364,8 +381,9 @@ pub async fn token_exchange(
                 &reason.to_string(),
             );
             tokio::time::sleep(st.cfg.auth_failure_delay).await;
+            // 400, as RFC 6749 §5.2 and the hosted document have it for a refused grant.
             oauth_error(
-                StatusCode::UNAUTHORIZED,
+                StatusCode::BAD_REQUEST,
                 "invalid_grant",
                 "the subject token was not accepted".into(),
             )

@@ -51,7 +51,6 @@ pub struct ObjRef {
 
 /// `{ "id": … }` in requests.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IdIn {
     /// Id.
     pub id: String,
@@ -94,7 +93,6 @@ list_type!(EnvironmentList, EnvironmentObj);
 
 /// Create an environment.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EnvironmentCreate {
     /// Name (1–64 characters, unique).
     pub display_name: String,
@@ -102,7 +100,6 @@ pub struct EnvironmentCreate {
 
 /// Update an environment.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EnvironmentUpdate {
     /// New name.
     pub display_name: Option<String>,
@@ -149,6 +146,31 @@ pub struct ClusterSpec {
     /// is shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_security: Option<UpstreamSecurityOut>,
+    /// What the hosted document requires of a provisioned cluster, for a registered
+    /// one: `SELF_MANAGED` where keygate has no such fact.
+    #[serde(flatten)]
+    pub hosted: HostedFacts,
+}
+
+/// The hosted document's required fields of a cluster that keygate registers rather
+/// than provisions (values of its open, extensible enums).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct HostedFacts {
+    /// Kafka: `SELF_MANAGED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability: Option<&'static str>,
+    /// `SELF_MANAGED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<&'static str>,
+    /// Flink: the region; others `self-managed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Kafka: `{"kind": "Basic"}`, the document's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// Schema Registry: `SELF_MANAGED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<&'static str>,
 }
 
 /// How the gateway connects and authenticates to a cluster's brokers, as shown.
@@ -257,7 +279,6 @@ pub struct UpstreamHealth {
 
 /// Register a cluster.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ClusterCreate {
     /// Spec.
     pub spec: ClusterCreateSpec,
@@ -265,7 +286,6 @@ pub struct ClusterCreate {
 
 /// Spec of a new cluster.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ClusterCreateSpec {
     /// Name.
     pub display_name: String,
@@ -284,7 +304,6 @@ pub struct ClusterCreateSpec {
 
 /// Update a cluster.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ClusterUpdate {
     /// Spec.
     pub spec: ClusterUpdateSpec,
@@ -292,7 +311,6 @@ pub struct ClusterUpdate {
 
 /// Changes to a cluster.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ClusterUpdateSpec {
     /// New name.
     #[serde(default)]
@@ -327,7 +345,6 @@ list_type!(ServiceAccountList, ServiceAccountObj);
 
 /// Create a service account.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceAccountCreate {
     /// Name (1–64 characters, unique).
     pub display_name: String,
@@ -338,7 +355,6 @@ pub struct ServiceAccountCreate {
 
 /// Update a service account.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceAccountUpdate {
     /// New name.
     #[serde(default)]
@@ -370,7 +386,6 @@ list_type!(UserList, UserObj);
 
 /// Create a user.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UserCreate {
     /// E-mail (unique).
     pub email: String,
@@ -396,7 +411,6 @@ impl std::fmt::Debug for UserCreate {
 
 /// Set a user's console password.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PasswordSet {
     /// The new password (at least 12 characters).
     pub password: String,
@@ -414,7 +428,6 @@ impl std::fmt::Debug for PasswordSet {
 
 /// Update a user.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     /// New full name.
     #[serde(default)]
@@ -471,7 +484,6 @@ pub struct ApiKeyStatus {
 
 /// Create a key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ApiKeyCreate {
     /// Spec.
     pub spec: ApiKeyCreateSpec,
@@ -479,7 +491,6 @@ pub struct ApiKeyCreate {
 
 /// Spec of a new key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ApiKeyCreateSpec {
     /// Name.
     #[serde(default)]
@@ -490,8 +501,10 @@ pub struct ApiKeyCreateSpec {
     /// Owner (default: the caller).
     #[serde(default)]
     pub owner: Option<IdIn>,
-    /// Resource.
-    pub resource: ResourceIn,
+    /// Resource; absent or null is a cloud key (as `CLOUD`), as the hosted schema
+    /// marks it nullable.
+    #[serde(default)]
+    pub resource: Option<ResourceIn>,
     /// Optional expiry (RFC 3339, in the future).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -499,7 +512,6 @@ pub struct ApiKeyCreateSpec {
 
 /// Resource of a new key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ResourceIn {
     /// `CLOUD`, `TABLEFLOW`, `lkc-…`, `lsrc-…`, `lksqlc-…` or a Flink region.
     pub id: String,
@@ -510,7 +522,6 @@ pub struct ResourceIn {
 
 /// Update a key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ApiKeyUpdate {
     /// Spec.
     pub spec: ApiKeyUpdateSpec,
@@ -518,7 +529,6 @@ pub struct ApiKeyUpdate {
 
 /// Changes to a key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ApiKeyUpdateSpec {
     /// New name.
     #[serde(default)]
@@ -526,6 +536,13 @@ pub struct ApiKeyUpdateSpec {
     /// New description.
     #[serde(default)]
     pub description: Option<String>,
+    /// Immutable: accepted when it names the key's owner (clients send the whole
+    /// spec back), refused when it names another.
+    #[serde(default)]
+    pub owner: Option<IdIn>,
+    /// Immutable, like `owner`.
+    #[serde(default)]
+    pub resource: Option<ResourceIn>,
 }
 
 // ---- role bindings ---------------------------------------------------------------
@@ -552,7 +569,6 @@ list_type!(RoleBindingList, RoleBindingObj);
 
 /// Create a role binding.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RoleBindingCreate {
     /// `User:…` or `Group:…`.
     pub principal: String,
@@ -600,7 +616,7 @@ pub struct AclMeta {
 /// ACLs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AclList {
-    /// `KafkaAclDataList`
+    /// `KafkaAclList`
     pub kind: &'static str,
     /// Metadata.
     pub metadata: AclMeta,
@@ -610,7 +626,6 @@ pub struct AclList {
 
 /// Create an ACL.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct AclCreate {
     /// TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID.
     pub resource_type: String,
@@ -631,7 +646,6 @@ pub struct AclCreate {
 
 /// Create several ACLs at once.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct AclBatch {
     /// The ACLs.
     pub data: Vec<AclCreate>,
@@ -652,6 +666,14 @@ pub struct OrganizationObj {
     pub display_name: String,
 }
 list_type!(OrganizationList, OrganizationObj);
+
+/// Rename the organization.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OrganizationUpdate {
+    /// New name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
 
 // ---- external OAuth ------------------------------------------------------------
 
@@ -689,7 +711,6 @@ list_type!(IdentityProviderList, IdentityProviderObj);
 
 /// Register an identity provider.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IdentityProviderCreate {
     /// Name (1–64 characters, unique).
     pub display_name: String,
@@ -708,7 +729,6 @@ pub struct IdentityProviderCreate {
 
 /// Update an identity provider.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IdentityProviderUpdate {
     /// New name.
     #[serde(default)]
@@ -733,10 +753,26 @@ pub struct IdentityProviderUpdate {
 /// The result of `PATCH …/{id}/jwks`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JwksRefreshObj {
-    /// `REFRESHED`, `OK`, `INVALID_JWKS_URI` or `ERROR_FETCHING_JWKS`.
-    pub status: &'static str,
-    /// The provider after the refresh.
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `Jwks`
+    pub kind: &'static str,
+    /// The outcome, as the hosted API places it.
+    pub spec: JwksStatusObj,
+    /// The same, with when the keys were fetched.
+    pub status: JwksStatusObj,
+    /// (keygate extension) The provider after the refresh.
     pub identity_provider: IdentityProviderObj,
+}
+
+/// The outcome of a key refresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JwksStatusObj {
+    /// `REFRESHED`, `OK`, `INVALID_JWKS_URI` or `ERROR_FETCHING_JWKS`.
+    pub jwks_status: &'static str,
+    /// When the refresh ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_last_refresh_at: Option<DateTime<Utc>>,
 }
 
 /// An identity pool.
@@ -767,7 +803,6 @@ list_type!(IdentityPoolList, IdentityPoolObj);
 
 /// Create an identity pool.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IdentityPoolCreate {
     /// Name (1–64 characters, unique per provider).
     pub display_name: String,
@@ -784,7 +819,6 @@ pub struct IdentityPoolCreate {
 
 /// Update an identity pool.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IdentityPoolUpdate {
     /// New name.
     #[serde(default)]
@@ -839,18 +873,20 @@ pub struct TokenExchangeReply {
     pub expires_in: i64,
 }
 
-/// An OAuth error (RFC 6749 §5.2).
+/// An OAuth error (RFC 6749 §5.2), with the same error in the hosted API's
+/// `errors` list beside it: OAuth clients read `error`, the hosted clients `errors`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthErrorBody {
     /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, …
     pub error: &'static str,
     /// Human-readable detail.
     pub error_description: String,
+    /// The same, in the hosted API's error model.
+    pub errors: Vec<crate::error::ErrorItem>,
 }
 
 /// Rotate the STS signing key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SigningKeyRotate {
     /// Also retire every earlier key: tokens they signed stop working at once.
     #[serde(default)]

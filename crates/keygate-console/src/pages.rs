@@ -1129,6 +1129,7 @@ pub(crate) async fn delete_acl(
         pattern_type: Some(b.pattern_type),
         operation: Some(b.operation),
         permission: Some(b.permission),
+        host: None,
     };
     match st.iam.delete_acls(&s.caller, &cluster, &filter).await {
         Ok(d) => done(&back, &format!("{} ACL(s) deleted.", d.len())),
@@ -1319,7 +1320,7 @@ pub(crate) async fn delete_role_binding(
     Posted(s, _): Posted,
 ) -> Response {
     match st.iam.delete_role_binding(&s.caller, &id).await {
-        Ok(()) => done(
+        Ok(_) => done(
             "/console/role-bindings",
             &format!("Role binding {id} revoked."),
         ),

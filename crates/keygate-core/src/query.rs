@@ -22,6 +22,16 @@ pub struct AclFilter {
     pub operation: Option<Operation>,
     /// Permission.
     pub permission: Option<Permission>,
+    /// Host, exactly. keygate's ACLs all have host `*`: a filter naming another host
+    /// matches none (Kafka's filters match the host literally).
+    pub host: Option<String>,
+}
+
+impl AclFilter {
+    /// Whether the filter can match any ACL at all.
+    pub fn matches_some_host(&self) -> bool {
+        self.host.as_deref().is_none_or(|h| h == "*")
+    }
 }
 
 /// Fields of an update; `None` leaves a field alone.

@@ -479,7 +479,7 @@ impl Iam {
     }
 
     /// The organization.
-    pub fn org(&self) -> &Organization {
+    pub fn org(&self) -> Arc<Organization> {
         self.snapshot().org()
     }
 
@@ -498,15 +498,26 @@ impl Iam {
         }
     }
 
-    /// Authenticate a CLOUD key for the REST API.
-    pub fn authenticate_cloud(
+    /// Authenticate a key for a REST call: a CLOUD key, or — on the Kafka REST paths
+    /// of one cluster (`/kafka/v3/clusters/{id}/…`), where the hosted API and its
+    /// Terraform provider use that cluster's own key — a key for `cluster`.
+    pub fn authenticate_rest(
         &self,
         key_id: &str,
         secret: &Secret,
+        cluster: Option<&str>,
     ) -> std::result::Result<Caller, KeyRejection> {
-        let entry = self
-            .snapshot()
-            .verify(key_id, secret, ScopeCheck::Cloud, Utc::now())?;
+        let snap = self.snapshot();
+        let now = Utc::now();
+        let entry = match (snap.verify(key_id, secret, ScopeCheck::Cloud, now), cluster) {
+            (Err(KeyRejection::WrongScope), Some(cluster)) => snap.verify(
+                key_id,
+                secret,
+                ScopeCheck::Resource(ResourceKind::Kafka, cluster),
+                now,
+            )?,
+            (r, _) => r?,
+        };
         Ok(Caller {
             principal: Principal::user(entry.owner_id.to_string()),
             account_id: entry.owner_id.to_string(),
@@ -770,6 +781,38 @@ impl Iam {
             .await?;
         self.settle().await;
         Ok(e)
+    }
+
+    /// Rename the organization (OrganizationAdmin). `id` must be its id.
+    pub async fn rename_organization(
+        &self,
+        c: &Caller,
+        id: &str,
+        display_name: Option<&str>,
+    ) -> Result<Organization> {
+        if id != self.org().id {
+            return Err(IamError::NotFound("organization", id.to_owned()));
+        }
+        let org = self.org_crn();
+        self.require(
+            c,
+            Capability::ManageEnvironment,
+            &org,
+            "rename the organization",
+        )?;
+        let Some(name) = display_name else {
+            return Ok(Organization::clone(&self.org()));
+        };
+        let name = check_name("/display_name", name)?;
+        let o = self
+            .store
+            .rename_organization(
+                &name,
+                &self.change(c, "UpdateOrganization", "Organization", org.to_string()),
+            )
+            .await?;
+        self.settle().await;
+        Ok(o)
     }
 
     /// Delete an empty environment (OrganizationAdmin).
@@ -1259,12 +1302,33 @@ impl Iam {
                 }
             }
         };
-        if matches!(kind, ResourceKind::Flink | ResourceKind::Tableflow) && env.is_none() {
-            return Err(IamError::invalid(
-                "/spec/resource/environment",
-                "is required for Flink and Tableflow keys",
-            ));
-        }
+        // The hosted API's Tableflow keys name no environment: keygate's Tableflow
+        // endpoints are per environment, so the organization's only one is meant.
+        let only_tableflow;
+        let env = match (kind, env) {
+            (ResourceKind::Tableflow, None) => {
+                let all = self.store.list_resources(Some(kind), None).await?;
+                match all.as_slice() {
+                    [one] => {
+                        only_tableflow = one.environment_id.clone();
+                        Some(only_tableflow.as_str())
+                    }
+                    _ => {
+                        return Err(IamError::invalid(
+                            "/spec/resource/environment",
+                            "is required for a Tableflow key unless exactly one environment has a Tableflow endpoint",
+                        ))
+                    }
+                }
+            }
+            (ResourceKind::Flink, None) => {
+                return Err(IamError::invalid(
+                    "/spec/resource/environment",
+                    "is required for Flink keys",
+                ))
+            }
+            (_, env) => env,
+        };
         let key = Resource::key(kind, env.unwrap_or_default(), &id);
         let r = match self.store.get_resource(&key).await {
             Ok(r) => r,
@@ -1676,7 +1740,7 @@ impl Iam {
     }
 
     /// Revoke a binding.
-    pub async fn delete_role_binding(&self, c: &Caller, id: &str) -> Result<()> {
+    pub async fn delete_role_binding(&self, c: &Caller, id: &str) -> Result<RoleBinding> {
         let rb = self.get_role_binding(c, id).await?;
         if !self
             .authz()
@@ -1706,7 +1770,7 @@ impl Iam {
             .delete_role_binding(id, rb.crn_pattern.get("cloud-cluster"), &rec)
             .await?;
         self.settle().await;
-        Ok(())
+        Ok(rb)
     }
 
     // ---- ACLs ------------------------------------------------------------------------
@@ -1807,6 +1871,9 @@ impl Iam {
             Operation::Describe,
             "describe ACLs of this cluster",
         )?;
+        if !f.matches_some_host() {
+            return Ok(Vec::new());
+        }
         Ok(self.store.list_acls(cluster_id, f).await?)
     }
 
@@ -1824,6 +1891,9 @@ impl Iam {
             Operation::Alter,
             "alter ACLs of this cluster",
         )?;
+        if !f.matches_some_host() {
+            return Ok(Vec::new());
+        }
         let rec = self
             .change(
                 c,

@@ -205,7 +205,8 @@ impl KeyMap {
 
 /// Keys and authorizer, always readable.
 pub struct Snapshot {
-    org: Organization,
+    /// Renamed in place (PATCH /org/v2/organizations/{id}); its id and CRN never change.
+    org: ArcSwap<Organization>,
     oauth: ArcSwap<OAuthState>,
     oauth_settings: OAuthSettings,
     keys: KeyMap,
@@ -235,8 +236,8 @@ impl std::fmt::Debug for Snapshot {
 
 impl Snapshot {
     /// The organization.
-    pub fn org(&self) -> &Organization {
-        &self.org
+    pub fn org(&self) -> Arc<Organization> {
+        self.org.load_full()
     }
 
     /// Identity providers, pools and STS keys (cheap to load).
@@ -430,7 +431,7 @@ impl Snapshot {
             .map(|r| (r.storage_key(), r.clone()))
             .collect();
         let snap = Snapshot {
-            org,
+            org: ArcSwap::from_pointee(org),
             services: ArcSwap::from_pointee(services),
             oauth: ArcSwap::from_pointee(oauth),
             oauth_settings,
@@ -545,7 +546,11 @@ impl Follower {
                         bindings_changed = true;
                         clusters.extend(c.cluster_id.clone());
                     }
-                    Entity::Organization | Entity::Environment | Entity::Account => {}
+                    Entity::Organization => {
+                        let o = self.store.organization().await?;
+                        self.snapshot.org.store(Arc::new(o));
+                    }
+                    Entity::Environment | Entity::Account => {}
                 }
             }
             self.apply_keys(keys).await?;

@@ -275,6 +275,7 @@ pub async fn delete(
                             pattern_type: Some(b.pattern_type),
                             operation: Some(b.operation),
                             permission: Some(b.permission),
+                            host: None,
                         };
                         deleted.extend(iam.delete_acls(caller, cluster, &exact).await?);
                     }

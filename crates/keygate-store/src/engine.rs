@@ -340,6 +340,16 @@ fn insert_account(tx: &dyn Db, a: &Account) -> Result<()> {
     Ok(())
 }
 
+fn get_org(tx: &dyn Db) -> Result<Organization> {
+    tx.query_row(
+        "SELECT id, display_name, crn_authority, created_at FROM organization",
+        params![],
+        org_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound("organization", String::new()))
+}
+
 fn insert_org(tx: &dyn Db, o: &Organization) -> Result<()> {
     tx.execute(
         "INSERT INTO organization (id, display_name, crn_authority, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -1002,6 +1012,29 @@ impl Store for SqlStore {
     async fn create_environment(&self, e: Environment, audit: &CloudEvent) -> Result<()> {
         self.write(Some(audit.clone()), move |tx| insert_env(tx, &e))
             .await
+    }
+
+    async fn organization(&self) -> Result<Organization> {
+        self.run(get_org).await
+    }
+
+    async fn rename_organization(
+        &self,
+        display_name: &str,
+        audit: &CloudEvent,
+    ) -> Result<Organization> {
+        let name = display_name.to_owned();
+        self.write(Some(audit.clone()), move |tx| {
+            let mut o = get_org(tx)?;
+            tx.execute(
+                "UPDATE organization SET display_name = ?2 WHERE id = ?1",
+                params![o.id, name],
+            )?;
+            log(tx, Entity::Organization, &o.id, None)?;
+            o.display_name = name;
+            Ok(o)
+        })
+        .await
     }
 
     async fn get_environment(&self, id: &str) -> Result<Environment> {

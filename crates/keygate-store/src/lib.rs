@@ -245,6 +245,14 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         audit: &CloudEvent,
     ) -> Result<Environment>;
+    /// The organization, once bootstrapped.
+    async fn organization(&self) -> Result<Organization>;
+    /// Rename the organization (its id and CRN never change).
+    async fn rename_organization(
+        &self,
+        display_name: &str,
+        audit: &CloudEvent,
+    ) -> Result<Organization>;
     /// Delete an (empty) environment and the role bindings inside it.
     async fn delete_environment(&self, id: &str, crn: &str, audit: &CloudEvent) -> Result<()>;
 

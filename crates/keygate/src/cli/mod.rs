@@ -1080,11 +1080,14 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
             };
             let mut deleted = Vec::new();
             for op in ops {
-                let r = cl.delete(&format!(
-                    "/kafka/v3/clusters/{}/acls?{}",
-                    enc(&a.cluster),
-                    acl_query(&a, op.as_deref())
-                ))?;
+                // Kafka REST's delete names all four of these; ANY where not given.
+                let mut q = acl_query(&a, op.as_deref());
+                for k in ["resource_type", "pattern_type", "operation", "permission"] {
+                    if !q.split('&').any(|p| p.starts_with(&format!("{k}="))) {
+                        q.push_str(&format!("{}{k}=ANY", if q.is_empty() { "" } else { "&" }));
+                    }
+                }
+                let r = cl.delete(&format!("/kafka/v3/clusters/{}/acls?{q}", enc(&a.cluster),))?;
                 deleted.extend(r["data"].as_array().cloned().unwrap_or_default());
             }
             if matches!(fmt, Format::Human) {

@@ -184,7 +184,10 @@ pub(crate) fn provider(c: ProviderCmd, fmt: Format) -> anyhow::Result<()> {
         }
         ProviderCmd::RefreshKeys { id } => {
             let r = cl.patch(&format!("{}/jwks", path(&id)), &json!({}))?;
-            let status = r["status"].as_str().unwrap_or("?").to_owned();
+            let status = r["status"]["jwks_status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned();
             print_done(fmt, &format!("Keys of \"{id}\": {status}."), &r)
         }
     }

@@ -171,7 +171,7 @@ fn an_acl_change_applies_to_an_open_connection() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let (code, deleted) = w.admin.delete(&format!(
-        "/kafka/v3/clusters/{}/acls?principal=User:{sa}&operation=WRITE",
+        "/kafka/v3/clusters/{}/acls?principal=User:{sa}&operation=WRITE&resource_type=ANY&pattern_type=ANY&permission=ANY",
         w.lkc
     ));
     assert_eq!(code, 200);

@@ -189,7 +189,7 @@ fn providers_pools_and_the_sts_exchange_over_rest() {
         admin.patch(&format!("/iam/v2/identity-providers/{op}/jwks"), json!({})),
         200,
     );
-    assert_eq!(r["status"], "OK");
+    assert_eq!(r["status"]["jwks_status"], "OK");
 
     // The exchange: an IdP token of the payments client for the pool.
     let (code, body) = exchange(&admin, &idp.token("payments-app"), &pool);
@@ -201,11 +201,12 @@ fn providers_pools_and_the_sts_exchange_over_rest() {
     let (code, body) = exchange(&admin, &idp.token("web-app"), &pool);
     assert_eq!(
         (code, body["error"].as_str()),
-        (401, Some("invalid_grant")),
+        (400, Some("invalid_grant")),
         "{body}"
     );
+    assert_eq!(body["errors"][0]["code"], "invalid_grant", "{body}");
     let (code, _) = exchange(&admin, &idp.token("payments-app"), "pool-nope");
-    assert_eq!(code, 401);
+    assert_eq!(code, 400);
     let (code, body) = sts(&admin, &[("grant_type", "password")]);
     assert_eq!(
         (code, body["error"].as_str()),
@@ -333,7 +334,7 @@ fn idp_key_rotation_is_followed_and_removed_keys_stop_working() {
     assert_eq!(code, 200, "{body}");
     assert!(srv.logs().contains("unknown key id"));
     // k1 is gone from the refreshed JWKS: the old token no longer verifies.
-    assert_eq!(exchange(&admin, &old, &pool).0, 401);
+    assert_eq!(exchange(&admin, &old, &pool).0, 400);
     let p = admin.ok(admin.get(&format!("/iam/v2/identity-providers/{op}")), 200);
     assert_eq!(p["keys"][0]["kid"], "k2", "{p}");
     // The IdP goes away: a refresh reports it and keeps the stored keys.
@@ -342,7 +343,7 @@ fn idp_key_rotation_is_followed_and_removed_keys_stop_working() {
         admin.patch(&format!("/iam/v2/identity-providers/{op}/jwks"), json!({})),
         200,
     );
-    assert_eq!(r["status"], "ERROR_FETCHING_JWKS");
+    assert_eq!(r["status"]["jwks_status"], "ERROR_FETCHING_JWKS");
     assert_eq!(r["identity_provider"]["keys"][0]["kid"], "k2");
     assert_eq!(
         exchange(&admin, &new, &pool).0,
@@ -701,7 +702,7 @@ fn cli_manages_providers_and_pools() {
     let pools = cli.json(&["iam", "pool", "list", "--provider", &op]);
     assert_eq!(pools.as_array().map(Vec::len), Some(1), "{pools}");
     let r = cli.json(&["iam", "provider", "refresh-keys", &op]);
-    assert_eq!(r["status"], "OK");
+    assert_eq!(r["status"]["jwks_status"], "OK");
     // A filter that does not compile: the server's message, a non-zero exit.
     let (ok, _, err) = cli.run(&[
         "iam",
@@ -870,7 +871,7 @@ fn oauthbearer_on_the_wire_lifetime_challenge_and_pool_revocation() {
         pool.as_str()
     );
     let (code, _) = exchange(&w.admin, &token, "pool-nope");
-    assert_eq!(code, 401);
+    assert_eq!(code, 400);
     crate::audit::wait_for(&w.admin, "", "refused token exchange", |e| {
         e["type"] == "io.keygate.iam/authentication"
             && e["data"]["authenticationInfo"]["metadata"]["mechanism"] == "OAUTH_TOKEN_EXCHANGE"
