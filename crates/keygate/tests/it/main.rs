@@ -10,6 +10,7 @@ mod authz;
 mod cli;
 mod clients;
 mod console;
+mod contract;
 mod durability;
 mod export;
 mod gateway;
