@@ -190,6 +190,24 @@ status, err = client.delete_api_key(pair["key"])
 assert status == 204, (status, err)
 print("ok IamClient from cc-clients-python-lib")
 
+# Service quotas: the per-account key limit with each account's usage, and the
+# listeners' organization-wide limits.
+def key_quota(account):
+    rows = call("GET", "/service-quota/v1/applied-quotas?scope=SERVICE_ACCOUNT&page_size=100", want=200).json()["data"]
+    return [r for r in rows if r["user"]["id"] == account]
+
+
+[q] = key_quota(sa["id"])
+assert q["id"] == "iam.max_api_keys.per_account" and q["usage"] == 3, q
+call("POST", "/iam/v2/api-keys", json={"spec": {"owner": {"id": sa["id"]}}}, want=202)
+assert key_quota(sa["id"])[0]["usage"] == 4
+org_wide = call("GET", "/service-quota/v1/applied-quotas?scope=ORGANIZATION&page_size=100", want=200).json()["data"]
+assert {"kafka.max_connections.per_ip", "http_gateway.max_request_bytes"} <= {r["id"] for r in org_wide}, org_wide
+one = call("GET", "/service-quota/v1/applied-quotas/kafka.max_connections.per_ip", want=200).json()
+assert one["applied_limit"] > 0, one
+call("GET", "/service-quota/v1/applied-quotas/no.such.quota", want=404)
+print("ok service quotas")
+
 # Clean-up through the documented deletes.
 call("DELETE", f"/iam/v2/api-keys/{cloud_key['id']}", want=204)
 call("DELETE", f"/iam/v2/service-accounts/{other['id']}", want=204)

@@ -67,9 +67,13 @@ pub(crate) fn page<T>(
         .filter(|(k, _)| !matches!(k.as_str(), "page_size" | "page_token"))
         .collect();
     kept.sort();
-    let enc = |v: &str| {
-        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
+    // RFC 3986's unreserved characters stay as they are.
+    const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let enc = |v: &str| percent_encoding::utf8_percent_encode(v, QUERY).to_string();
     let filters: String = kept
         .iter()
         .map(|(k, v)| format!("{}={}&", enc(k), enc(v)))
@@ -1343,4 +1347,179 @@ fn org_obj(st: &AppState) -> OrganizationObj {
         id: o.id,
         display_name: o.display_name,
     }
+}
+
+// ---- role catalogue (keygate extension) ---------------------------------------------
+
+fn role_obj(e: keygate_authz::catalogue::RoleEntry) -> RoleObj {
+    RoleObj {
+        api_version: "iam/v2",
+        kind: "Role",
+        name: e.role.as_str(),
+        description: e.role.description(),
+        allows_prefix: e.allows_prefix,
+        scopes: e
+            .control_plane
+            .into_iter()
+            .map(|(scope, caps)| RoleScopeObj {
+                scope: scope.name(),
+                example: scope.example(),
+                control_plane: caps.into_iter().map(|c| c.as_str()).collect(),
+            })
+            .collect(),
+        kafka: e
+            .kafka
+            .into_iter()
+            .map(|(rt, ops)| (rt.as_str(), ops.into_iter().map(|o| o.as_str()).collect()))
+            .collect(),
+        services: e.services.into_iter().map(|s| s.as_str()).collect(),
+    }
+}
+
+/// The predefined roles: where each may be bound and what it allows, read off the
+/// tables the authorizer decides with.
+#[utoipa::path(get, path = "/iam/v2/roles", tag = "role bindings",
+    responses((status = 200, body = RoleList)), security(("basic" = [])))]
+pub async fn list_roles(Authed(_c): Authed) -> Json<RoleList> {
+    Json(RoleList {
+        api_version: "iam/v2",
+        kind: "RoleList",
+        data: keygate_authz::catalogue::catalogue()
+            .into_iter()
+            .map(role_obj)
+            .collect(),
+    })
+}
+
+/// One predefined role by name.
+#[utoipa::path(get, path = "/iam/v2/roles/{name}", tag = "role bindings", params(("name" = String, Path)),
+    responses((status = 200, body = RoleObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
+pub async fn get_role(Authed(_c): Authed, Path(name): Path<String>) -> R<Json<RoleObj>> {
+    let role = keygate_core::Role::parse(&name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no role named `{}`",
+            name.chars().take(64).collect::<String>()
+        ))
+    })?;
+    Ok(Json(role_obj(keygate_authz::catalogue::entry(role))))
+}
+
+// ---- service quotas ---------------------------------------------------------------------
+
+/// The per-account key quota's code.
+const KEY_QUOTA: &str = "iam.max_api_keys.per_account";
+
+/// Every quota keygate enforces: the per-account key limit (one row per account, with
+/// its usage) and the listeners' organization-wide limits.
+async fn applied_quotas(st: &AppState, c: &keygate_iam::Caller) -> R<Vec<AppliedQuotaObj>> {
+    let base = &st.cfg.public_url;
+    let org = st.iam.org();
+    let org_ref = QuotaRef {
+        id: org.id.clone(),
+        related: format!("{base}/org/v2/organizations/{}", org.id),
+        resource_name: org.crn().to_string(),
+    };
+    let quota =
+        |id: &'static str, scope, display_name, default_limit, applied_limit| AppliedQuotaObj {
+            api_version: "service-quota/v1",
+            kind: "AppliedQuota",
+            id,
+            metadata: QuotaMeta {
+                self_: format!("{base}/service-quota/v1/applied-quotas/{id}"),
+            },
+            scope,
+            display_name,
+            default_limit,
+            applied_limit,
+            usage: None,
+            user: None,
+            organization: org_ref.clone(),
+        };
+    let (max, held) = st.iam.key_quota(c).await?;
+    let mut out: Vec<AppliedQuotaObj> = held
+        .into_iter()
+        .map(|(a, n)| {
+            let (scope, path, seg) = match a.kind {
+                AccountKind::User => ("USER_ACCOUNT", "users", "user"),
+                AccountKind::ServiceAccount => {
+                    ("SERVICE_ACCOUNT", "service-accounts", "service-account")
+                }
+            };
+            AppliedQuotaObj {
+                usage: Some(i64::from(n)),
+                user: Some(QuotaRef {
+                    related: format!("{base}/iam/v2/{path}/{}", a.id),
+                    resource_name: org.crn().child(seg, &a.id).to_string(),
+                    id: a.id,
+                }),
+                ..quota(
+                    KEY_QUOTA,
+                    scope,
+                    "API keys per user or service account",
+                    10,
+                    i64::from(max),
+                )
+            }
+        })
+        .collect();
+    out.extend(st.cfg.limits.iter().map(|l| {
+        quota(
+            l.id,
+            "ORGANIZATION",
+            l.display_name,
+            l.default_limit,
+            l.applied_limit,
+        )
+    }));
+    Ok(out)
+}
+
+/// The quotas keygate enforces and their usage (filters: `scope`, `id`).
+#[utoipa::path(get, path = "/service-quota/v1/applied-quotas", tag = "service quotas",
+    params(("scope" = Option<String>, Query), ("id" = Option<String>, Query), ("page_size" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
+    responses((status = 200, body = AppliedQuotaList)), security(("basic" = [])))]
+pub async fn list_applied_quotas(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Params(q): Q,
+) -> R<Json<AppliedQuotaList>> {
+    let mut items = applied_quotas(&st, &c).await?;
+    if let Some(scope) = q.get("scope") {
+        items.retain(|i| i.scope.eq_ignore_ascii_case(scope));
+    }
+    if let Some(id) = q.get("id") {
+        items.retain(|i| i.id == id);
+    }
+    let (items, metadata) = page(
+        items,
+        &q,
+        &format!("{}/service-quota/v1/applied-quotas", st.cfg.public_url),
+    )?;
+    Ok(Json(AppliedQuotaList {
+        api_version: "service-quota/v1",
+        kind: "AppliedQuotaList",
+        metadata,
+        data: items,
+    }))
+}
+
+/// One quota by code (for a per-account quota: its limit, without an account).
+#[utoipa::path(get, path = "/service-quota/v1/applied-quotas/{id}", tag = "service quotas", params(("id" = String, Path)),
+    responses((status = 200, body = AppliedQuotaObj), (status = 404, body = ErrorBody)), security(("basic" = [])))]
+pub async fn get_applied_quota(
+    State(st): State<AppState>,
+    Authed(c): Authed,
+    Path(id): Path<String>,
+) -> R<Json<AppliedQuotaObj>> {
+    let mut found = applied_quotas(&st, &c)
+        .await?
+        .into_iter()
+        .find(|q| q.id == id)
+        .ok_or_else(|| ApiError::not_found("no such quota"))?;
+    if found.user.is_some() {
+        found.user = None;
+        found.usage = None;
+        found.scope = "ORGANIZATION";
+    }
+    Ok(Json(found))
 }

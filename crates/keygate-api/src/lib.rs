@@ -39,6 +39,23 @@ pub struct ApiConfig {
     pub kafka_gateway: Option<KafkaGatewayAddress>,
     /// The HTTP gateway's base URL (Schema Registry, ksqlDB, Flink, Tableflow).
     pub http_gateway: Option<String>,
+    /// Organization-wide limits the listeners enforce, shown by the service-quota
+    /// API: (code, what it limits, default, in force).
+    pub limits: Vec<EnforcedLimit>,
+}
+
+/// One organization-wide limit: its quota code, what it limits, its default and the
+/// value in force.
+#[derive(Debug, Clone)]
+pub struct EnforcedLimit {
+    /// e.g. `kafka.max_connections.per_ip`.
+    pub id: &'static str,
+    /// What it limits.
+    pub display_name: &'static str,
+    /// keygate's default.
+    pub default_limit: i64,
+    /// The configured value.
+    pub applied_limit: i64,
 }
 
 /// The Kafka gateway's public addressing.
@@ -68,7 +85,7 @@ pub struct AppState {
         handlers::list_service_accounts, handlers::create_service_account, handlers::get_service_account, handlers::update_service_account, handlers::delete_service_account,
         handlers::list_users, handlers::create_user, handlers::set_user_password, handlers::get_user, handlers::update_user, handlers::delete_user,
         handlers::list_api_keys, handlers::create_api_key, handlers::get_api_key, handlers::update_api_key, handlers::disable_api_key, handlers::enable_api_key, handlers::delete_api_key,
-        handlers::list_role_bindings, handlers::create_role_binding, handlers::get_role_binding, handlers::delete_role_binding,
+        handlers::list_role_bindings, handlers::create_role_binding, handlers::get_role_binding, handlers::delete_role_binding, handlers::list_roles, handlers::get_role, handlers::list_applied_quotas, handlers::get_applied_quota,
         handlers::create_acl, handlers::create_acls_batch, handlers::list_acls, handlers::delete_acls,
         oauth::list_providers, oauth::create_provider, oauth::get_provider, oauth::update_provider, oauth::delete_provider, oauth::refresh_provider_jwks,
         oauth::list_pools, oauth::create_pool, oauth::get_pool, oauth::update_pool, oauth::delete_pool,
@@ -246,6 +263,8 @@ pub fn router(state: AppState) -> Router {
             "/iam/v2/role-bindings",
             get(h::list_role_bindings).post(h::create_role_binding),
         )
+        .route("/iam/v2/roles", get(h::list_roles))
+        .route("/iam/v2/roles/{name}", get(h::get_role))
         .route(
             "/iam/v2/role-bindings/{id}",
             get(h::get_role_binding).delete(h::delete_role_binding),
@@ -301,6 +320,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .route("/audit/v1/events", get(audit::list_events))
+        .route(
+            "/service-quota/v1/applied-quotas",
+            get(h::list_applied_quotas),
+        )
+        .route(
+            "/service-quota/v1/applied-quotas/{id}",
+            get(h::get_applied_quota),
+        )
         .merge(
             Router::new()
                 .route(

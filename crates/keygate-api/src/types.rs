@@ -899,3 +899,99 @@ pub struct SigningKeyObj {
     /// Its key id.
     pub kid: String,
 }
+
+// ---- role catalogue (keygate extension) -------------------------------------------
+
+/// A predefined role: where it may be bound and what it allows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleObj {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `Role`
+    pub kind: &'static str,
+    /// The role's name, as role bindings spell it.
+    pub name: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+    /// Whether a binding's pattern may end in `*`.
+    pub allows_prefix: bool,
+    /// Where it may be bound, and the control-plane capabilities it carries there.
+    pub scopes: Vec<RoleScopeObj>,
+    /// Kafka operations per resource type (`TOPIC`, `GROUP`, …), bound at or above it.
+    pub kafka: std::collections::BTreeMap<&'static str, Vec<&'static str>>,
+    /// Schema Registry, ksqlDB and Flink operations (`SUBJECT_READ`, …).
+    pub services: Vec<&'static str>,
+}
+
+/// One scope a role may be bound at.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleScopeObj {
+    /// e.g. `kafka cluster`.
+    pub scope: &'static str,
+    /// A pattern of that shape.
+    pub example: &'static str,
+    /// Control-plane capabilities there (`MANAGE_RESOURCE`, …).
+    pub control_plane: Vec<&'static str>,
+}
+
+/// Every predefined role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    /// `iam/v2`
+    pub api_version: &'static str,
+    /// `RoleList`
+    pub kind: &'static str,
+    /// Roles.
+    pub data: Vec<RoleObj>,
+}
+
+// ---- service quotas -----------------------------------------------------------------
+
+/// A limit keygate enforces, and how much of it is used (`/service-quota/v1`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppliedQuotaObj {
+    /// `service-quota/v1`
+    pub api_version: &'static str,
+    /// `AppliedQuota`
+    pub kind: &'static str,
+    /// The quota's code, e.g. `iam.max_api_keys.per_account`.
+    pub id: &'static str,
+    /// Where to read it again.
+    pub metadata: QuotaMeta,
+    /// `ORGANIZATION`, `USER_ACCOUNT` or `SERVICE_ACCOUNT`.
+    pub scope: &'static str,
+    /// What it limits.
+    pub display_name: &'static str,
+    /// The limit keygate starts with.
+    pub default_limit: i64,
+    /// The limit in force (configuration).
+    pub applied_limit: i64,
+    /// How much is used, where keygate counts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<i64>,
+    /// The account a per-account quota is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<QuotaRef>,
+    /// The organization.
+    pub organization: QuotaRef,
+}
+
+/// `self` of a quota.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaMeta {
+    /// URL.
+    #[serde(rename = "self")]
+    pub self_: String,
+}
+
+/// A global object reference.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuotaRef {
+    /// Id.
+    pub id: String,
+    /// URL.
+    pub related: String,
+    /// CRN.
+    pub resource_name: String,
+}
+list_type!(AppliedQuotaList, AppliedQuotaObj);

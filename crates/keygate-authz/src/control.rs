@@ -34,6 +34,43 @@ pub enum Capability {
     ViewOperations,
 }
 
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 7] = [
+        Capability::ManageAccounts,
+        Capability::ManageEnvironment,
+        Capability::ManageResource,
+        Capability::ManageResourceKeys,
+        Capability::ManageAccountKeys,
+        Capability::GrantRoles,
+        Capability::ViewOperations,
+    ];
+
+    /// The name the role catalogue uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Capability::ManageAccounts => "MANAGE_ACCOUNTS",
+            Capability::ManageEnvironment => "MANAGE_ENVIRONMENT",
+            Capability::ManageResource => "MANAGE_RESOURCE",
+            Capability::ManageResourceKeys => "MANAGE_RESOURCE_KEYS",
+            Capability::ManageAccountKeys => "MANAGE_ACCOUNT_KEYS",
+            Capability::GrantRoles => "GRANT_ROLES",
+            Capability::ViewOperations => "VIEW_OPERATIONS",
+        }
+    }
+}
+
+/// The capabilities `role` carries on targets its binding at `scope` covers.
+pub fn capabilities(role: Role, scope: Scope) -> Vec<Capability> {
+    let Ok(at) = CrnPattern::parse(scope.example()) else {
+        return Vec::new();
+    };
+    Capability::ALL
+        .into_iter()
+        .filter(|c| role_has(role, *c, scope, &at))
+        .collect()
+}
+
 fn role_has(role: Role, cap: Capability, binding_scope: Scope, target: &CrnPattern) -> bool {
     use Capability as C;
     match role {

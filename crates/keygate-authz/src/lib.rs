@@ -17,6 +17,7 @@
 //! another principal never gives the actor more than it holds.
 #![deny(missing_docs)]
 
+pub mod catalogue;
 pub mod control;
 pub mod index;
 pub mod rank;

@@ -86,6 +86,26 @@ impl Scope {
         })
     }
 
+    /// An example of a pattern of this shape (the role catalogue shows it).
+    pub const fn example(self) -> &'static str {
+        match self {
+            Scope::Organization => "crn://keygate/organization=org-1",
+            Scope::Environment => "crn://keygate/organization=org-1/environment=env-1",
+            Scope::KafkaCluster => {
+                "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1"
+            }
+            Scope::Topic => "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-1/topic=orders*",
+            Scope::Group => "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-1/group=billing*",
+            Scope::TransactionalId => "crn://keygate/organization=org-1/environment=env-1/cloud-cluster=lkc-1/kafka=lkc-1/transactional-id=tx*",
+            Scope::Subject => "crn://keygate/organization=org-1/environment=env-1/schema-registry=lsrc-1/subject=orders*",
+            Scope::Ksql => "crn://keygate/organization=org-1/environment=env-1/ksql=lksqlc-1",
+            Scope::FlinkRegion => {
+                "crn://keygate/organization=org-1/environment=env-1/flink-region=aws.us-east-1"
+            }
+            Scope::ServiceAccount => "crn://keygate/organization=org-1/service-account=sa-1",
+        }
+    }
+
     /// Human name for error messages.
     pub const fn name(self) -> &'static str {
         match self {
@@ -143,6 +163,29 @@ impl Role {
         Role::FlinkAdmin,
         Role::FlinkDeveloper,
     ];
+
+    /// One line on what the role is for (the role catalogue shows it).
+    pub const fn description(self) -> &'static str {
+        match self {
+            Role::OrganizationAdmin => {
+                "Everything, everywhere; the super user (ACLs do not apply)."
+            }
+            Role::AccountAdmin => "Users, service accounts, identity providers and pools.",
+            Role::EnvironmentAdmin => "Everything inside one environment.",
+            Role::CloudClusterAdmin => "Everything on one Kafka cluster.",
+            Role::ResourceKeyAdmin => "Resource-scoped API keys for any service account.",
+            Role::Operator => "Describe everything below an environment or cluster; read-only.",
+            Role::MetricsViewer => "Read metrics.",
+            Role::ResourceOwner => "Every operation on a resource, and granting roles on it.",
+            Role::DeveloperRead => "Read data (topics, groups, subjects).",
+            Role::DeveloperWrite => "Write data (topics, transactional ids, subjects).",
+            Role::DeveloperManage => "Manage topics, groups and subjects, without data access.",
+            Role::DataSteward => "Manage schemas in an environment.",
+            Role::KsqlAdmin => "Everything on a ksqlDB cluster.",
+            Role::FlinkAdmin => "Everything on Flink in scope.",
+            Role::FlinkDeveloper => "Submit Flink jobs and manage its own.",
+        }
+    }
 
     /// The role's name as the API spells it.
     pub const fn as_str(self) -> &'static str {

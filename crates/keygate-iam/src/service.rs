@@ -1151,6 +1151,23 @@ impl Iam {
         Ok(self.store.list_accounts(kind).await?)
     }
 
+    /// The per-owner key limit, and how many keys each account holds (the
+    /// service-quota API shows both). Visible to every caller, like the accounts.
+    pub async fn key_quota(&self, _c: &Caller) -> Result<(u32, Vec<(Account, u32)>)> {
+        let mut held: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        for k in self.store.list_api_keys(&KeyFilter::default()).await? {
+            *held.entry(k.owner_id).or_default() += 1;
+        }
+        let mut out = Vec::new();
+        for kind in [AccountKind::User, AccountKind::ServiceAccount] {
+            for a in self.store.list_accounts(kind).await? {
+                let n = held.get(&a.id).copied().unwrap_or(0);
+                out.push((a, n));
+            }
+        }
+        Ok((self.cfg.max_keys_per_owner, out))
+    }
+
     /// One account of the given kind.
     pub async fn get_account(&self, _c: &Caller, kind: AccountKind, id: &str) -> Result<Account> {
         let what = match kind {

@@ -263,17 +263,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     iam.attach_auditor(auditor.clone());
 
     let console_secure = public_url.starts_with("https://");
-    let state = AppState {
-        iam: iam.clone(),
-        usage: usage.clone(),
-        cfg: Arc::new(ApiConfig {
-            public_url,
-            auth_failure_delay: cfg.auth_failure_delay,
-            kafka_gateway: Some(gateway_address(&cfg.gateway)),
-            http_gateway: Some(services_url.clone()),
-        }),
-        auditor: auditor.clone(),
-    };
+    let api_auditor = auditor.clone();
     let audit_handle = auditor.clone();
     // File descriptors shared out: the HTTP side can never take the gateway's (each
     // gateway connection holds two: client and upstream), nor the other way round.
@@ -298,6 +288,18 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         gateway_connections = gateway_cfg.max_connections,
         "connection caps"
     );
+    let state = AppState {
+        iam: iam.clone(),
+        usage: usage.clone(),
+        cfg: Arc::new(ApiConfig {
+            public_url,
+            auth_failure_delay: cfg.auth_failure_delay,
+            kafka_gateway: Some(gateway_address(&cfg.gateway)),
+            http_gateway: Some(services_url.clone()),
+            limits: enforced_limits(&gateway_cfg, &http_limits, &services_limits, &hg.gateway),
+        }),
+        auditor: api_auditor,
+    };
     let services = keygate_http::HttpGateway::new(
         keygate_iam::Gate::new(iam.clone(), auditor.clone(), cfg.auth_failure_delay),
         hg.gateway.clone(),
@@ -509,6 +511,94 @@ pub(crate) fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
 /// requests that claim billions of array elements (see main.rs) — are refused.
 fn strict_overcommit(mode: &str) -> bool {
     mode.trim() == "2"
+}
+
+/// The organization-wide limits the listeners enforce, as the service-quota API shows
+/// them (the values in force, after the file-descriptor budget's share).
+fn enforced_limits(
+    kafka: &keygate_kafka::GatewayConfig,
+    http: &crate::http::HttpLimits,
+    services: &crate::http::HttpLimits,
+    service_cfg: &keygate_http::HttpGatewayConfig,
+) -> Vec<keygate_api::EnforcedLimit> {
+    let d = crate::http::HttpLimits::default();
+    let sd = keygate_http::HttpGatewayConfig::default();
+    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    let b = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let limit = |id, display_name, default_limit, applied_limit| keygate_api::EnforcedLimit {
+        id,
+        display_name,
+        default_limit,
+        applied_limit,
+    };
+    vec![
+        limit(
+            "kafka.max_connections",
+            "Kafka gateway client connections",
+            10_000,
+            n(kafka.max_connections),
+        ),
+        limit(
+            "kafka.max_connections.per_ip",
+            "Kafka gateway connections from one address",
+            1_000,
+            n(kafka.max_connections_per_ip),
+        ),
+        limit(
+            "kafka.max_unauthenticated_connections",
+            "Kafka gateway connections not yet authenticated",
+            1_000,
+            n(kafka.max_unauthenticated),
+        ),
+        limit(
+            "kafka.max_request_bytes",
+            "Largest Kafka request frame (bytes)",
+            104_857_600,
+            n(kafka.max_frame),
+        ),
+        limit(
+            "rest.max_connections",
+            "REST API and console connections",
+            n(d.max_connections),
+            n(http.max_connections),
+        ),
+        limit(
+            "rest.max_connections.per_ip",
+            "REST API and console connections from one address",
+            n(d.max_connections_per_ip),
+            n(http.max_connections_per_ip),
+        ),
+        limit(
+            "rest.max_request_bytes",
+            "Largest REST request body (bytes)",
+            n(keygate_api::error::MAX_BODY),
+            n(keygate_api::error::MAX_BODY),
+        ),
+        limit(
+            "http_gateway.max_connections",
+            "HTTP gateway client connections",
+            n(d.max_connections),
+            n(services.max_connections),
+        ),
+        limit(
+            "http_gateway.max_connections.per_ip",
+            "HTTP gateway connections from one address",
+            n(d.max_connections_per_ip),
+            n(services.max_connections_per_ip),
+        ),
+        limit(
+            "http_gateway.max_request_bytes",
+            "Largest HTTP gateway request body (bytes)",
+            b(sd.max_request_body),
+            b(service_cfg.max_request_body),
+        ),
+        limit(
+            "http_gateway.max_response_bytes",
+            "Largest HTTP gateway response body (bytes)",
+            b(sd.max_response_body),
+            b(service_cfg.max_response_body),
+        ),
+    ]
 }
 
 #[cfg(test)]

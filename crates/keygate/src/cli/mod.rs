@@ -349,7 +349,18 @@ pub(crate) enum SaCmd {
 pub(crate) enum RbacCmd {
     /// Role bindings.
     #[command(name = "role-binding", subcommand)]
-    RoleBinding(RbCmd),
+    RoleBinding(Box<RbCmd>),
+    /// The predefined roles: where each may be bound and what it allows.
+    #[command(subcommand)]
+    Role(RoleCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoleCmd {
+    /// List the predefined roles.
+    List,
+    /// Describe one role: its scopes and what it allows at each.
+    Describe { name: String },
 }
 
 /// Where a role binding applies; the CRN is built from these.
@@ -568,6 +579,16 @@ const RB_COLS: &[Col] = &[
     ("Role", "/role_name"),
     ("CRN Pattern", "/crn_pattern"),
 ];
+const ROLE_COLS: &[Col] = &[
+    ("Name", "/name"),
+    ("Scopes", "/scope_names"),
+    ("Description", "/description"),
+];
+const ROLE_SCOPE_COLS: &[Col] = &[
+    ("Scope", "/scope"),
+    ("Control Plane", "/control_plane_names"),
+    ("Example", "/example"),
+];
 const ACL_COLS: &[Col] = &[
     ("Principal", "/principal"),
     ("Permission", "/permission"),
@@ -603,7 +624,8 @@ pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
         Cmd::Iam(IamCmd::Pool(c)) => oauth::pool(c, fmt),
         Cmd::Iam(IamCmd::CertificateAuthority(c)) => certs::authority(c, fmt),
         Cmd::Iam(IamCmd::CertificatePool(c)) => certs::pool(c, fmt),
-        Cmd::Iam(IamCmd::Rbac(RbacCmd::RoleBinding(c))) => role_binding(c, fmt),
+        Cmd::Iam(IamCmd::Rbac(RbacCmd::RoleBinding(c))) => role_binding(*c, fmt),
+        Cmd::Iam(IamCmd::Rbac(RbacCmd::Role(c))) => role(c, fmt),
         Cmd::ApiKey(c) => api_key(c, fmt),
         Cmd::AuditLog(c) => audit::run(c, fmt),
     }
@@ -906,6 +928,89 @@ pub(crate) fn build_crn(org: &str, s: &ScopeArgs) -> anyhow::Result<String> {
         bail!("--resource needs --kafka-cluster or --schema-registry-cluster");
     }
     Ok(crn)
+}
+
+/// Add the joined names the human tables show.
+fn role_rows(mut r: Value) -> Value {
+    let join = |v: &Value, key: &str| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| {
+                        if key.is_empty() {
+                            x.as_str()
+                        } else {
+                            x[key].as_str()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    r["scope_names"] = json!(join(&r["scopes"], "scope"));
+    if let Some(scopes) = r["scopes"].as_array_mut() {
+        for s in scopes {
+            s["control_plane_names"] = json!(join(&s["control_plane"], ""));
+        }
+    }
+    r
+}
+
+fn role(c: RoleCmd, fmt: Format) -> anyhow::Result<()> {
+    let cl = client()?;
+    match c {
+        RoleCmd::List => {
+            let list = cl.get("/iam/v2/roles")?;
+            let rows: Vec<Value> = list["data"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(role_rows)
+                .collect();
+            print_list(fmt, &rows, ROLE_COLS)
+        }
+        RoleCmd::Describe { name } => {
+            let r = role_rows(cl.get(&format!("/iam/v2/roles/{}", enc(&name)))?);
+            if !matches!(fmt, Format::Human) {
+                return print_object(fmt, &r, ROLE_COLS);
+            }
+            outln!(
+                "{}: {}",
+                name,
+                r["description"].as_str().unwrap_or_default()
+            );
+            outln!(
+                "Patterns may end in `*`: {}",
+                if r["allows_prefix"] == json!(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+            print_list(
+                fmt,
+                r["scopes"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+                ROLE_SCOPE_COLS,
+            )?;
+            if let Some(k) = r["kafka"].as_object().filter(|k| !k.is_empty()) {
+                outln!("Kafka operations:");
+                for (rt, ops) in k {
+                    let ops: Vec<&str> = ops
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    outln!("  {rt}: {}", ops.join(", "));
+                }
+            }
+            if let Some(s) = r["services"].as_array().filter(|s| !s.is_empty()) {
+                let s: Vec<&str> = s.iter().filter_map(Value::as_str).collect();
+                outln!("Service operations: {}", s.join(", "));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn role_binding(c: RbCmd, fmt: Format) -> anyhow::Result<()> {

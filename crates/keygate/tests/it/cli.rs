@@ -434,3 +434,52 @@ fn print_default_config_and_not_logged_in() {
     assert!(!ok && err.contains("invalid API key or secret"), "{err}");
     assert!(!cli.config.exists());
 }
+
+/// The role catalogue, over REST and `keygate iam rbac role list/describe` (read off
+/// the authorizer's own tables; keygate-authz's catalogue test checks them row by row).
+#[test]
+fn the_role_catalogue_matches_what_roles_allow() {
+    let (srv, _dir) = Server::start(&[]);
+    let admin = srv.admin();
+    let cli = CliEnv::new();
+    let (ok, _, err) = cli.run(&[
+        "login",
+        "--url",
+        &srv.url,
+        "--api-key",
+        &admin.key,
+        "--api-secret",
+        &admin.secret,
+    ]);
+    assert!(ok, "{err}");
+    let roles = cli.json(&["iam", "rbac", "role", "list"]);
+    let names: Vec<&str> = roles
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 15, "{names:?}");
+    assert!(names.contains(&"DeveloperRead") && names.contains(&"FlinkDeveloper"));
+    let read = cli.json(&["iam", "rbac", "role", "describe", "DeveloperRead"]);
+    assert_eq!(
+        read["kafka"]["TOPIC"],
+        serde_json::json!(["READ", "DESCRIBE"]),
+        "{read}"
+    );
+    assert!(read["kafka"].get("CLUSTER").is_none(), "{read}");
+    let (ok, human, _) = cli.run(&["iam", "rbac", "role", "describe", "CloudClusterAdmin"]);
+    assert!(
+        ok && human.contains("MANAGE_RESOURCE") && human.contains("kafka cluster"),
+        "{human}"
+    );
+    let (ok, _, err) = cli.run(&["iam", "rbac", "role", "describe", "Overlord"]);
+    assert!(!ok && err.contains("no role named"), "{err}");
+    let (code, one) = admin.get("/iam/v2/roles/DeveloperRead");
+    assert_eq!(code, 200);
+    assert_eq!(
+        one["scopes"][0]["control_plane"],
+        serde_json::json!([]),
+        "{one}"
+    );
+}

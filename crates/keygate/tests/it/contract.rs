@@ -69,7 +69,7 @@ const SELF_DESTRUCTIVE: &str =
     r"^/iam/v2/api-keys/\{id\}$|^/iam/v2/role-bindings/\{id\}$|^/iam/v2/users/\{id\}$";
 
 /// The operations keygate serves under the hosted document's names.
-const SHARED: &str = r"^/(iam/v2/(api-keys|service-accounts|role-bindings|users|identity-providers|certificate-authorities)|org/v2/(environments|organizations)|kafka/v3/clusters/\{cluster_id\}/acls|sts/v1|cmk/v2/clusters|srcm/v3/clusters|ksqldbcm/v2/clusters|fcpm/v2/regions)";
+const SHARED: &str = r"^/(iam/v2/(api-keys|service-accounts|role-bindings|users|identity-providers|certificate-authorities)|org/v2/(environments|organizations)|kafka/v3/clusters/\{cluster_id\}/acls|sts/v1|cmk/v2/clusters|srcm/v3/clusters|ksqldbcm/v2/clusters|fcpm/v2/regions|service-quota/v1/applied-quotas)";
 
 /// Schemathesis (PyPI) over every shared operation, with the document's examples,
 /// its coverage phase (boundary and invalid values) and fuzzing: no 5xx, only
