@@ -25,6 +25,29 @@ pub(crate) struct Context {
     /// The key in use per resource (`api-key use`).
     #[serde(default)]
     pub(crate) active_keys: BTreeMap<String, String>,
+    /// The environment in use (`environment use`): `--current-environment` and
+    /// commands that need an environment default to it.
+    #[serde(default)]
+    pub(crate) environment: Option<String>,
+    /// The service account in use (`iam service-account use`): `api-key create`
+    /// makes keys for it unless told otherwise.
+    #[serde(default)]
+    pub(crate) service_account: Option<String>,
+    /// The Kafka cluster in use (`kafka cluster use`): `kafka acl` defaults to it.
+    #[serde(default)]
+    pub(crate) kafka_cluster: Option<String>,
+}
+
+/// A value of the current context, if logged in and set.
+pub(crate) fn in_use(pick: impl Fn(&Context) -> Option<String>) -> Option<String> {
+    CliConfig::load().ok()?.current().ok().and_then(pick)
+}
+
+/// Change the current context and save it.
+pub(crate) fn set_in_use(change: impl FnOnce(&mut Context)) -> anyhow::Result<()> {
+    let mut cfg = CliConfig::load()?;
+    change(cfg.current_mut()?);
+    cfg.save()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

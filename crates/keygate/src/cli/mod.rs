@@ -118,6 +118,8 @@ pub(crate) enum EnvCmd {
     },
     /// Delete an empty environment.
     Delete { id: String },
+    /// Use an environment: commands that need one default to it.
+    Use { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +262,8 @@ pub(crate) enum ResourceCmd {
         #[arg(long)]
         environment: Option<String>,
     },
+    /// Kafka: use a cluster (`kafka acl` defaults to it).
+    Use { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +347,10 @@ pub(crate) enum SaCmd {
     },
     /// Delete a service account with its keys, role bindings and ACLs.
     Delete { id: String },
+    /// Use a service account: `api-key create` makes keys for it.
+    Use { id: String },
+    /// Stop using a service account.
+    Unset,
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,8 +374,15 @@ pub(crate) enum RoleCmd {
 /// Where a role binding applies; the CRN is built from these.
 #[derive(Debug, Clone, Args, Default)]
 pub(crate) struct ScopeArgs {
-    #[arg(long)]
+    #[arg(long, conflicts_with = "current_environment")]
     environment: Option<String>,
+    /// The environment in use (`keygate environment use`).
+    #[arg(long)]
+    current_environment: bool,
+    /// The Kafka cluster (the hosted CLI's flag for cluster-level bindings).
+    #[arg(long)]
+    cloud_cluster: Option<String>,
+    /// The Kafka cluster (with `--resource`; the same cluster as `--cloud-cluster`).
     #[arg(long)]
     kafka_cluster: Option<String>,
     #[arg(long)]
@@ -398,12 +413,16 @@ pub(crate) enum RbCmd {
         #[command(flatten)]
         scope: ScopeArgs,
     },
-    /// List role bindings at or below a scope (the organization by default).
+    /// List role bindings: with no scope, every one in the organization; with a
+    /// scope, those at it (and below it with `--inclusive`).
     List {
         #[arg(long)]
         principal: Option<String>,
         #[arg(long)]
         role: Option<String>,
+        /// Also the bindings below the scope.
+        #[arg(long)]
+        inclusive: bool,
         #[command(flatten)]
         scope: ScopeArgs,
     },
@@ -421,9 +440,12 @@ pub(crate) enum RbCmd {
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct AclArgs {
-    /// The cluster.
+    /// The cluster [default: the one in use, `keygate kafka cluster use`].
     #[arg(long)]
-    cluster: String,
+    cluster: Option<String>,
+    /// Accepted for the hosted CLI's sake: a cluster id names its environment.
+    #[arg(long)]
+    environment: Option<String>,
     #[arg(long, conflicts_with = "deny")]
     allow: bool,
     #[arg(long)]
@@ -496,6 +518,9 @@ pub(crate) enum KeyCmd {
         /// Where to write it (default: standard output).
         #[arg(long, requires = "client_config")]
         output_file: Option<std::path::PathBuf>,
+        /// Use the new key for its resource at once (`api-key use`).
+        #[arg(long = "use")]
+        use_it: bool,
     },
     /// List keys.
     List {
@@ -522,8 +547,14 @@ pub(crate) enum KeyCmd {
     Disable { key: String },
     /// Enable a disabled key.
     Enable { key: String },
-    /// Delete a key.
-    Delete { key: String },
+    /// Delete keys.
+    Delete {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Accepted for the hosted CLI's sake: keygate does not ask before deleting.
+        #[arg(long)]
+        force: bool,
+    },
     /// Save a key's secret (made elsewhere) in the current context.
     Store {
         key: String,
@@ -596,6 +627,7 @@ const ACL_COLS: &[Col] = &[
     ("Resource Type", "/resource_type"),
     ("Resource Name", "/resource_name"),
     ("Pattern Type", "/pattern_type"),
+    ("Host", "/host"),
 ];
 
 pub(crate) fn client() -> anyhow::Result<Client> {
@@ -681,6 +713,15 @@ fn environment(c: EnvCmd, fmt: Format) -> anyhow::Result<()> {
             )?,
             ENV_COLS,
         ),
+        EnvCmd::Use { id } => {
+            cl.get(&format!("/org/v2/environments/{}", enc(&id)))?;
+            context::set_in_use(|c| c.environment = Some(id.clone()))?;
+            print_done(
+                fmt,
+                &format!("Using environment \"{id}\"."),
+                &json!({ "id": id }),
+            )
+        }
         EnvCmd::Delete { id } => {
             cl.delete(&format!("/org/v2/environments/{}", enc(&id)))?;
             print_done(
@@ -763,6 +804,18 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
             let path = one(id, &environment)?;
             cl.delete(&path)?;
             print_done(fmt, "Deleted.", &json!({ "deleted": path }))
+        }
+        ResourceCmd::Use { id } => {
+            if base != "/cmk/v2/clusters" {
+                bail!("only Kafka clusters can be put in use (`keygate kafka cluster use lkc-…`)");
+            }
+            cl.get(&format!("{base}/{}", enc(&id)))?;
+            context::set_in_use(|c| c.kafka_cluster = Some(id.clone()))?;
+            print_done(
+                fmt,
+                &format!("Using Kafka cluster \"{id}\"."),
+                &json!({ "id": id }),
+            )
         }
     }
 }
@@ -856,6 +909,19 @@ fn service_account(c: SaCmd, fmt: Format) -> anyhow::Result<()> {
                 SA_COLS,
             )
         }
+        SaCmd::Use { id } => {
+            cl.get(&format!("/iam/v2/service-accounts/{}", enc(&id)))?;
+            context::set_in_use(|c| c.service_account = Some(id.clone()))?;
+            print_done(
+                fmt,
+                &format!("Using service account \"{id}\"."),
+                &json!({ "id": id }),
+            )
+        }
+        SaCmd::Unset => {
+            context::set_in_use(|c| c.service_account = None)?;
+            print_done(fmt, "No service account in use.", &json!({ "id": null }))
+        }
         SaCmd::Delete { id } => {
             cl.delete(&format!("/iam/v2/service-accounts/{}", enc(&id)))?;
             print_done(
@@ -880,6 +946,20 @@ pub(crate) fn build_crn(org: &str, s: &ScopeArgs) -> anyhow::Result<String> {
     if let Some(raw) = &s.crn_pattern {
         return Ok(raw.clone());
     }
+    let mut s = s.clone();
+    if s.current_environment {
+        s.environment = Some(context::in_use(|c| c.environment.clone()).ok_or_else(|| {
+            anyhow!("no environment in use: run `keygate environment use env-…`")
+        })?);
+    }
+    match (s.cloud_cluster.take(), &s.kafka_cluster) {
+        (Some(a), Some(b)) if &a != b => {
+            bail!("--cloud-cluster and --kafka-cluster name different clusters")
+        }
+        (Some(a), None) => s.kafka_cluster = Some(a),
+        _ => {}
+    }
+    let s = &s;
     let star = if s.prefix { "*" } else { "" };
     let mut crn = org.to_owned();
     let resource = s
@@ -1045,8 +1125,20 @@ fn role_binding(c: RbCmd, fmt: Format) -> anyhow::Result<()> {
         RbCmd::List {
             principal,
             role,
+            inclusive,
             scope,
-        } => print_list(fmt, &list(&principal, &role, &scope)?, RB_COLS),
+        } => {
+            let mut all = list(&principal, &role, &scope)?;
+            let scoped = scope.crn_pattern.is_some()
+                || scope.environment.is_some()
+                || scope.current_environment
+                || scope.resource.is_some();
+            if scoped && !inclusive {
+                let at = build_crn(&org_crn(&cl)?, &scope)?;
+                all.retain(|b| b["crn_pattern"].as_str() == Some(at.as_str()));
+            }
+            print_list(fmt, &all, RB_COLS)
+        }
         RbCmd::Delete {
             id,
             principal,
@@ -1130,6 +1222,12 @@ fn acl_query(a: &AclArgs, op: Option<&str>) -> String {
 
 fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
     let cl = client()?;
+    let (AclCmd::Create(a) | AclCmd::List(a) | AclCmd::Delete(a)) = &c;
+    let cluster = a
+        .cluster
+        .clone()
+        .or_else(|| context::in_use(|c| c.kafka_cluster.clone()))
+        .ok_or_else(|| anyhow!("give --cluster, or run `keygate kafka cluster use lkc-…`"))?;
     match c {
         AclCmd::Create(a) => {
             let principal = acl_principal(&a)
@@ -1157,7 +1255,7 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
                 })
                 .collect();
             cl.post(
-                &format!("/kafka/v3/clusters/{}/acls:batch", enc(&a.cluster)),
+                &format!("/kafka/v3/clusters/{}/acls:batch", enc(&cluster)),
                 &json!({ "data": data }),
             )?;
             print_list(fmt, &data, ACL_COLS)
@@ -1165,7 +1263,7 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
         AclCmd::List(a) => {
             let list = cl.get(&format!(
                 "/kafka/v3/clusters/{}/acls?{}",
-                enc(&a.cluster),
+                enc(&cluster),
                 acl_query(&a, None)
             ))?;
             print_list(
@@ -1192,7 +1290,7 @@ fn acl(c: AclCmd, fmt: Format) -> anyhow::Result<()> {
                         q.push_str(&format!("{}{k}=ANY", if q.is_empty() { "" } else { "&" }));
                     }
                 }
-                let r = cl.delete(&format!("/kafka/v3/clusters/{}/acls?{q}", enc(&a.cluster),))?;
+                let r = cl.delete(&format!("/kafka/v3/clusters/{}/acls?{q}", enc(&cluster),))?;
                 deleted.extend(r["data"].as_array().cloned().unwrap_or_default());
             }
             if matches!(fmt, Format::Human) {
@@ -1317,7 +1415,10 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             expires_at,
             client_config: cc,
             output_file,
+            use_it,
         } => {
+            let service_account =
+                service_account.or_else(|| context::in_use(|c| c.service_account.clone()));
             let expires_at = match (expires_in, expires_at) {
                 (Some(d), _) => Some((chrono::Utc::now() + parse_duration(&d)?).to_rfc3339()),
                 (None, Some(t)) => Some(t),
@@ -1345,7 +1446,11 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             let mut cfg = CliConfig::load()?;
-            cfg.current_mut()?.stored_keys.insert(
+            let ctx = cfg.current_mut()?;
+            if let Some(r) = rid.clone().filter(|_| use_it) {
+                ctx.active_keys.insert(r, key.clone());
+            }
+            ctx.stored_keys.insert(
                 key.clone(),
                 StoredKey {
                     secret: secret.clone(),
@@ -1478,17 +1583,22 @@ fn api_key(c: KeyCmd, fmt: Format) -> anyhow::Result<()> {
             )?,
             KEY_COLS,
         ),
-        KeyCmd::Delete { key } => {
-            cl.delete(&format!("/iam/v2/api-keys/{}", enc(&key)))?;
-            let mut cfg = CliConfig::load()?;
-            let ctx = cfg.current_mut()?;
-            ctx.stored_keys.remove(&key);
-            ctx.active_keys.retain(|_, k| k != &key);
-            cfg.save()?;
+        KeyCmd::Delete { keys, force: _ } => {
+            let mut done = Vec::new();
+            for key in keys {
+                cl.delete(&format!("/iam/v2/api-keys/{}", enc(&key)))?;
+                let mut cfg = CliConfig::load()?;
+                let ctx = cfg.current_mut()?;
+                ctx.stored_keys.remove(&key);
+                ctx.active_keys.retain(|_, k| k != &key);
+                cfg.save()?;
+                done.push(key);
+            }
+            let listed = done.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>();
             print_done(
                 fmt,
-                &format!("Deleted API key \"{key}\"."),
-                &json!({ "id": key, "deleted": true }),
+                &format!("Deleted API key(s) {}.", listed.join(", ")),
+                &json!({ "ids": done, "deleted": true }),
             )
         }
         KeyCmd::Store {

@@ -11,10 +11,13 @@ use serde_json::{json, Value};
 pub(crate) enum ProviderCmd {
     /// Register an identity provider; its keys are fetched at once.
     Create {
-        #[arg(long)]
-        name: String,
+        /// Display name (the hosted CLI's positional NAME).
+        #[arg(required_unless_present = "name")]
+        display_name: Option<String>,
+        #[arg(long, conflicts_with = "display_name")]
+        name: Option<String>,
         /// Exact issuer (`iss`) of its tokens.
-        #[arg(long)]
+        #[arg(long, alias = "issuer-uri")]
         issuer: String,
         /// JWKS URI [default: discovered from the issuer's OpenID configuration]
         #[arg(long)]
@@ -134,12 +137,14 @@ pub(crate) fn provider(c: ProviderCmd, fmt: Format) -> anyhow::Result<()> {
     let path = |id: &str| format!("/iam/v2/identity-providers/{}", enc(id));
     match c {
         ProviderCmd::Create {
+            display_name,
             name,
             issuer,
             jwks_uri,
             identity_claim,
             description,
         } => {
+            let name = display_name.or(name).unwrap_or_default();
             let mut body =
                 json!({"display_name": name, "issuer": issuer, "description": description});
             set(&mut body, "jwks_uri", jwks_uri);

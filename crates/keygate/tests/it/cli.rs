@@ -483,3 +483,155 @@ fn the_role_catalogue_matches_what_roles_allow() {
         "{one}"
     );
 }
+
+/// The hosted CLI's own examples for the commands keygate shares, as its
+/// documentation writes them: contexts (`environment use`, `iam service-account use`,
+/// `kafka cluster use`), `--cloud-cluster` with `--kafka-cluster`,
+/// `--current-environment`, `list --inclusive`, `api-key create --use`, `api-key delete`
+/// of several keys with `--force`, `iam provider create NAME --issuer-uri --jwks-uri`,
+/// `kafka acl … --environment` without `--cluster`, and a Host column.
+#[test]
+fn the_hosted_clis_examples_parse_and_work() {
+    let (srv, _dir) = Server::start(&[]);
+    let admin = srv.admin();
+    let env = admin.env("hosted-cli");
+    let lkc = admin.kafka(&env, "hosted-cli");
+    let cli = CliEnv::new();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = cli.run(args);
+        assert!(ok, "keygate {args:?}: {err}");
+        out
+    };
+    run(&[
+        "login",
+        "--url",
+        &srv.url,
+        "--api-key",
+        &admin.key,
+        "--api-secret",
+        &admin.secret,
+    ]);
+    let sa = cli.json(&["iam", "service-account", "create", "orders-app"])["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let principal = format!("User:{sa}");
+    run(&["environment", "use", &env]);
+    run(&[
+        "iam",
+        "rbac",
+        "role-binding",
+        "create",
+        "--principal",
+        &principal,
+        "--role",
+        "CloudClusterAdmin",
+        "--current-environment",
+        "--cloud-cluster",
+        &lkc,
+    ]);
+    run(&[
+        "iam",
+        "rbac",
+        "role-binding",
+        "create",
+        "--principal",
+        &principal,
+        "--role",
+        "DeveloperRead",
+        "--environment",
+        &env,
+        "--cloud-cluster",
+        &lkc,
+        "--kafka-cluster",
+        &lkc,
+        "--resource",
+        "Topic:orders",
+        "--prefix",
+    ]);
+    let (ok, _, err) = cli.run(&[
+        "iam",
+        "rbac",
+        "role-binding",
+        "create",
+        "--principal",
+        &principal,
+        "--role",
+        "DeveloperRead",
+        "--environment",
+        &env,
+        "--cloud-cluster",
+        &lkc,
+        "--kafka-cluster",
+        "lkc-other1",
+        "--resource",
+        "Topic:x",
+    ]);
+    assert!(!ok && err.contains("different clusters"), "{err}");
+    let at = |extra: &[&str]| {
+        let mut a = vec![
+            "iam",
+            "rbac",
+            "role-binding",
+            "list",
+            "--principal",
+            principal.as_str(),
+            "--current-environment",
+            "--cloud-cluster",
+            lkc.as_str(),
+        ];
+        a.extend(extra);
+        cli.json(&a).as_array().map(Vec::len).unwrap_or(0)
+    };
+    assert_eq!(at(&[]), 1, "only the binding at the cluster");
+    assert_eq!(at(&["--inclusive"]), 2, "and the topic binding below it");
+    // Keys for the service account in use; --use makes the new key the active one.
+    run(&["iam", "service-account", "use", &sa]);
+    let k1 = cli.json(&["api-key", "create", "--resource", &lkc, "--use"]);
+    assert_eq!(k1["spec"]["owner"]["id"], serde_json::json!(sa), "{k1}");
+    let k1 = k1["id"].as_str().expect("id").to_owned();
+    let config = std::fs::read_to_string(&cli.config).expect("cli config");
+    assert!(config.contains(&format!("\"{lkc}\": \"{k1}\"")), "{config}");
+    run(&["iam", "service-account", "unset"]);
+    let k2 = cli.json(&["api-key", "create", "--resource", "cloud"])["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    run(&["api-key", "delete", &k1, &k2, "--force"]);
+    assert_eq!(admin.get(&format!("/iam/v2/api-keys/{k1}")).0, 404);
+    assert_eq!(admin.get(&format!("/iam/v2/api-keys/{k2}")).0, 404);
+    // ACLs on the cluster in use, with the hosted CLI's --environment.
+    run(&["kafka", "cluster", "use", &lkc]);
+    run(&[
+        "kafka",
+        "acl",
+        "create",
+        "--allow",
+        "--service-account",
+        &sa,
+        "--operations",
+        "read,describe",
+        "--topic",
+        "orders",
+        "--environment",
+        &env,
+    ]);
+    let listed = run(&["kafka", "acl", "list", "--environment", &env]);
+    assert!(
+        listed.contains("Host") && listed.contains("orders"),
+        "{listed}"
+    );
+    // An identity provider the hosted way: positional name, --issuer-uri.
+    let p = cli.json(&[
+        "iam",
+        "provider",
+        "create",
+        "my-provider",
+        "--issuer-uri",
+        "https://idp.example.com",
+        "--jwks-uri",
+        "https://idp.example.com/jwks",
+    ]);
+    assert_eq!(p["display_name"], "my-provider", "{p}");
+    assert_eq!(p["issuer"], "https://idp.example.com", "{p}");
+}
