@@ -180,6 +180,14 @@ impl From<IamError> for ApiError {
                 "Conflict",
                 m,
             ),
+            // 400: the hosted document lists no 409 for deletes, which is where
+            // these arise; 409 stays for creating what already exists.
+            IamError::Refused(m) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "failed_precondition",
+                "Bad Request",
+                m,
+            ),
             IamError::QuotaExceeded(n) => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "quota_exceeded",

@@ -64,6 +64,10 @@ pub enum IamError {
     /// Conflicts with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// The current state does not allow it (the last OrganizationAdmin, its last
+    /// credential, an environment that is not empty).
+    #[error("{0}")]
+    Refused(String),
     /// A quota is reached.
     #[error("number of API keys per owner is currently limited to {0}")]
     QuotaExceeded(u32),
@@ -98,8 +102,9 @@ impl From<StoreError> for IamError {
             StoreError::Conflict(m) => IamError::Conflict(m),
             StoreError::QuotaExceeded(n) => IamError::QuotaExceeded(n),
             StoreError::LastOrgAdmin | StoreError::LastAdminCredential => {
-                IamError::Conflict(e.to_string())
+                IamError::Refused(e.to_string())
             }
+            StoreError::InUse(m) => IamError::Refused(m),
             StoreError::Database(m) | StoreError::Unavailable(m) => IamError::Unavailable(m),
             other => IamError::Internal(other.to_string()),
         }

@@ -1093,7 +1093,7 @@ impl Store for SqlStore {
             get_env(tx, &id)?;
             let n: i64 = tx.query_row("SELECT COUNT(*) FROM resources WHERE environment_id = ?1", [&id], |r| r.get(0))?;
             if n > 0 {
-                return Err(StoreError::Conflict(format!(
+                return Err(StoreError::InUse(format!(
                     "environment {id} still contains {n} cluster(s) or other resources; delete them first"
                 )));
             }

@@ -51,6 +51,10 @@ pub enum StoreError {
     /// The owner has as many keys as allowed.
     #[error("number of API keys per owner is currently limited to {0}")]
     QuotaExceeded(u32),
+    /// The thing is still in use (an environment with resources in it); the message
+    /// says by what.
+    #[error("{0}")]
+    InUse(String),
     /// The change would leave no OrganizationAdmin.
     #[error("the organization must keep at least one OrganizationAdmin")]
     LastOrgAdmin,

@@ -430,7 +430,7 @@ async fn story(store: &dyn Store) {
                 &ev()
             )
             .await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::InUse(_))
     ));
 
     // Accounts.

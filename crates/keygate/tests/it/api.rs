@@ -72,7 +72,7 @@ fn bad_input_gets_a_specific_error_and_changes_nothing() {
         ("GET", "/iam/v2/role-bindings".into(), None, 400, Some("crn_pattern"), "required"),
         ("GET", "/iam/v2/service-accounts/sa-nosuch1".into(), None, 404, None, "not found"),
         ("DELETE", "/org/v2/environments/env-nosuch1".into(), None, 404, None, "not found"),
-        ("DELETE", format!("/org/v2/environments/{env}"), None, 409, None, "still contains"),
+        ("DELETE", format!("/org/v2/environments/{env}"), None, 400, None, "still contains"),
     ];
     for (method, path, body, want, pointer, text) in cases {
         let ct = body.as_ref().map(|_| "application/json");
@@ -511,13 +511,13 @@ fn last_organization_admin_cannot_be_removed() {
         .expect("owner")
         .to_owned();
     let (code, b) = api.delete(&format!("/iam/v2/users/{me}"));
-    assert_eq!(code, 409, "{b}");
+    assert_eq!(code, 400, "{b}");
     assert!(detail(&b).contains("OrganizationAdmin"));
     let mine = api.all(&format!(
         "/iam/v2/role-bindings?crn_pattern={org}&principal=User:{me}"
     ));
     let rb = mine[0]["id"].as_str().expect("rb").to_owned();
-    assert_eq!(api.delete(&format!("/iam/v2/role-bindings/{rb}")).0, 409);
+    assert_eq!(api.delete(&format!("/iam/v2/role-bindings/{rb}")).0, 400);
     // With a second admin, the first can go.
     let other = api.user("second@example.com");
     api.bind(&format!("User:{other}"), "OrganizationAdmin", &org);
