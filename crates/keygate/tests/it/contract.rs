@@ -78,8 +78,9 @@ const NOT_FUZZED: [&str; 5] = [
 const SHARED: &str = r"^/(iam/v2/(api-keys|service-accounts|role-bindings|users|identity-providers|certificate-authorities)|org/v2/(environments|organizations)|kafka/v3/clusters/\{cluster_id\}/acls|sts/v1|cmk/v2/clusters|srcm/v3/clusters|ksqldbcm/v2/clusters|fcpm/v2/regions|service-quota/v1/applied-quotas)";
 
 /// Schemathesis (PyPI) over every shared operation, with the document's examples,
-/// its coverage phase (boundary and invalid values) and fuzzing: no 5xx, only
-/// documented status codes, every response valid against the document.
+/// its coverage phase (boundary and invalid values), fuzzing and its stateful phase
+/// (sequences linked by the ids responses return): no 5xx, only documented status
+/// codes, every response valid against the document.
 #[test]
 fn schemathesis_finds_nothing_the_document_forbids() {
     // The failure throttle is tested elsewhere; here it would only slow the run down
@@ -139,7 +140,7 @@ fn schemathesis_finds_nothing_the_document_forbids() {
             "--checks",
             "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance",
         ])
-        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", "20", "--workers", "2", "--seed", &seed])
         .args(["--request-timeout", "15"])
         .env("NO_COLOR", "1")
