@@ -166,8 +166,9 @@ bad = call("DELETE", acls + "?resource_type=TOPIC", auth=ck, want=400).json()
 assert set(bad) == {"error_code", "message"}, bad
 denied = call("GET", acls, auth=(k["id"], "wrong-secret"), want=401).json()
 assert denied["error_code"] == 40101, denied
-# The same cluster key is worth nothing on the management API.
+# The same cluster key is worth nothing on the management API or another cluster's ACLs.
 call("GET", "/iam/v2/service-accounts", auth=ck, want=401)
+assert call("GET", "/kafka/v3/clusters/lkc-another1/acls", auth=ck, want=401).json()["error_code"] == 40101
 deleted = call("DELETE", acls + f"?resource_type=TOPIC&resource_name=orders&pattern_type=LITERAL&principal=User:{sa['id']}&host=*&operation=WRITE&permission=ALLOW", auth=ck, want=200).json()
 assert len(deleted["data"]) == 1, deleted
 call("POST", f"/kafka/v3/clusters/{CLUSTER}/acls:batch", auth=ck, json={"data": [acl, dict(acl, operation="READ")]}, want=201)

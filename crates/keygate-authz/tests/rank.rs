@@ -45,15 +45,7 @@ fn principals() -> [Principal; 4] {
     ]
 }
 
-const CAPS: [Capability; 7] = [
-    Capability::ManageAccounts,
-    Capability::ManageEnvironment,
-    Capability::ManageResource,
-    Capability::ManageResourceKeys,
-    Capability::ManageAccountKeys,
-    Capability::GrantRoles,
-    Capability::ViewOperations,
-];
+const CAPS: [Capability; 7] = Capability::ALL;
 
 const TYPES: [ResourceType; 4] = [
     ResourceType::Topic,

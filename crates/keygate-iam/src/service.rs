@@ -507,17 +507,11 @@ impl Iam {
         secret: &Secret,
         cluster: Option<&str>,
     ) -> std::result::Result<Caller, KeyRejection> {
-        let snap = self.snapshot();
-        let now = Utc::now();
-        let entry = match (snap.verify(key_id, secret, ScopeCheck::Cloud, now), cluster) {
-            (Err(KeyRejection::WrongScope), Some(cluster)) => snap.verify(
-                key_id,
-                secret,
-                ScopeCheck::Resource(ResourceKind::Kafka, cluster),
-                now,
-            )?,
-            (r, _) => r?,
+        let scope = match cluster {
+            Some(cluster) => ScopeCheck::CloudOr(ResourceKind::Kafka, cluster),
+            None => ScopeCheck::Cloud,
         };
+        let entry = self.snapshot().verify(key_id, secret, scope, Utc::now())?;
         Ok(Caller {
             principal: Principal::user(entry.owner_id.to_string()),
             account_id: entry.owner_id.to_string(),

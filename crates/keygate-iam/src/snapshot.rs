@@ -354,8 +354,10 @@ impl Snapshot {
             KeyPhase::Expired => return Err(KeyRejection::Expired),
         }
         let scope_ok = match (scope, &entry.resource) {
-            (ScopeCheck::Cloud, None) => true,
-            (ScopeCheck::Resource(kind, key), Some((k, r))) => kind == *k && key == r.as_str(),
+            (ScopeCheck::Cloud | ScopeCheck::CloudOr(..), None) => true,
+            (ScopeCheck::Resource(kind, key) | ScopeCheck::CloudOr(kind, key), Some((k, r))) => {
+                kind == *k && key == r.as_str()
+            }
             _ => false,
         };
         if !scope_ok {
@@ -461,6 +463,8 @@ pub enum ScopeCheck<'a> {
     /// One resource: its kind and storage key (`Resource::storage_key`; for Kafka
     /// clusters, the cluster id).
     Resource(ResourceKind, &'a str),
+    /// A CLOUD key, or a key for this one resource (a Kafka cluster's REST paths).
+    CloudOr(ResourceKind, &'a str),
 }
 
 fn binding_refs(
