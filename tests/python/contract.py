@@ -209,6 +209,27 @@ assert one["applied_limit"] > 0, one
 call("GET", "/service-quota/v1/applied-quotas/no.such.quota", want=404)
 print("ok service quotas")
 
+# ksqlDB clusters as Terraform's confluent_ksql_cluster sends them (plus keygate's
+# `upstream`: it registers a running ksqlDB rather than provisioning one).
+ksql_spec = {
+    "display_name": "ksql-contract", "csu": 4, "use_detailed_processing_log": True,
+    "kafka_cluster": {"id": CLUSTER, "environment": ENV}, "credential_identity": {"id": sa["id"]},
+    "environment": {"id": ENV},
+}
+body = call("POST", "/ksqldbcm/v2/clusters", json={"spec": ksql_spec}, want=422).json()
+assert "upstream" in json.dumps(body), body
+ksql = call("POST", "/ksqldbcm/v2/clusters", json={"spec": {**ksql_spec, "upstream": "http://127.0.0.1:8088"}}, want=202).json()
+assert ksql["spec"]["kafka_cluster"]["id"] == CLUSTER and ksql["spec"]["csu"] == 4, ksql
+assert ksql["spec"]["credential_identity"]["related"].endswith("/iam/v2/service-accounts/" + sa["id"]), ksql
+call("GET", f"/ksqldbcm/v2/clusters/{ksql['id']}", want=200)
+listed = call("GET", f"/ksqldbcm/v2/clusters?environment={ENV}&page_size=10", want=200).json()
+assert [c["id"] for c in listed["data"]] == [ksql["id"]], listed
+# A Kafka cluster that does not exist: refused, naming the field.
+body = call("POST", "/ksqldbcm/v2/clusters", json={"spec": {**ksql_spec, "upstream": "http://127.0.0.1:8088", "kafka_cluster": {"id": "lkc-nothere"}}}, want=422).json()
+assert "/spec/kafka_cluster/id" in json.dumps(body), body
+call("DELETE", f"/ksqldbcm/v2/clusters/{ksql['id']}", want=204)
+print("ok ksqlDB clusters")
+
 # Clean-up through the documented deletes.
 call("DELETE", f"/iam/v2/api-keys/{cloud_key['id']}", want=204)
 call("DELETE", f"/iam/v2/service-accounts/{other['id']}", want=204)

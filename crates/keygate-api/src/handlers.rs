@@ -253,6 +253,35 @@ fn env_ref(st: &AppState, env: &str) -> ObjRef {
     }
 }
 
+/// A reference to a Kafka cluster by id (it may have been deleted since).
+fn cluster_ref(st: &AppState, env: &str, id: &str) -> ObjRef {
+    ObjRef {
+        id: id.to_owned(),
+        environment: Some(env.to_owned()),
+        related: format!("{}/cmk/v2/clusters/{id}", st.cfg.public_url),
+        resource_name: Resource::crn_of(&org_crn(st), ResourceKind::Kafka, env, id).to_string(),
+        api_version: "cmk/v2".into(),
+        kind: "Cluster".into(),
+    }
+}
+
+/// A reference to a user (`u-…`) or service account by id.
+fn account_ref(st: &AppState, id: &str) -> ObjRef {
+    let (path, seg, kind) = if keygate_core::IdKind::User.matches(id) {
+        ("users", "user", "User")
+    } else {
+        ("service-accounts", "service-account", "ServiceAccount")
+    };
+    ObjRef {
+        id: id.to_owned(),
+        environment: None,
+        related: format!("{}/iam/v2/{path}/{id}", st.cfg.public_url),
+        resource_name: org_crn(st).child(seg, id).to_string(),
+        api_version: "iam/v2".into(),
+        kind: kind.into(),
+    }
+}
+
 fn resource_path(r: &Resource) -> String {
     resource_path_of(r.kind, &r.environment_id, &r.id)
 }
@@ -296,7 +325,7 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
             cloud: Some(self_managed),
             region: Some("self-managed".into()),
             config: Some(serde_json::json!({"kind": "Basic"})),
-            package: None,
+            ..HostedFacts::default()
         },
         ResourceKind::SchemaRegistry => HostedFacts {
             cloud: Some(self_managed),
@@ -309,8 +338,18 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
             region: Some(r.id.clone()),
             ..HostedFacts::default()
         },
-        ResourceKind::Ksql | ResourceKind::Tableflow => HostedFacts::default(),
+        ResourceKind::Ksql => match &r.ksql {
+            Some(k) => HostedFacts {
+                csu: Some(k.csu),
+                kafka_cluster: Some(cluster_ref(st, &r.environment_id, &k.kafka_cluster)),
+                credential_identity: Some(account_ref(st, &k.credential_identity)),
+                ..HostedFacts::default()
+            },
+            None => HostedFacts::default(),
+        },
+        ResourceKind::Tableflow => HostedFacts::default(),
     };
+    let ksql = r.kind == ResourceKind::Ksql;
     ClusterObj {
         api_version,
         // The object's kind in its own API (`Cluster`, `Region`); key references to
@@ -362,6 +401,8 @@ fn cluster_obj(st: &AppState, r: Resource) -> ClusterObj {
                     healthy: problem.is_none(),
                     reason: problem,
                 }),
+            is_paused: ksql.then_some(false),
+            storage: ksql.then_some(0),
         },
         id: r.id,
     }
@@ -413,10 +454,21 @@ pub(crate) async fn create_resource(
                 upstream: b.spec.upstream,
                 region: b.spec.region,
                 upstream_security: b.spec.upstream_security.map(Into::into).unwrap_or_default(),
+                ksql: keygate_iam::KsqlInput {
+                    kafka_cluster: b.spec.kafka_cluster.map(|r| r.id),
+                    credential_identity: b.spec.credential_identity.map(|r| r.id),
+                    csu: b.spec.csu,
+                },
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(cluster_obj(&st, r))))
+    // The hosted document answers 202 where it provisions (Kafka, ksqlDB); keygate's
+    // registration is complete when it answers, with the object.
+    let status = match kind {
+        ResourceKind::Kafka | ResourceKind::Ksql => StatusCode::ACCEPTED,
+        _ => StatusCode::CREATED,
+    };
+    Ok((status, Json(cluster_obj(&st, r))))
 }
 
 pub(crate) async fn get_resource(
@@ -487,7 +539,7 @@ pub async fn list_kafka(
 
 /// Register a Kafka cluster (its upstream bootstrap servers).
 #[utoipa::path(post, path = "/cmk/v2/clusters", tag = "clusters", request_body = ClusterCreate,
-    responses((status = 201, body = ClusterObj), (status = 422, body = ErrorBody)), security(("basic" = [])))]
+    responses((status = 202, body = ClusterObj), (status = 422, body = ErrorBody)), security(("basic" = [])))]
 pub async fn create_kafka(
     State(st): State<AppState>,
     Authed(c): Authed,

@@ -171,6 +171,15 @@ pub struct HostedFacts {
     /// Schema Registry: `SELF_MANAGED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<&'static str>,
+    /// ksqlDB: its size as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csu: Option<u32>,
+    /// ksqlDB: the Kafka cluster it runs on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_cluster: Option<ObjRef>,
+    /// ksqlDB: the user or service account it runs as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_identity: Option<ObjRef>,
 }
 
 /// How the gateway connects and authenticates to a cluster's brokers, as shown.
@@ -265,6 +274,12 @@ pub struct ClusterStatus {
     /// the brokers with the cluster's settings, and why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamHealth>,
+    /// ksqlDB: `false` (keygate does not pause clusters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_paused: Option<bool>,
+    /// ksqlDB: provisioned storage in GB: `0`, keygate provisions none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<u32>,
 }
 
 /// The upstream as the gateway last saw it.
@@ -300,6 +315,15 @@ pub struct ClusterCreateSpec {
     /// brokers; HTTP services: its credential and TLS).
     #[serde(default)]
     pub upstream_security: Option<UpstreamSecurityIn>,
+    /// ksqlDB (required there): the Kafka cluster it runs on, in the same environment.
+    #[serde(default)]
+    pub kafka_cluster: Option<IdIn>,
+    /// ksqlDB (required there): the user or service account it runs as.
+    #[serde(default)]
+    pub credential_identity: Option<IdIn>,
+    /// ksqlDB: its size in CSUs, 1–1024 (recorded; default 1).
+    #[serde(default)]
+    pub csu: Option<i64>,
 }
 
 /// Update a cluster.

@@ -920,6 +920,11 @@ pub(crate) async fn environments(
                         label { "Region" small { "Flink only, e.g. aws.us-east-1" } input type="text" name="region"; }
                         div { button type="submit" { "Register" } }
                     }
+                    div.row {
+                        label { "Kafka cluster" small { "ksqlDB only: the lkc-… it runs on" } input type="text" name="kafka_cluster"; }
+                        label { "Credential identity" small { "ksqlDB only: the u-… or sa-… it runs as" } input type="text" name="credential_identity"; }
+                        label { "CSUs" small { "ksqlDB only, recorded (default 1)" } input type="number" name="csu" min="1" max="1024"; }
+                    }
                     details {
                         summary { "Kafka: how keygate connects to the brokers (TLS, its own SASL credential)" }
                         div.row {
@@ -994,6 +999,15 @@ pub(crate) async fn create_cluster(
         upstream: field(&f, "upstream").to_owned(),
         region: Some(field(&f, "region").to_owned()).filter(|r| !r.is_empty()),
         upstream_security: upstream_input(&f),
+        ksql: keygate_iam::KsqlInput {
+            kafka_cluster: Some(field(&f, "kafka_cluster").to_owned()),
+            credential_identity: Some(field(&f, "credential_identity").to_owned()),
+            csu: match field(&f, "csu") {
+                "" => None,
+                // Not a number: out of range, refused with the range.
+                n => Some(n.parse().unwrap_or(0)),
+            },
+        },
     };
     match st.iam.create_resource(&s.caller, n).await {
         Ok(r) => done(

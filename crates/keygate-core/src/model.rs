@@ -67,6 +67,22 @@ pub struct Resource {
     pub updated_at: Timestamp,
     /// Kafka clusters: the gateway port slot, assigned at registration and kept for life.
     pub gateway_slot: Option<u32>,
+    /// ksqlDB clusters: what it runs on and as (the hosted API's required facts).
+    pub ksql: Option<KsqlLinks>,
+}
+
+/// What a ksqlDB cluster runs on: the Kafka cluster it reads and writes, the account
+/// whose credential it uses there, and its size as the hosted API counts it (CSUs).
+/// keygate provisions none of this; it records what the operator registered, checks
+/// the references exist when the cluster is registered, and shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KsqlLinks {
+    /// `lkc-…` in the same environment.
+    pub kafka_cluster: String,
+    /// `u-…` or `sa-…`.
+    pub credential_identity: String,
+    /// Confluent Streaming Units (1–1024; recorded, not enforced).
+    pub csu: u32,
 }
 
 impl Resource {

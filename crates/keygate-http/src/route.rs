@@ -107,6 +107,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             gateway_slot: None,
+            ksql: None,
         }
     }
 

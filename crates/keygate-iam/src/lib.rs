@@ -25,7 +25,9 @@ pub use gate::{Credential, Gate, Session, Unauthenticated};
 pub use hasher::{SecretHasher, PEPPER_LEN};
 pub use oauth::{Exchange, Issued, JwksStatus, NewPool, NewProvider, OAuthConfig, StsError};
 pub use password::PasswordWork;
-pub use service::{Caller, Door, Iam, IamConfig, NewApiKey, NewResource, ResourceChanges};
+pub use service::{
+    Caller, Door, Iam, IamConfig, KsqlInput, NewApiKey, NewResource, ResourceChanges,
+};
 pub use snapshot::{
     Follower, KeyEntry, KeyMap, KeyRejection, OAuthSettings, OAuthState, ScopeCheck, Snapshot,
 };

@@ -10,8 +10,8 @@ use keygate_core::acl::CLUSTER_RESOURCE_NAME;
 use keygate_core::crn::CrnPattern;
 use keygate_core::id::is_flink_region;
 use keygate_core::model::{
-    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, Organization, Resource, RoleBinding,
-    Timestamp,
+    Account, AccountKind, Acl, ApiKey, Environment, KeyScope, KsqlLinks, Organization, Resource,
+    RoleBinding, Timestamp,
 };
 use keygate_core::role::Scope;
 use keygate_core::{
@@ -99,6 +99,20 @@ pub struct NewResource {
     pub region: Option<String>,
     /// Kafka only: how the gateway connects and authenticates to the brokers.
     pub upstream_security: crate::UpstreamInput,
+    /// ksqlDB only (required there): what it runs on.
+    pub ksql: KsqlInput,
+}
+
+/// A ksqlDB cluster's links as given: its Kafka cluster (same environment) and the
+/// account whose credential it uses are required; CSUs default to 1.
+#[derive(Debug, Clone, Default)]
+pub struct KsqlInput {
+    /// `lkc-…`.
+    pub kafka_cluster: Option<String>,
+    /// `u-…` or `sa-…`.
+    pub credential_identity: Option<String>,
+    /// 1–1024.
+    pub csu: Option<i64>,
 }
 
 /// Changes to a resource; `None` (or an empty input) leaves a field alone.
@@ -870,6 +884,10 @@ impl Iam {
             &Default::default(),
             &n.upstream_security,
         )?;
+        let ksql = match n.kind {
+            ResourceKind::Ksql => Some(self.check_ksql(&n.environment_id, &n.ksql).await?),
+            _ => None,
+        };
         let now = Utc::now();
         let r = with_fresh_id(|| {
             let id = match (&fixed_id, n.kind.id_kind()) {
@@ -894,6 +912,7 @@ impl Iam {
                 updated_at: now,
                 // Assigned by the store, in the same transaction.
                 gateway_slot: None,
+                ksql: ksql.clone(),
             };
             let store = self.store.clone();
             let rec = self.change(
@@ -918,6 +937,47 @@ impl Iam {
         env: Option<&str>,
     ) -> Result<Vec<Resource>> {
         Ok(self.store.list_resources(Some(kind), env).await?)
+    }
+
+    /// A ksqlDB cluster's links, checked: the Kafka cluster exists in the same
+    /// environment and the credential identity is an existing user or service account.
+    async fn check_ksql(&self, environment_id: &str, k: &KsqlInput) -> Result<KsqlLinks> {
+        let given = |v: &Option<String>, at: &'static str| match v.as_deref() {
+            Some(v) if !v.is_empty() => Ok(v.to_owned()),
+            _ => Err(IamError::invalid(at, "is required for a ksqlDB cluster")),
+        };
+        let kafka_cluster = given(&k.kafka_cluster, "/spec/kafka_cluster/id")?;
+        let credential_identity = given(&k.credential_identity, "/spec/credential_identity/id")?;
+        match self.store.get_resource(&kafka_cluster).await {
+            Ok(r) if r.kind == ResourceKind::Kafka && r.environment_id == environment_id => {}
+            Ok(_) | Err(StoreError::NotFound(..)) => {
+                return Err(IamError::invalid(
+                    "/spec/kafka_cluster/id",
+                    format!("no Kafka cluster `{kafka_cluster}` in environment `{environment_id}`"),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match self.store.get_account(&credential_identity).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound(..)) => {
+                return Err(IamError::invalid(
+                    "/spec/credential_identity/id",
+                    format!("no user or service account `{credential_identity}`"),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let csu = match k.csu {
+            None => 1,
+            Some(n @ 1..=1024) => n as u32,
+            Some(_) => return Err(IamError::invalid("/spec/csu", "must be 1–1024")),
+        };
+        Ok(KsqlLinks {
+            kafka_cluster,
+            credential_identity,
+            csu,
+        })
     }
 
     /// One resource. `env` is required for Flink regions and Tableflow.

@@ -73,6 +73,7 @@ async fn world() -> World {
                 upstream: "127.0.0.1:9".into(),
                 region: None,
                 upstream_security: Default::default(),
+                ksql: Default::default(),
             },
         )
         .await

@@ -74,6 +74,41 @@ pub fn decode(column: Option<String>) -> Result<UpstreamSecurity, String> {
     })
 }
 
+/// The stored form of a ksqlDB cluster's links (`resources.ksql`).
+pub fn encode_ksql(k: &keygate_core::model::KsqlLinks) -> String {
+    json!({
+        "kafka_cluster": k.kafka_cluster,
+        "credential_identity": k.credential_identity,
+        "csu": k.csu,
+    })
+    .to_string()
+}
+
+/// A ksqlDB cluster's links from the column's value (NULL: none).
+pub fn decode_ksql(
+    column: Option<String>,
+) -> Result<Option<keygate_core::model::KsqlLinks>, String> {
+    let Some(text) = column else {
+        return Ok(None);
+    };
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{k} is missing"))
+    };
+    Ok(Some(keygate_core::model::KsqlLinks {
+        kafka_cluster: s("kafka_cluster")?,
+        credential_identity: s("credential_identity")?,
+        csu: v
+            .get("csu")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("csu is missing")?,
+    }))
+}
+
 /// The stored form of a certificate authority (`identity_providers.certificate`).
 pub fn encode_authority(a: &keygate_core::model::CertificateAuthority) -> String {
     json!({

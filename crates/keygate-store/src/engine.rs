@@ -222,10 +222,11 @@ fn resource_row(r: &Row) -> DbResult<Resource> {
         gateway_slot: r.get(7)?,
         upstream_security: crate::columns::decode(r.get(8)?)
             .map_err(|e| corrupt(format!("upstream_security: {e}")))?,
+        ksql: crate::columns::decode_ksql(r.get(9)?).map_err(|e| corrupt(format!("ksql: {e}")))?,
     })
 }
 const RESOURCE_COLS: &str =
-    "id, kind, environment_id, display_name, upstream, created_at, updated_at, gateway_slot, upstream_security";
+    "id, kind, environment_id, display_name, upstream, created_at, updated_at, gateway_slot, upstream_security, ksql";
 
 fn account_row(r: &Row) -> DbResult<Account> {
     let kind: String = r.get(1)?;
@@ -381,7 +382,7 @@ fn insert_env(tx: &dyn Db, e: &Environment) -> Result<()> {
 fn insert_resource(tx: &dyn Db, r: &Resource, slot: Option<u32>) -> Result<()> {
     let key = r.storage_key();
     tx.execute(
-        &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        &format!("INSERT INTO resources (key, {RESOURCE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
         params![
             key,
             r.id,
@@ -392,7 +393,8 @@ fn insert_resource(tx: &dyn Db, r: &Resource, slot: Option<u32>) -> Result<()> {
             ts(r.created_at),
             ts(r.updated_at),
             slot,
-            crate::columns::encode(&r.upstream_security)
+            crate::columns::encode(&r.upstream_security),
+            r.ksql.as_ref().map(crate::columns::encode_ksql)
         ],
     )?;
     let cluster = (r.kind == ResourceKind::Kafka).then_some(r.id.as_str());

@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("postgres/schema_v7.sql")),
     (8, include_str!("postgres/schema_v8.sql")),
     (9, include_str!("postgres/schema_v9.sql")),
+    (10, include_str!("postgres/schema_v10.sql")),
 ];
 /// Advisory lock keys ("keygate" in ASCII, then a number).
 const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_0001;

@@ -250,6 +250,7 @@ async fn story(store: &dyn Store) {
         created_at: now,
         updated_at: now,
         gateway_slot: None,
+        ksql: None,
         upstream_security: keygate_core::UpstreamSecurity {
             protocol: keygate_core::SecurityProtocol::SaslSsl,
             mechanism: Some(keygate_core::UpstreamMechanism::ScramSha512),
@@ -362,6 +363,35 @@ async fn story(store: &dyn Store) {
         )
         .await
         .expect("delete");
+    // A ksqlDB cluster keeps what it runs on.
+    let ksql = Resource {
+        id: "lksqlc-1".into(),
+        kind: ResourceKind::Ksql,
+        upstream: "http://k".into(),
+        upstream_security: Default::default(),
+        ksql: Some(keygate_core::model::KsqlLinks {
+            kafka_cluster: "lkc-1".into(),
+            credential_identity: "sa-1".into(),
+            csu: 4,
+        }),
+        ..lkc.clone()
+    };
+    store
+        .create_resource(ksql.clone(), &ev())
+        .await
+        .expect("ksql");
+    assert_eq!(
+        store.get_resource("lksqlc-1").await.expect("get").ksql,
+        ksql.ksql
+    );
+    store
+        .delete_resource(
+            "lksqlc-1",
+            "crn://keygate/organization=org-1/environment=env-1/ksql=lksqlc-1",
+            &ev(),
+        )
+        .await
+        .expect("delete ksql");
     let flink = Resource {
         id: "aws.us-east-1".into(),
         kind: ResourceKind::Flink,
@@ -1438,6 +1468,7 @@ async fn import_story(a: &dyn Store, b: &dyn Store) {
             updated_at: now,
             gateway_slot: None,
             upstream_security: Default::default(),
+            ksql: None,
         },
         &ev(),
     )

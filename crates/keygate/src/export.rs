@@ -173,6 +173,9 @@ struct Res {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upstream_security: Option<serde_json::Value>,
     gateway_slot: Option<u32>,
+    /// ksqlDB: its Kafka cluster, credential identity and CSUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ksql: Option<serde_json::Value>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -375,6 +378,10 @@ fn to_doc(
                 upstream_security: keygate_store::columns::encode(&r.upstream_security)
                     .and_then(|j| serde_json::from_str(&j).ok()),
                 gateway_slot: r.gateway_slot,
+                ksql: r.ksql.as_ref().map(|k| {
+                    serde_json::from_str(&keygate_store::columns::encode_ksql(k))
+                        .expect("encode_ksql writes JSON")
+                }),
                 created_at: r.created_at,
                 updated_at: r.updated_at,
             })
@@ -538,8 +545,11 @@ fn from_doc(d: Document) -> anyhow::Result<(FullState, Vec<(String, String)>)> {
                         .map_err(|e| {
                             anyhow::anyhow!("resource {}: upstream_security: {e}", r.id)
                         })?;
+                let ksql = keygate_store::columns::decode_ksql(r.ksql.map(|v| v.to_string()))
+                    .map_err(|e| anyhow::anyhow!("resource {}: ksql: {e}", r.id))?;
                 Ok(Resource {
                     upstream_security,
+                    ksql,
                     kind: kind(&r.kind)?,
                     id: r.id,
                     environment_id: r.environment_id,

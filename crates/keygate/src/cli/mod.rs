@@ -222,14 +222,24 @@ pub(crate) enum ResourceCmd {
     Create {
         /// Display name.
         name: String,
+        /// The environment (default: the one in use, `environment use`).
         #[arg(long)]
-        environment: String,
+        environment: Option<String>,
         /// Kafka: host:port[,host:port…]; others: an http(s) URL.
         #[arg(long)]
         upstream: String,
         /// Flink only: <cloud>.<region>, e.g. aws.us-east-1.
         #[arg(long)]
         region: Option<String>,
+        /// ksqlDB only: the Kafka cluster it runs on (default: the one in use).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// ksqlDB only: the user or service account it runs as.
+        #[arg(long)]
+        credential_identity: Option<String>,
+        /// ksqlDB only: its size in CSUs (recorded; default 1).
+        #[arg(long)]
+        csu: Option<u32>,
         #[command(flatten)]
         security: UpstreamArgs,
     },
@@ -756,11 +766,33 @@ fn resource(base: &str, env_scoped: bool, c: ResourceCmd, fmt: Format) -> anyhow
             environment,
             upstream,
             region,
+            cluster,
+            credential_identity,
+            csu,
             security,
         } => {
+            let environment = match environment {
+                Some(e) => e,
+                None => context::in_use(|c| c.environment.clone())
+                    .context("give --environment (or `keygate environment use ID`)")?,
+            };
             let mut spec = json!({ "display_name": name, "environment": { "id": environment }, "upstream": upstream });
             if let Some(r) = region {
                 spec["region"] = json!(r);
+            }
+            if base.starts_with("/ksqldbcm") {
+                let cluster = cluster.or_else(|| context::in_use(|c| c.kafka_cluster.clone()));
+                if let Some(c) = cluster {
+                    spec["kafka_cluster"] = json!({ "id": c });
+                }
+                if let Some(c) = credential_identity {
+                    spec["credential_identity"] = json!({ "id": c });
+                }
+                if let Some(n) = csu {
+                    spec["csu"] = json!(n);
+                }
+            } else if cluster.is_some() || credential_identity.is_some() || csu.is_some() {
+                bail!("--cluster, --credential-identity and --csu are for ksqlDB clusters");
             }
             if let Some(u) = security.to_json()? {
                 spec["upstream_security"] = u;

@@ -233,7 +233,16 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
         200,
     );
     assert_eq!(e["display_name"], "stage");
-    // Every resource kind.
+    // Every resource kind (a ksqlDB cluster runs on a Kafka cluster, as an account).
+    let home = api.kafka(&env, "home");
+    let runner = api.ok(
+        api.post(
+            "/iam/v2/service-accounts",
+            json!({"display_name":"ksql-runner"}),
+        ),
+        201,
+    );
+    let runner = runner["id"].as_str().expect("sa").to_owned();
     for (base, spec) in [
         (
             "/cmk/v2/clusters",
@@ -245,7 +254,8 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
         ),
         (
             "/ksqldbcm/v2/clusters",
-            json!({"display_name":"ksql","environment":{"id":env},"upstream":"http://127.0.0.1:8088"}),
+            json!({"display_name":"ksql","environment":{"id":env},"upstream":"http://127.0.0.1:8088",
+                "kafka_cluster":{"id":home},"credential_identity":{"id":runner},"csu":4}),
         ),
         (
             "/fcpm/v2/regions",
@@ -256,9 +266,22 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
             json!({"display_name":"tf","environment":{"id":env},"upstream":"https://tableflow.internal"}),
         ),
     ] {
-        let r = api.ok(api.post(base, json!({ "spec": spec })), 201);
+        // The hosted document's codes: 202 where it provisions (Kafka, ksqlDB).
+        let created = if base.starts_with("/cmk") || base.starts_with("/ksql") {
+            202
+        } else {
+            201
+        };
+        let r = api.ok(api.post(base, json!({ "spec": spec })), created);
         let id = r["id"].as_str().expect("id").to_owned();
         assert_eq!(r["spec"]["environment"]["id"], json!(env), "{r}");
+        if base.starts_with("/ksql") {
+            assert_eq!(r["spec"]["kafka_cluster"]["id"], json!(home), "{r}");
+            assert_eq!(r["spec"]["credential_identity"]["id"], json!(runner), "{r}");
+            assert_eq!(r["spec"]["credential_identity"]["kind"], "ServiceAccount");
+            assert_eq!(r["spec"]["csu"], 4);
+            assert_eq!(r["status"]["is_paused"], false);
+        }
         assert_eq!(r["status"]["phase"], "PROVISIONED");
         let one = format!("{base}/{id}?environment={env}");
         assert_eq!(api.get(&one).0, 200, "{one}");
@@ -268,7 +291,11 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
         );
         assert_eq!(r["spec"]["display_name"], "renamed");
         let list = api.all(&format!("{base}?environment={env}"));
-        assert_eq!(list.len(), 1, "{base}");
+        assert_eq!(
+            list.iter().filter(|o| o["id"] == id.as_str()).count(),
+            1,
+            "{base}"
+        );
         // A key for it (Flink and Tableflow need the environment).
         let key_res = if base.starts_with("/tableflow") {
             "TABLEFLOW".to_owned()
@@ -295,6 +322,10 @@ fn every_resource_kind_round_trips_with_the_reference_shapes() {
             404
         );
     }
+    assert_eq!(
+        api.delete(&format!("/iam/v2/service-accounts/{runner}")).0,
+        204
+    );
     // Users and service accounts.
     let u = api.ok(
         api.post(

@@ -110,7 +110,7 @@ fn roles_scope_what_callers_may_do() {
     );
     // EnvironmentAdmin manages its environment's clusters only.
     let spec = |env: &str| json!({"spec":{"display_name":"c","environment":{"id":env},"upstream":"127.0.0.1:9092"}});
-    assert_eq!(env_admin.post("/cmk/v2/clusters", spec(&w.env_a)).0, 201);
+    assert_eq!(env_admin.post("/cmk/v2/clusters", spec(&w.env_a)).0, 202);
     assert_eq!(env_admin.post("/cmk/v2/clusters", spec(&w.env_b)).0, 403);
     assert_eq!(
         env_admin

@@ -57,6 +57,9 @@ fn cli_workflow_end_to_end() {
         "http://127.0.0.1:8081",
     ]);
     assert!(sr["id"].as_str().is_some_and(|i| i.starts_with("lsrc-")));
+    let runner = cli.json(&["iam", "service-account", "create", "ksql-runner"]);
+    let runner = runner["id"].as_str().expect("sa").to_owned();
+    // The hosted CLI's form: the Kafka cluster, the identity it runs as, its CSUs.
     let ksql = cli.json(&[
         "ksql",
         "cluster",
@@ -66,7 +69,15 @@ fn cli_workflow_end_to_end() {
         &env,
         "--upstream",
         "http://127.0.0.1:8088",
+        "--cluster",
+        &lkc,
+        "--credential-identity",
+        &runner,
+        "--csu",
+        "2",
     ]);
+    assert_eq!(ksql["spec"]["kafka_cluster"]["id"], lkc.as_str(), "{ksql}");
+    assert_eq!(ksql["spec"]["csu"], 2, "{ksql}");
     assert!(ksql["id"]
         .as_str()
         .is_some_and(|i| i.starts_with("lksqlc-")));

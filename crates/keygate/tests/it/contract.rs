@@ -105,6 +105,23 @@ fn schemathesis_finds_nothing_the_document_forbids() {
         ),
         201,
     );
+    // A ksqlDB cluster, so that its list and reads answer with objects.
+    let runner = admin.ok(
+        admin.post(
+            "/iam/v2/service-accounts",
+            serde_json::json!({"display_name": "fuzzed-ksql"}),
+        ),
+        201,
+    );
+    admin.ok(
+        admin.post(
+            "/ksqldbcm/v2/clusters",
+            serde_json::json!({"spec": {"display_name": "fuzzed", "environment": {"id": env},
+                "upstream": "http://127.0.0.1:8088", "kafka_cluster": {"id": cluster},
+                "credential_identity": {"id": runner["id"]}}}),
+        ),
+        202,
+    );
     let config = dir.path().join("schemathesis.toml");
     std::fs::write(
         &config,

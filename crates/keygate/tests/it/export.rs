@@ -41,6 +41,16 @@ fn export_then_import_keeps_every_key_working() {
             w.lkc
         ),
     );
+    // A ksqlDB cluster: what it runs on moves with it.
+    let ksql = admin.ok(
+        admin.post(
+            "/ksqldbcm/v2/clusters",
+            serde_json::json!({"spec": {"display_name": "ksql", "environment": {"id": w.env},
+                "upstream": "http://127.0.0.1:8088", "kafka_cluster": {"id": w.lkc},
+                "credential_identity": {"id": sa}, "csu": 8}}),
+        ),
+        202,
+    );
 
     let src = w.dir.path().join("data");
     let doc = w.dir.path().join("export.json");
@@ -146,6 +156,16 @@ fn export_then_import_keeps_every_key_working() {
         c["spec"]["kafka_bootstrap_endpoint"],
         format!("127.0.0.1:{base}")
     );
+    let k2 = api.ok(
+        api.get(&format!(
+            "/ksqldbcm/v2/clusters/{}",
+            ksql["id"].as_str().unwrap_or_default()
+        )),
+        200,
+    );
+    assert_eq!(k2["spec"]["kafka_cluster"]["id"], w.lkc.as_str());
+    assert_eq!(k2["spec"]["credential_identity"]["id"], sa.as_str());
+    assert_eq!(k2["spec"]["csu"], 8);
     wait_for_port(base);
     let moved = crate::gateway::World {
         bootstrap: format!("127.0.0.1:{base}"),

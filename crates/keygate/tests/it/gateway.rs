@@ -177,7 +177,7 @@ pub fn world_limited(
     let env = admin.env("prod");
     let b = admin.ok(
         admin.post("/cmk/v2/clusters", json!({"spec":{"display_name":"main","environment":{"id":env},"upstream":format!("127.0.0.1:{}", tansu.port)}})),
-        201,
+        202,
     );
     let lkc = b["id"].as_str().expect("lkc").to_owned();
     let bootstrap = b["spec"]["kafka_bootstrap_endpoint"]

@@ -241,7 +241,7 @@ impl Api {
     pub fn kafka(&self, env: &str, name: &str) -> String {
         let b = self.ok(
             self.post("/cmk/v2/clusters", json!({ "spec": { "display_name": name, "environment": { "id": env }, "upstream": "127.0.0.1:9092" } })),
-            201,
+            202,
         );
         b["id"].as_str().expect("id").to_owned()
     }

@@ -72,7 +72,7 @@ fn pair(url: String, b_extra: &[&str]) -> Pair {
             "/cmk/v2/clusters",
             json!({"spec":{"display_name":"main","environment":{"id":env},"upstream":format!("127.0.0.1:{}", tansu.port)}}),
         ),
-        201,
+        202,
     );
     let lkc = c["id"].as_str().expect("lkc").to_owned();
     wait_for_port(base_a);

@@ -43,13 +43,21 @@ pub fn text_of(out: &std::process::Output) -> String {
 fn ksql_world(toml: &str) -> (World, TestUpstream, String, String) {
     let w = world(&[], toml);
     let up = TestUpstream::start("ksqldb.py", "Authorization:Bearer up-token");
+    let runner = w.admin.ok(
+        w.admin.post(
+            "/iam/v2/service-accounts",
+            json!({"display_name": "ksql-runner"}),
+        ),
+        201,
+    );
     let b = w.admin.ok(
         w.admin.post(
             "/ksqldbcm/v2/clusters",
             json!({"spec": {"display_name": "ksql", "environment": {"id": w.env}, "upstream": up.url(),
+                "kafka_cluster": {"id": w.lkc}, "credential_identity": {"id": runner["id"]},
                 "upstream_security": {"http_auth": "BEARER", "password": "up-token"}}}),
         ),
-        201,
+        202,
     );
     let id = b["id"].as_str().expect("id").to_owned();
     let crn = b["metadata"]["resource_name"]

@@ -589,7 +589,7 @@ fn one_port_for_every_cluster_routed_by_sni() {
                 "/cmk/v2/clusters",
                 serde_json::json!({"spec":{"display_name":name,"environment":{"id":env},"upstream":format!("127.0.0.1:{}", tansu.port)}}),
             ),
-            201,
+            202,
         );
         let lkc = b["id"].as_str().expect("lkc").to_owned();
         assert_eq!(
@@ -793,7 +793,7 @@ fn a_cluster_with_its_own_certificate_is_served_it() {
             "/cmk/v2/clusters",
             serde_json::json!({"spec":{"display_name":"two","environment":{"id":w.env},"upstream":format!("127.0.0.1:{}", w.tansu.port)}}),
         ),
-        201,
+        202,
     );
     let lkc2 = b["id"].as_str().expect("lkc").to_owned();
     let boot2 = b["spec"]["kafka_bootstrap_endpoint"]
