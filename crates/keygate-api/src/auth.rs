@@ -64,7 +64,9 @@ impl FromRequestParts<AppState> for Authed {
             ))));
         }
         if let Some(token) = bearer_token(parts) {
-            return match state.iam.authenticate_bearer(token).await {
+            let result = state.iam.authenticate_bearer(token).await;
+            keygate_metrics::authentication("rest", "HTTP_BEARER", result.is_ok());
+            return match result {
                 Ok(caller) => done(parts, caller),
                 Err(e) => {
                     // Which check failed is logged and audited; the token never is.
@@ -94,6 +96,7 @@ impl FromRequestParts<AppState> for Authed {
                 .map_err(|r| (Some(key), r.as_str())),
             None => Err((None, "missing or malformed Authorization header")),
         };
+        keygate_metrics::authentication("rest", "HTTP_BASIC", result.is_ok());
         match result {
             Ok(caller) => {
                 if let Some(k) = &caller.key_id {

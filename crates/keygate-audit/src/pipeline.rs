@@ -144,6 +144,7 @@ impl Auditor {
         if let Some(tx) = &self.tx {
             if tx.try_send(Input::Event(Box::new(e))).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(keygate_metrics::AUDIT_DROPPED).increment(1);
             }
         }
     }
@@ -153,6 +154,7 @@ impl Auditor {
         if let Some(tx) = &self.tx {
             if tx.try_send(Input::Usage(b)).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(keygate_metrics::AUDIT_DROPPED).increment(1);
             }
         }
     }
@@ -195,7 +197,10 @@ pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String)
     let mut batch: Vec<CloudEvent> = Vec::new();
     let mut waiters = Vec::new();
     let mut open = true;
+    let queued = metrics::gauge!(keygate_metrics::AUDIT_QUEUED);
+    let written = metrics::counter!(keygate_metrics::AUDIT_WRITTEN);
     while open {
+        queued.set(r.rx.len() as f64);
         tokio::select! {
             got = r.rx.recv() => match got {
                 Some(i) => {
@@ -251,7 +256,10 @@ pub async fn run_writer(mut r: Receiver, log: Arc<dyn AuditLog>, source: String)
         let mut delay = Duration::from_millis(100);
         loop {
             match log.append(batch.clone()).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    written.increment(batch.len() as u64);
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, records = batch.len(), "could not write audit records; retrying");
                     tokio::time::sleep(delay).await;
@@ -289,7 +297,10 @@ pub async fn run_shipper(
     let mut leased_at: Option<std::time::Instant> = None;
     let mut delay = Duration::from_millis(200);
     let mut failing = false;
+    let shipped = metrics::counter!(keygate_metrics::AUDIT_SHIPPED, "sink" => name.clone());
+    let backlog = metrics::gauge!(keygate_metrics::AUDIT_SINK_BACKLOG, "sink" => name.clone());
     loop {
+        backlog.set((*ticks.borrow() - cursor).max(0) as f64);
         if leased_at.is_none_or(|t| t.elapsed() >= LEASE / 3) {
             match log.lease(&name, &holder, LEASE).await {
                 Ok(true) => {
@@ -343,6 +354,7 @@ pub async fn run_shipper(
                     failing = false;
                 }
                 delay = Duration::from_millis(200);
+                shipped.increment(batch.len() as u64);
                 cursor = last;
                 while let Err(e) = log.set_cursor(&name, cursor).await {
                     tracing::warn!(sink = name, error = %e, "could not save the audit sink cursor");

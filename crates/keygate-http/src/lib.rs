@@ -174,7 +174,23 @@ async fn handle(
     };
     // Method, path and status only: never headers, queries or bodies.
     tracing::info!(%method, path, status = resp.status().as_u16(), micros = start.elapsed().as_micros() as u64, %peer, "http gateway request");
+    metrics::counter!(keygate_metrics::HTTP_GATEWAY_REQUESTS,
+        "service" => service_label(&path), "status" => resp.status().as_str().to_owned())
+    .increment(1);
     resp
+}
+
+/// The `service` label of a request's path (host-routed requests: `by_host`).
+fn service_label(path: &str) -> &'static str {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match first {
+        "sr" => "schema_registry",
+        "ksql" => "ksql",
+        "flink" => "flink",
+        "iceberg" => "tableflow",
+        "_keygate" => "ext_authz",
+        _ => "by_host",
+    }
 }
 
 /// How a service's clients read an error body: each recognises a refusal only in its
@@ -284,6 +300,7 @@ impl HttpGateway {
         refuse_ambiguous(req.headers())?;
         let max = self.inner.cfg.max_request_body;
         if declared_length(req.headers()).is_some_and(|n| n > max) {
+            keygate_metrics::limit_hit("http_gateway.max_request_bytes", &peer);
             return Err(Refusal::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than {max} bytes"),

@@ -185,8 +185,12 @@ impl Gate {
             Ok(()) => self.check(r, cred).await,
         };
         match outcome {
-            Ok(s) => Ok(s),
+            Ok(s) => {
+                keygate_metrics::authentication("http", s.mechanism, true);
+                Ok(s)
+            }
             Err((identifier, mechanism, reason)) => {
+                keygate_metrics::authentication("http", mechanism, false);
                 tracing::info!(
                     resource = %r.id,
                     %peer,

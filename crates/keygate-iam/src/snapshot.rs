@@ -18,7 +18,7 @@ use keygate_core::model::{
 use keygate_core::model::{IdentityPool, IdentityProvider, SigningKey};
 use keygate_core::{KeyId, ResourceKind, Secret};
 use keygate_oauth::{Directory, Filter, Jwks, PoolEntry, ProviderEntry, StsKey};
-use keygate_store::{AclFilter, BindingFilter, Entity, FullState, Store, StoreError};
+use keygate_store::{AclFilter, BindingFilter, Change, Entity, FullState, Store, StoreError};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -295,6 +295,12 @@ impl Snapshot {
         );
     }
 
+    /// How long since the snapshot was last confirmed current against the store.
+    pub fn unconfirmed_for(&self) -> Duration {
+        let age = clock_ms() - self.confirmed_ms.load(Ordering::Acquire);
+        Duration::from_millis(u64::try_from(age).unwrap_or(0))
+    }
+
     /// `Err(age)` when the snapshot has not been confirmed current for longer than the
     /// maximum staleness: it may miss a revocation, so no new session may start on it.
     /// Open sessions keep their last decisions' rules (a revocation seen later still
@@ -499,6 +505,18 @@ impl std::fmt::Debug for Follower {
     }
 }
 
+/// The snapshot's sequence, and how long each applied change took from its commit
+/// to this snapshot (the writer's clock against this one: across instances, clock
+/// skew adds to it).
+fn record_propagation(changes: &[Change], last: i64) {
+    metrics::gauge!(keygate_metrics::SNAPSHOT_SEQUENCE).set(last as f64);
+    let now = chrono::Utc::now().timestamp_micros();
+    let h = metrics::histogram!(keygate_metrics::PROPAGATION);
+    for c in changes {
+        h.record((now - c.at_micros).max(0) as f64 / 1e6);
+    }
+}
+
 impl Follower {
     /// A follower for `snapshot`, starting from `state`.
     pub fn new(store: Arc<dyn Store>, snapshot: Arc<Snapshot>, state: FollowerState) -> Self {
@@ -623,6 +641,7 @@ impl Follower {
             self.snapshot.authz.store(Arc::new(next));
             self.snapshot.kafka_clusters.store(Arc::new(registrations));
             self.snapshot.seq.store(last, Ordering::Release);
+            record_propagation(&changes, last);
             tracing::debug!(seq = last, changes = changes.len(), "snapshot caught up");
         }
     }
@@ -668,10 +687,14 @@ impl Follower {
     /// every `tick` (covers changes made by other processes and missed wake-ups).
     pub async fn run(self: Arc<Self>, tick: Duration) {
         let mut rx = self.store.subscribe();
+        let store_seq = metrics::gauge!(keygate_metrics::STORE_SEQUENCE);
+        let staleness = metrics::gauge!(keygate_metrics::SNAPSHOT_AGE);
         loop {
+            store_seq.set((*rx.borrow()).max(self.snapshot.seq()) as f64);
             if let Err(e) = self.catch_up().await {
                 tracing::warn!(error = %e, "snapshot catch-up failed; retrying");
             }
+            staleness.set(self.snapshot.unconfirmed_for().as_secs_f64());
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(tick) => {}

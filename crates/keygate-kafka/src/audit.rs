@@ -100,6 +100,7 @@ impl ClusterShared {
 
     /// A SASL authentication's record. `who.principal` is empty when it failed.
     pub(crate) fn audit_authentication(&self, who: &Who, failure: Option<&str>) {
+        keygate_metrics::authentication("kafka", who.mechanism, failure.is_none());
         if !self.auditor.enabled() {
             return;
         }

@@ -19,6 +19,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use keygate_audit::usage::{ConnectionUsage, Subject, Traffic};
 use keygate_core::{Principal, ResourceType};
+use keygate_metrics::{Decision, Stage};
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -105,11 +106,30 @@ pub(crate) async fn run(
     (admitted, unauthenticated): (keygate_net::ConnGuard, keygate_net::ConnGuard),
 ) {
     let cluster = shared.cluster_id.clone();
-    let result = serve(client, peer, target, shared, deadline, unauthenticated).await;
+    shared.metrics.open.increment(1.0);
+    let result = serve(
+        client,
+        peer,
+        target,
+        shared.clone(),
+        deadline,
+        unauthenticated,
+    )
+    .await;
     drop(admitted);
+    shared.metrics.open.decrement(1.0);
     match result {
-        Ok(()) => tracing::debug!(%peer, cluster, "connection closed"),
-        Err(e) => tracing::info!(%peer, cluster, reason = %e, "connection closed"),
+        Ok(()) => {
+            shared.metrics.closed("client_closed");
+            tracing::debug!(%peer, cluster, "connection closed");
+        }
+        Err(e) => {
+            shared.metrics.closed(e.metric_reason());
+            if let Some(limit) = e.limit() {
+                keygate_metrics::limit_hit(limit, &e);
+            }
+            tracing::info!(%peer, cluster, reason = %e, "connection closed");
+        }
     }
 }
 
@@ -131,6 +151,34 @@ pub(crate) enum ConnError {
     Revoked,
     #[error("{0}")]
     Transport(String),
+}
+
+impl ConnError {
+    /// The `reason` label of the connections-closed counter.
+    fn metric_reason(&self) -> &'static str {
+        match self {
+            ConnError::Frame(FrameError::Closed) => "client_closed",
+            ConnError::Frame(FrameError::BadLength(n, _)) if *n >= 0 => "max_request_bytes",
+            ConnError::Frame(_) | ConnError::Protocol(_) => "protocol",
+            ConnError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => "write_timeout",
+            ConnError::Io(_) => "io",
+            ConnError::AuthTimeout => "auth_timeout",
+            ConnError::AuthFailed(_) => "auth_failed",
+            ConnError::Upstream(_) => "upstream",
+            ConnError::Revoked => "revoked",
+            ConnError::Transport(_) => "transport",
+        }
+    }
+
+    /// The setting that ended the connection, if a limit did.
+    fn limit(&self) -> Option<&'static str> {
+        Some(match self.metric_reason() {
+            "max_request_bytes" => "kafka.max_request_bytes",
+            "write_timeout" => "kafka.write_timeout",
+            "auth_timeout" => "kafka.auth_timeout",
+            _ => return None,
+        })
+    }
 }
 
 /// Bytes of requests read from one client ahead of the one being handled (plus at
@@ -261,6 +309,8 @@ async fn serve(
             Err(FrameError::Closed) => break Ok(()),
             Err(e) => break Err(e.into()),
         };
+        let started = std::time::Instant::now();
+        shared.metrics.received.increment(frame.len() as u64 + 4);
         if !session_valid(&snapshot, &session) {
             break Err(ConnError::Revoked);
         }
@@ -275,6 +325,7 @@ async fn serve(
         };
         // What the gateway answers itself is decided in one place.
         if classify::answered_locally(api) {
+            shared.metrics.request(h.api_key, &api, Decision::Local);
             let answered =
                 answer_locally(&shared, &mut session, &mut mechanism, api, h, &frame, peer).await;
             match answered {
@@ -364,6 +415,7 @@ async fn serve(
             }
         }
         let expects_response = !matches!(&req, RequestKind::Produce(p) if p.acks == 0);
+        shared.metrics.request(h.api_key, &api, decision(&plan));
         match plan {
             Plan::Forward(post) => {
                 write_frame(upstream.writer(&shared, target).await?, &frame).await?;
@@ -414,6 +466,8 @@ async fn serve(
                 break Ok(());
             }
         }
+        let spent = started.elapsed().as_secs_f64();
+        keygate_metrics::kafka_processing(h.api_key, &api, Stage::Request, spent);
     };
     drop(tx);
     reader.abort();
@@ -443,7 +497,11 @@ impl Upstream {
         target: Target,
     ) -> Result<&mut UpstreamWrite, ConnError> {
         if self.write.is_none() {
-            let (r, w) = tokio::io::split(connect_upstream(shared, target).await?);
+            let opened = connect_upstream(shared, target).await;
+            if opened.is_err() {
+                shared.metrics.upstream_failures.increment(1);
+            }
+            let (r, w) = tokio::io::split(opened?);
             if let Some(tx) = self.read_to_writer.take() {
                 let _ = tx.send(r);
             }
@@ -496,6 +554,7 @@ async fn write_answers(
                         .as_mut()
                         .ok_or_else(|| ConnError::Upstream("closed".into()))?;
                     let frame = read_frame(ur, max_frame).await?;
+                    let started = std::time::Instant::now();
                     if frame.len() < 4 || (&frame[..4]).get_i32() != correlation_id {
                         return Err(ConnError::Protocol("upstream answered out of order".into()));
                     }
@@ -508,7 +567,7 @@ async fn write_answers(
                             shared.auditor.usage(b);
                         }
                     }
-                    if post == Post::None {
+                    let answer = if post == Post::None {
                         frame
                     } else {
                         shared
@@ -518,10 +577,14 @@ async fn write_answers(
                                     "undecodable upstream {api:?} v{version} response"
                                 ))
                             })?
-                    }
+                    };
+                    let spent = started.elapsed().as_secs_f64();
+                    keygate_metrics::kafka_processing(api as i16, &api, Stage::Response, spent);
+                    answer
                 }
             };
             write_frame(&mut cw, &bytes).await?;
+            shared.metrics.sent.increment(bytes.len() as u64 + 4);
         }
         Ok(())
     }
@@ -564,6 +627,15 @@ fn read_ahead(
         }
     });
     (reader, frx)
+}
+
+/// How the request's plan counts in the requests metric.
+fn decision(plan: &Plan) -> Decision {
+    match plan {
+        Plan::Forward(_) => Decision::Allowed,
+        Plan::Rewrite(..) => Decision::Filtered,
+        Plan::Answer(_) | Plan::Close => Decision::Denied,
+    }
 }
 
 /// Why a local answer ends the connection: the last answer to send first, if any.

@@ -129,6 +129,24 @@ pub(crate) struct Limits {
     pub(crate) unauthenticated: keygate_net::ConnLimiter,
 }
 
+impl Limits {
+    /// Admit a connection from `ip`, or name the setting that refuses it.
+    pub(crate) fn admit(
+        &self,
+        ip: std::net::IpAddr,
+    ) -> Result<(keygate_net::ConnGuard, keygate_net::ConnGuard), &'static str> {
+        let admitted = self.connections.admit(ip).map_err(|why| match why {
+            keygate_net::Refused::Total => "kafka.max_connections",
+            keygate_net::Refused::PerSource => "kafka.max_connections_per_ip",
+        })?;
+        let authenticating = self
+            .unauthenticated
+            .admit(ip)
+            .map_err(|_| "kafka.max_unauthenticated_connections")?;
+        Ok((admitted, authenticating))
+    }
+}
+
 impl GatewayConfig {
     /// The bootstrap port of a slot.
     pub fn bootstrap_port(&self, slot: usize) -> Option<u16> {
@@ -151,6 +169,8 @@ pub struct ClusterShared {
     pub(crate) limits: Limits,
     /// Opens the gateway's (encrypted, authenticated) connections to the brokers.
     pub(crate) connector: crate::upstream::SharedConnector,
+    /// The cluster's series.
+    pub(crate) metrics: keygate_metrics::KafkaCluster,
     slot: usize,
     upstream: RwLock<Vec<String>>,
     /// Upstream brokers by node id (learned from Metadata).
@@ -556,6 +576,7 @@ impl Gateway {
                         iam: self.iam.clone(),
                         usage: self.usage.clone(),
                         connector,
+                        metrics: keygate_metrics::KafkaCluster::new(id),
                         slot,
                         upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),
                         brokers: RwLock::default(),
@@ -653,13 +674,9 @@ async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterS
     loop {
         let (stream, peer) = keygate_net::accept(&listener, "kafka gateway").await;
         // Refused before a byte is read: the caps, not the peer, bound what it costs.
-        let admitted = shared
-            .limits
-            .connections
-            .admit(peer.ip())
-            .and_then(|a| Ok((a, shared.limits.unauthenticated.admit(peer.ip())?)));
-        match admitted {
+        match shared.limits.admit(peer.ip()) {
             Ok(guards) => {
+                shared.metrics.accepted.increment(1);
                 let deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
                 tokio::spawn(conn::run(
                     conn::Incoming::Tcp(stream),
@@ -670,8 +687,9 @@ async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterS
                     guards,
                 ));
             }
-            Err(why) => {
-                tracing::info!(cluster = shared.cluster_id, %peer, reason = why.as_str(), "connection refused");
+            Err(limit) => {
+                shared.metrics.refused(limit);
+                keygate_metrics::limit_hit(limit, &peer);
             }
         }
     }

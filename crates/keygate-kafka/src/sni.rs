@@ -35,18 +35,12 @@ impl SniListener {
     pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
             let (stream, peer) = keygate_net::accept(&listener, "kafka gateway (SNI)").await;
-            let admitted = self
-                .limits
-                .connections
-                .admit(peer.ip())
-                .and_then(|a| Ok((a, self.limits.unauthenticated.admit(peer.ip())?)));
-            match admitted {
+            match self.limits.admit(peer.ip()) {
                 Ok(guards) => {
                     tokio::spawn(self.clone().route(stream, peer, guards));
                 }
-                Err(why) => {
-                    tracing::info!(%peer, reason = why.as_str(), "connection refused")
-                }
+                // Before the ClientHello names a cluster: counted by limit only.
+                Err(limit) => keygate_metrics::limit_hit(limit, &peer),
             }
         }
     }
@@ -60,6 +54,7 @@ impl SniListener {
         let deadline = tokio::time::Instant::now() + self.auth_timeout;
         match tokio::time::timeout_at(deadline, self.handshake(tcp)).await {
             Ok(Ok((stream, shared, target))) => {
+                shared.metrics.accepted.increment(1);
                 conn::run(
                     Incoming::Tls(stream),
                     peer,

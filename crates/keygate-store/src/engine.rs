@@ -101,9 +101,19 @@ impl SqlStore {
         F: FnOnce(&dyn Db) -> std::result::Result<T, E> + Send + 'static,
     {
         let backend = self.backend.clone();
-        tokio::task::spawn_blocking(move || backend.with(mode, f))
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || backend.with(mode, f))
             .await
-            .map_err(|e| E::from(StoreError::Database(format!("database task failed: {e}"))))?
+            .map_err(|e| E::from(StoreError::Database(format!("database task failed: {e}"))))?;
+        let operation = match mode {
+            Mode::Read => "read",
+            Mode::Snapshot => "snapshot",
+            Mode::Write => "change",
+            Mode::Batch => "batch",
+        };
+        metrics::histogram!(keygate_metrics::STORE_OPERATION, "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T>
@@ -991,7 +1001,7 @@ impl Store for SqlStore {
         self.run(move |c| {
             query_all(
                 c,
-                "SELECT seq, entity, entity_id, cluster_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT seq, entity, entity_id, cluster_id, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                 params![seq, limit],
                 |r| {
                     let entity: String = r.get(1)?;
@@ -1000,6 +1010,7 @@ impl Store for SqlStore {
                         entity: Entity::parse(&entity).ok_or_else(|| corrupt(format!("entity {entity}")))?,
                         entity_id: r.get(2)?,
                         cluster_id: r.get(3)?,
+                        at_micros: r.get(4)?,
                     })
                 },
             )

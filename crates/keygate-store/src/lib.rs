@@ -94,6 +94,8 @@ pub struct Change {
     pub entity_id: String,
     /// For role bindings on resources inside a Kafka cluster: that cluster.
     pub cluster_id: Option<String>,
+    /// When it was committed (µs since the epoch, the writer's clock).
+    pub at_micros: i64,
 }
 
 /// Kinds of entity in the change log.

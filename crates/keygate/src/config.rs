@@ -72,6 +72,10 @@ pub(crate) struct ServerArgs {
     /// [default: 127.0.0.1:8090]
     #[arg(long, env = "KEYGATE_HTTP_GATEWAY_LISTEN")]
     pub(crate) http_gateway_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (`/metrics`) on this address only, instead of on the
+    /// REST listener.
+    #[arg(long, env = "KEYGATE_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Route `lsrc-….<domain>` and `lksqlc-….<domain>` by host at the HTTP gateway.
     #[arg(long, env = "KEYGATE_HTTP_GATEWAY_DOMAIN")]
     pub(crate) http_gateway_domain: Option<String>,
@@ -157,6 +161,7 @@ struct FileConfig {
     gateway_sni_port: Option<u16>,
     gateway_tls_cluster_dir: Option<PathBuf>,
     http_gateway_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     http_gateway_public_url: Option<String>,
     http_gateway_domain: Option<String>,
     http_gateway_tls_cert: Option<PathBuf>,
@@ -193,6 +198,8 @@ pub(crate) struct ServerConfig {
     pub(crate) password_wait: Duration,
     pub(crate) tls: TlsConfig,
     pub(crate) http_gateway: HttpGatewaySettings,
+    /// Where `/metrics` is served: its own address, or (None) the REST listener.
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 /// The HTTP gateway's listener and behaviour.
@@ -374,6 +381,9 @@ gateway_max_unauthenticated = 1000
 # /sr/<lsrc-id>/…, /ksql/<lksqlc-id>/…, /flink/<env-id>/<region>/…, and Tableflow's
 # /iceberg/catalog/organizations/<org-id>/environments/<env-id>/… (--http-gateway-listen).
 http_gateway_listen = "127.0.0.1:8090"
+# Prometheus metrics are at /metrics on the REST listener; with metrics_listen, only
+# on that address (e.g. an internal interface) (--metrics-listen).
+# metrics_listen = "127.0.0.1:9464"
 # http_gateway_public_url = "https://services.example.com"   # default: http(s)://<listen>
 # Also by host name: lsrc-….<domain> and lksqlc-….<domain> (--http-gateway-domain).
 # http_gateway_domain = "services.example.com"
@@ -650,6 +660,7 @@ impl ServerArgs {
                     reload_check: Duration::from_secs(file.tls_reload_check_s.unwrap_or(5).max(1)),
                 }
             },
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             http_gateway: {
                 let d = keygate_http::HttpGatewayConfig::default();
                 let limits = crate::http::HttpLimits::default();

@@ -18,6 +18,7 @@ mod config;
 mod export;
 mod http;
 mod logging;
+mod metrics;
 mod server;
 
 use clap::Parser;

@@ -105,6 +105,16 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
+    // Before anything records: the store's first queries are measured too.
+    let exporter = crate::metrics::install()?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the metrics listener on {a}"))?,
+        ),
+        None => None,
+    };
     create_data_dir(&cfg.data_dir)?;
     if let Ok(mode) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
         if strict_overcommit(&mode) {
@@ -224,6 +234,14 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         "  Web console: {public_url}/console    (set a password: keygate iam user set-password <user-id>)"
     )?;
     writeln!(out, "  REST API docs: {public_url}/docs    OpenAPI: {public_url}/openapi.json    health: {public_url}/healthz")?;
+    match &metrics_listener {
+        Some(l) => writeln!(
+            out,
+            "  Prometheus metrics: http://{}/metrics",
+            l.local_addr()?
+        )?,
+        None => writeln!(out, "  Prometheus metrics: {public_url}/metrics")?,
+    }
     out.flush()?;
     drop(out);
 
@@ -325,6 +343,19 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         audit_handle.clone(),
     );
     let mut app = keygate_api::router(state).merge(keygate_console::router(console));
+    match metrics_listener {
+        Some(l) => {
+            tokio::spawn(crate::http::serve(
+                l,
+                exporter.router(),
+                http_limits.clone(),
+                None,
+                shutdown_signal(),
+            ));
+        }
+        None => app = app.merge(exporter.router()),
+    }
+    app = app.layer(axum::middleware::from_fn(crate::metrics::track));
     if http_tls.is_some() {
         app = app.layer(axum::middleware::map_response(hsts));
     }

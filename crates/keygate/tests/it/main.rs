@@ -15,6 +15,7 @@ mod durability;
 mod export;
 mod gateway;
 mod harness;
+mod metrics;
 mod mtls;
 mod oauth;
 mod rdkafka_client;
