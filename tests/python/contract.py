@@ -230,6 +230,22 @@ assert "/spec/kafka_cluster/id" in json.dumps(body), body
 call("DELETE", f"/ksqldbcm/v2/clusters/{ksql['id']}", want=204)
 print("ok ksqlDB clusters")
 
+# Client quotas as Terraform's confluent_kafka_client_quota sends them.
+cq = call("POST", "/kafka-quotas/v1/client-quotas", want=202, json={"spec": {
+    "display_name": "tf-quota", "description": "from terraform",
+    "throughput": {"ingress_byte_rate": "1048576", "egress_byte_rate": "2097152"},
+    "cluster": {"id": CLUSTER, "environment": ENV}, "principals": [{"id": sa["id"]}, {"id": "<default>"}],
+    "environment": {"id": ENV}}}).json()
+call("GET", f"/kafka-quotas/v1/client-quotas/{cq['id']}", want=200)
+call("GET", f"/kafka-quotas/v1/client-quotas?spec.cluster={CLUSTER}&environment={ENV}", want=200)
+call("PATCH", f"/kafka-quotas/v1/client-quotas/{cq['id']}", want=200, json={"spec": {
+    "environment": {"id": ENV}, "throughput": {"ingress_byte_rate": "1", "egress_byte_rate": "2"}}})
+call("POST", "/kafka-quotas/v1/client-quotas", want=409, json={"spec": {
+    "display_name": "again", "throughput": {"ingress_byte_rate": "1", "egress_byte_rate": "1"},
+    "cluster": {"id": CLUSTER}, "principals": [{"id": sa["id"]}], "environment": {"id": ENV}}})
+call("DELETE", f"/kafka-quotas/v1/client-quotas/{cq['id']}", want=204)
+print("ok client quotas")
+
 # Clean-up through the documented deletes.
 call("DELETE", f"/iam/v2/api-keys/{cloud_key['id']}", want=204)
 call("DELETE", f"/iam/v2/service-accounts/{other['id']}", want=204)

@@ -113,7 +113,7 @@ pub(crate) fn meta(
     }
 }
 
-fn org_crn(st: &AppState) -> keygate_core::CrnPattern {
+pub(crate) fn org_crn(st: &AppState) -> keygate_core::CrnPattern {
     st.iam.org().crn()
 }
 
@@ -242,7 +242,7 @@ pub fn resource_base(kind: ResourceKind) -> (&'static str, &'static str) {
     }
 }
 
-fn env_ref(st: &AppState, env: &str) -> ObjRef {
+pub(crate) fn env_ref(st: &AppState, env: &str) -> ObjRef {
     ObjRef {
         id: env.to_owned(),
         environment: None,
@@ -254,7 +254,7 @@ fn env_ref(st: &AppState, env: &str) -> ObjRef {
 }
 
 /// A reference to a Kafka cluster by id (it may have been deleted since).
-fn cluster_ref(st: &AppState, env: &str, id: &str) -> ObjRef {
+pub(crate) fn cluster_ref(st: &AppState, env: &str, id: &str) -> ObjRef {
     ObjRef {
         id: id.to_owned(),
         environment: Some(env.to_owned()),
@@ -266,7 +266,7 @@ fn cluster_ref(st: &AppState, env: &str, id: &str) -> ObjRef {
 }
 
 /// A reference to a user (`u-…`) or service account by id.
-fn account_ref(st: &AppState, id: &str) -> ObjRef {
+pub(crate) fn account_ref(st: &AppState, id: &str) -> ObjRef {
     let (path, seg, kind) = if keygate_core::IdKind::User.matches(id) {
         ("users", "user", "User")
     } else {

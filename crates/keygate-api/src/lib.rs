@@ -13,6 +13,7 @@ pub mod certificates;
 pub mod error;
 pub mod handlers;
 pub mod oauth;
+pub mod quotas;
 pub mod types;
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -93,6 +94,7 @@ pub struct AppState {
         certificates::list_authorities, certificates::create_authority, certificates::get_authority, certificates::update_authority, certificates::delete_authority,
         certificates::list_pools, certificates::create_pool, certificates::get_pool, certificates::update_pool, certificates::delete_pool,
         audit::list_events,
+        quotas::list_quotas, quotas::create_quota, quotas::get_quota, quotas::update_quota, quotas::delete_quota,
     ),
     modifiers(&BasicAuth)
 )]
@@ -320,6 +322,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/.well-known/jwks.json", get(oauth::jwks))
         .route("/audit/v1/events", get(audit::list_events))
+        .route(
+            "/kafka-quotas/v1/client-quotas",
+            get(quotas::list_quotas).post(quotas::create_quota),
+        )
+        .route(
+            "/kafka-quotas/v1/client-quotas/{id}",
+            get(quotas::get_quota)
+                .patch(quotas::update_quota)
+                .delete(quotas::delete_quota),
+        )
         .route(
             "/service-quota/v1/applied-quotas",
             get(h::list_applied_quotas),

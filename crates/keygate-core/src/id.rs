@@ -35,6 +35,8 @@ pub enum IdKind {
     IdentityPool,
     /// `group-` a group of users
     Group,
+    /// `cq-` a client quota
+    ClientQuota,
 }
 
 impl IdKind {
@@ -53,6 +55,7 @@ impl IdKind {
             IdKind::IdentityProvider => "op-",
             IdKind::IdentityPool => "pool-",
             IdKind::Group => "group-",
+            IdKind::ClientQuota => "cq-",
         }
     }
 
@@ -93,6 +96,7 @@ impl IdKind {
             IdKind::IdentityProvider,
             IdKind::IdentityPool,
             IdKind::Group,
+            IdKind::ClientQuota,
             IdKind::User,
         ]
         .into_iter()
@@ -189,6 +193,7 @@ mod tests {
             IdKind::KsqlCluster,
             IdKind::SchemaRegistry,
             IdKind::User,
+            IdKind::ClientQuota,
         ] {
             let id = kind.generate(&mut rng);
             assert!(kind.matches(&id), "{id}");

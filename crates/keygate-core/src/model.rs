@@ -71,6 +71,41 @@ pub struct Resource {
     pub ksql: Option<KsqlLinks>,
 }
 
+/// A client quota on one Kafka cluster, as the hosted Kafka quotas API shapes it: the
+/// byte rates its principals may produce (ingress) and fetch (egress), metered per
+/// principal across all its connections, and (a keygate extension) a request rate.
+/// Over a rate the gateway answers with `throttle_time_ms` and holds the connection,
+/// as a broker does (KIP-219): clients slow down, nothing fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientQuota {
+    /// `cq-…`.
+    pub id: String,
+    /// Name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// The Kafka cluster (`lkc-…`).
+    pub cluster_id: String,
+    /// Its environment.
+    pub environment_id: String,
+    /// Service accounts, users or identity pools (`sa-…`, `u-…`, `pool-…`), or
+    /// [`DEFAULT_QUOTA_PRINCIPAL`]: every principal without a quota of its own.
+    pub principals: Vec<String>,
+    /// Produce bytes per second, per principal.
+    pub ingress_byte_rate: u64,
+    /// Fetch bytes per second, per principal.
+    pub egress_byte_rate: u64,
+    /// Requests per second, per principal (`None`: not limited).
+    pub request_rate: Option<u64>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+}
+
+/// The principal that stands for "everyone without a quota of their own".
+pub const DEFAULT_QUOTA_PRINCIPAL: &str = "<default>";
+
 /// What a ksqlDB cluster runs on: the Kafka cluster it reads and writes, the account
 /// whose credential it uses there, and its size as the hosted API counts it (CSUs).
 /// keygate provisions none of this; it records what the operator registered, checks

@@ -14,6 +14,7 @@ pub mod gate;
 pub mod hasher;
 pub mod oauth;
 pub mod password;
+pub mod quotas;
 pub mod seal;
 pub mod service;
 pub mod snapshot;
@@ -25,6 +26,7 @@ pub use gate::{Credential, Gate, Session, Unauthenticated};
 pub use hasher::{SecretHasher, PEPPER_LEN};
 pub use oauth::{Exchange, Issued, JwksStatus, NewPool, NewProvider, OAuthConfig, StsError};
 pub use password::PasswordWork;
+pub use quotas::{QuotaInput, QuotaLimits, QuotaTable};
 pub use service::{
     Caller, Door, Iam, IamConfig, KsqlInput, NewApiKey, NewResource, ResourceChanges,
 };

@@ -501,7 +501,7 @@ impl Iam {
         self.org().crn()
     }
 
-    fn authz(&self) -> arc_swap::Guard<Arc<Authorizer>> {
+    pub(crate) fn authz(&self) -> arc_swap::Guard<Arc<Authorizer>> {
         self.snapshot().authz()
     }
 
@@ -1846,7 +1846,7 @@ impl Iam {
 
     // ---- ACLs ------------------------------------------------------------------------
 
-    async fn kafka_cluster(&self, cluster_id: &str) -> Result<Resource> {
+    pub(crate) async fn kafka_cluster(&self, cluster_id: &str) -> Result<Resource> {
         match self.store.get_resource(cluster_id).await {
             Ok(r) if r.kind == ResourceKind::Kafka => Ok(r),
             Ok(_) | Err(StoreError::NotFound(..)) => {
@@ -1856,7 +1856,7 @@ impl Iam {
         }
     }
 
-    fn require_cluster_op(
+    pub(crate) fn require_cluster_op(
         &self,
         c: &Caller,
         cluster_id: &str,

@@ -214,6 +214,7 @@ pub struct Snapshot {
     /// Schema Registries, ksqlDB clusters, Flink regions and Tableflow, by storage key.
     services: ArcSwap<HashMap<String, Resource>>,
     authz: ArcSwap<Authorizer>,
+    quotas: ArcSwap<crate::quotas::QuotaTable>,
     seq: AtomicI64,
     /// When the follower last confirmed the snapshot current (ms on [`clock_ms`]).
     confirmed_ms: AtomicI64,
@@ -253,6 +254,11 @@ impl Snapshot {
     /// The current authorizer (cheap; hold it for the duration of one decision).
     pub fn authz(&self) -> arc_swap::Guard<Arc<Authorizer>> {
         self.authz.load()
+    }
+
+    /// Client quotas, by cluster and principal (cheap to load).
+    pub fn quotas(&self) -> arc_swap::Guard<Arc<crate::quotas::QuotaTable>> {
+        self.quotas.load()
     }
 
     /// The registered Kafka clusters, by id (the gateway follows these).
@@ -446,6 +452,7 @@ impl Snapshot {
             keys,
             kafka_clusters: ArcSwap::from_pointee(kafka_clusters),
             authz: ArcSwap::from_pointee(authz),
+            quotas: ArcSwap::from_pointee(crate::quotas::QuotaTable::build(&state.client_quotas)),
             seq: AtomicI64::new(state.seq),
             confirmed_ms: AtomicI64::new(clock_ms()),
             max_staleness_ms: AtomicI64::new(DEFAULT_MAX_STALENESS.as_millis() as i64),
@@ -547,8 +554,10 @@ impl Follower {
             let mut bindings_changed = false;
             let mut oauth_changed = false;
             let mut services = BTreeSet::new();
+            let mut quotas_changed = false;
             for c in &changes {
                 match c.entity {
+                    Entity::ClientQuota => quotas_changed = true,
                     Entity::IdentityProvider | Entity::IdentityPool | Entity::SigningKey => {
                         oauth_changed = true;
                     }
@@ -597,6 +606,12 @@ impl Follower {
                     &self.snapshot.oauth_settings,
                 );
                 self.snapshot.oauth.store(Arc::new(next));
+            }
+            if quotas_changed {
+                let all = self.store.list_client_quotas(None).await?;
+                self.snapshot
+                    .quotas
+                    .store(Arc::new(crate::quotas::QuotaTable::build(&all)));
             }
             if bindings_changed {
                 st.bindings = self

@@ -12,6 +12,7 @@ use crate::handshake::{
     auth_failure, authenticate, certificate_session, failed_attempt, handshake, sasl_handshake,
     session_valid, Auth, Credential, Mechanism, Session,
 };
+use crate::quota::{ConnQuota, Direction};
 use crate::transport;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -84,6 +85,8 @@ enum Pending {
         correlation_id: i32,
         /// An allowed consumer Fetch: its topics, to count the response's bytes.
         fetched: Option<Vec<StrBytes>>,
+        /// The client quota's throttle already earned by the request (Produce).
+        throttle: Duration,
     },
 }
 
@@ -269,18 +272,32 @@ async fn serve(
     let mut produced = ConnectionUsage::new(subject.clone(), every);
     let fetched_usage = ConnectionUsage::new(subject, every);
     let mut fetch_topics: Option<Vec<StrBytes>> = None;
+    let quota = ConnQuota::new(shared.clone(), &session.principals);
     let writer = tokio::spawn(write_answers(
         rx,
         ur_rx,
         cw,
         shared.clone(),
-        session.principals.clone(),
+        (session.principals.clone(), quota.clone()),
         fetched_usage,
     ));
 
     let (reader, mut frx) = read_ahead(cr, cfg.max_frame);
     let mut check = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
+        // A connection a client quota throttled is not read from until the throttle
+        // ends (KIP-219), whatever the client does meanwhile.
+        if let Some(until) = quota.muted_until() {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                _ = check.tick() => {
+                    if !session_valid(&snapshot, &session) {
+                        break Err(ConnError::Revoked);
+                    }
+                    continue;
+                }
+            }
+        }
         // Room for this request's answer first: a client that does not read its
         // answers is not read from either (the revocation check still runs).
         let room = tokio::select! {
@@ -311,6 +328,7 @@ async fn serve(
         };
         let started = std::time::Instant::now();
         shared.metrics.received.increment(frame.len() as u64 + 4);
+        quota.take(Direction::Requests, 1);
         if !session_valid(&snapshot, &session) {
             break Err(ConnError::Revoked);
         }
@@ -418,6 +436,10 @@ async fn serve(
         shared.metrics.request(h.api_key, &api, decision(&plan));
         match plan {
             Plan::Forward(post) => {
+                let throttle = match api {
+                    ApiKey::Produce => quota.take(Direction::Ingress, frame.len() as u64 + 4),
+                    _ => Duration::ZERO,
+                };
                 write_frame(upstream.writer(&shared, target).await?, &frame).await?;
                 if expects_response {
                     let _ = tx
@@ -427,6 +449,7 @@ async fn serve(
                             post,
                             correlation_id: h.correlation_id,
                             fetched: fetch_topics.take(),
+                            throttle,
                         })
                         .await;
                 }
@@ -452,6 +475,7 @@ async fn serve(
                         post,
                         correlation_id: h.correlation_id,
                         fetched: None,
+                        throttle: Duration::ZERO,
                     })
                     .await;
             }
@@ -525,7 +549,7 @@ async fn write_answers(
     ur_rx: tokio::sync::oneshot::Receiver<UpstreamRead>,
     mut cw: ClientWrite,
     shared: Arc<ClusterShared>,
-    principals: Vec<Principal>,
+    (principals, quota): (Vec<Principal>, Arc<ConnQuota>),
     mut fetched_usage: ConnectionUsage,
 ) -> Result<(), ConnError> {
     let max_frame = shared.cfg.max_frame;
@@ -541,6 +565,7 @@ async fn write_answers(
                     post,
                     correlation_id,
                     fetched,
+                    throttle,
                 } => {
                     if upstream.is_none() {
                         // The loop opened it before queueing this answer.
@@ -578,6 +603,16 @@ async fn write_answers(
                                 ))
                             })?
                     };
+                    let throttle = match api {
+                        ApiKey::Fetch => quota.take(Direction::Egress, answer.len() as u64 + 4),
+                        _ => throttle,
+                    };
+                    let answer = if throttle.is_zero() {
+                        answer
+                    } else {
+                        let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+                        crate::quota::with_throttle(api, version, &answer, ms)
+                    };
                     let spent = started.elapsed().as_secs_f64();
                     keygate_metrics::kafka_processing(api as i16, &api, Stage::Response, spent);
                     answer
@@ -591,6 +626,9 @@ async fn write_answers(
     .await;
     if let Some(b) = fetched_usage.take(true) {
         shared.auditor.usage(b);
+    }
+    if let Err(e) = &result {
+        tracing::info!(cluster = shared.cluster_id, reason = %e, "response writer stopped");
     }
     result
 }

@@ -171,6 +171,8 @@ pub struct ClusterShared {
     pub(crate) connector: crate::upstream::SharedConnector,
     /// The cluster's series.
     pub(crate) metrics: keygate_metrics::KafkaCluster,
+    /// Client-quota meters of its principals.
+    pub(crate) meters: crate::quota::Meters,
     slot: usize,
     upstream: RwLock<Vec<String>>,
     /// Upstream brokers by node id (learned from Metadata).
@@ -577,6 +579,7 @@ impl Gateway {
                         usage: self.usage.clone(),
                         connector,
                         metrics: keygate_metrics::KafkaCluster::new(id),
+                        meters: Default::default(),
                         slot,
                         upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),
                         brokers: RwLock::default(),

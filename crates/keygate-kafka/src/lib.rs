@@ -13,7 +13,8 @@
 //! listeners of every registered cluster and opens new ones as clusters appear;
 //! `sni` serves every cluster and broker on one TLS port, routed by the SNI name;
 //! `upstream` opens the gateway's own connections to the brokers (TLS, and SASL with
-//! the gateway's credential, `scram` for SCRAM-SHA-256/512).
+//! the gateway's credential, `scram` for SCRAM-SHA-256/512); `quota` meters client
+//! quotas and throttles as a broker does.
 #![deny(missing_docs)]
 
 pub mod acls;
@@ -23,6 +24,7 @@ pub mod conn;
 pub mod frame;
 pub mod gateway;
 mod handshake;
+mod quota;
 pub mod sasl;
 pub mod scram;
 mod sni;

@@ -68,6 +68,8 @@ catalogue! {
         "Bytes of Kafka requests received from clients.";
     KAFKA_BYTES_SENT = "keygate_kafka_sent_bytes_total", Counter, "cluster",
         "Bytes of Kafka responses sent to clients.";
+    KAFKA_THROTTLE = "keygate_kafka_throttle_seconds", Histogram, "cluster, direction",
+        "Throttles client quotas imposed on responses (direction: ingress, egress, requests); _count is how many, _sum how long.";
     KAFKA_UPSTREAM_FAILURES = "keygate_kafka_upstream_connect_failures_total", Counter, "cluster",
         "Connections to upstream brokers that could not be opened or authenticated.";
     AUTHENTICATIONS = "keygate_authentications_total", Counter, "door, mechanism, outcome",
@@ -208,6 +210,13 @@ impl KafkaCluster {
     pub fn refused(&self, reason: &'static str) {
         counter!(KAFKA_CONNECTIONS_REFUSED, "cluster" => self.cluster.clone(), "reason" => reason)
             .increment(1);
+    }
+
+    /// Count a throttle of `seconds` a quota imposed in `direction`.
+    pub fn throttled(&self, direction: &'static str, seconds: f64) {
+        histogram!(KAFKA_THROTTLE, "cluster" => self.cluster.clone(), "direction" => direction)
+            .record(seconds);
+        limit_hit("kafka.client_quota", &direction);
     }
 
     /// Count an ended connection.

@@ -182,6 +182,8 @@ fn now() -> i64 {
 
 use crate::sql::corrupt;
 
+mod quotas;
+
 fn log(tx: &dyn Db, entity: Entity, id: &str, cluster: Option<&str>) -> DbResult<()> {
     tx.execute(
         "INSERT INTO changes (at, entity, entity_id, cluster_id) VALUES (?1, ?2, ?3, ?4)",
@@ -986,6 +988,7 @@ impl Store for SqlStore {
                     params![],
                     signing_key_row,
                 )?,
+                client_quotas: quotas::list(tx, None)?,
                 seq: tx.query_row(
                     "SELECT COALESCE(MAX(seq), 0) FROM changes",
                     params![],
@@ -1226,6 +1229,7 @@ impl Store for SqlStore {
                 if tx.execute("DELETE FROM acls WHERE cluster_id = ?1", [c])? > 0 {
                     log(tx, Entity::Acls, c, Some(c))?;
                 }
+                quotas::remove_cluster(tx, c)?;
             }
             tx.execute("DELETE FROM resources WHERE key = ?1", [&key])?;
             log(tx, Entity::Resource, &key, cluster)?;
@@ -1442,6 +1446,54 @@ impl Store for SqlStore {
                 )?;
             }
             Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
+    async fn create_client_quota(
+        &self,
+        q: keygate_core::model::ClientQuota,
+        audit: &CloudEvent,
+    ) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| {
+            let r = get_resource(tx, &q.cluster_id)?;
+            if r.kind != ResourceKind::Kafka || r.environment_id != q.environment_id {
+                return Err(StoreError::NotFound("Kafka cluster", q.cluster_id.clone()));
+            }
+            quotas::insert(tx, &q)
+        })
+        .await
+    }
+
+    async fn get_client_quota(&self, id: &str) -> Result<keygate_core::model::ClientQuota> {
+        let id = id.to_owned();
+        self.run(move |c| quotas::get(c, &id)).await
+    }
+
+    async fn list_client_quotas(
+        &self,
+        cluster: Option<&str>,
+    ) -> Result<Vec<keygate_core::model::ClientQuota>> {
+        let cluster = cluster.map(str::to_owned);
+        self.run(move |c| quotas::list(c, cluster.as_deref())).await
+    }
+
+    async fn update_client_quota(
+        &self,
+        q: keygate_core::model::ClientQuota,
+        audit: &CloudEvent,
+    ) -> Result<()> {
+        self.write(Some(audit.clone()), move |tx| quotas::replace(tx, &q))
+            .await
+    }
+
+    async fn delete_client_quota(&self, id: &str, audit: &CloudEvent) -> Result<()> {
+        let id = id.to_owned();
+        self.write(Some(audit.clone()), move |tx| {
+            let q = quotas::get(tx, &id)?;
+            quotas::remove(tx, &id)?;
+            log(tx, Entity::ClientQuota, &id, Some(&q.cluster_id))?;
+            Ok(())
         })
         .await
     }
@@ -2029,6 +2081,9 @@ impl Store for SqlStore {
             }
             for p in &state.identity_pools {
                 write_pool(tx, p, true)?;
+            }
+            for q in &state.client_quotas {
+                quotas::insert(tx, q)?;
             }
             for k in &state.signing_keys {
                 insert_signing_key(tx, k)?;

@@ -121,6 +121,8 @@ pub enum Entity {
     IdentityPool,
     /// The STS signing keys.
     SigningKey,
+    /// A client quota (or, on a cluster's deletion, all of its quotas).
+    ClientQuota,
 }
 
 impl Entity {
@@ -136,6 +138,7 @@ impl Entity {
             Entity::IdentityProvider => "identity_provider",
             Entity::IdentityPool => "identity_pool",
             Entity::SigningKey => "signing_key",
+            Entity::ClientQuota => "client_quota",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -150,6 +153,7 @@ impl Entity {
             Entity::IdentityProvider,
             Entity::IdentityPool,
             Entity::SigningKey,
+            Entity::ClientQuota,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)
@@ -179,6 +183,8 @@ pub struct FullState {
     pub identity_pools: Vec<IdentityPool>,
     /// STS signing keys, retired ones included.
     pub signing_keys: Vec<SigningKey>,
+    /// Client quotas.
+    pub client_quotas: Vec<keygate_core::model::ClientQuota>,
     /// The change-log position this state reflects.
     pub seq: i64,
 }
@@ -328,6 +334,28 @@ pub trait Store: Send + Sync + 'static {
     /// Record last use of keys, in one batch (no change-log rows: usage is not state
     /// the snapshot needs).
     async fn record_key_usage(&self, uses: &[(KeyId, Timestamp)]) -> Result<()>;
+
+    /// Create a client quota (a principal already in a quota of the cluster: conflict).
+    async fn create_client_quota(
+        &self,
+        q: keygate_core::model::ClientQuota,
+        audit: &CloudEvent,
+    ) -> Result<()>;
+    /// One client quota.
+    async fn get_client_quota(&self, id: &str) -> Result<keygate_core::model::ClientQuota>;
+    /// Client quotas, of one cluster or all.
+    async fn list_client_quotas(
+        &self,
+        cluster: Option<&str>,
+    ) -> Result<Vec<keygate_core::model::ClientQuota>>;
+    /// Replace a client quota (same id).
+    async fn update_client_quota(
+        &self,
+        q: keygate_core::model::ClientQuota,
+        audit: &CloudEvent,
+    ) -> Result<()>;
+    /// Delete a client quota.
+    async fn delete_client_quota(&self, id: &str, audit: &CloudEvent) -> Result<()>;
 
     /// Create a role binding (the same principal, role and pattern twice → conflict).
     async fn create_role_binding(

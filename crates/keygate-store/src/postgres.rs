@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("postgres/schema_v8.sql")),
     (9, include_str!("postgres/schema_v9.sql")),
     (10, include_str!("postgres/schema_v10.sql")),
+    (11, include_str!("postgres/schema_v11.sql")),
 ];
 /// Advisory lock keys ("keygate" in ASCII, then a number).
 const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_0001;

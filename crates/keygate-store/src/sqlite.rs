@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema_v8.sql"),
     include_str!("sqlite/schema_v9.sql"),
     include_str!("sqlite/schema_v10.sql"),
+    include_str!("sqlite/schema_v11.sql"),
 ];
 const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
 const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;

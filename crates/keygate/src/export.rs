@@ -139,6 +139,9 @@ struct Document {
     identity_providers: Vec<Provider>,
     identity_pools: Vec<Pool>,
     signing_keys: Vec<Signing>,
+    /// Client quotas (absent in exports made before they existed).
+    #[serde(default)]
+    client_quotas: Vec<Quota>,
     user_passwords: Vec<Password>,
 }
 
@@ -283,6 +286,22 @@ struct Signing {
     kid: String,
     created_at: DateTime<Utc>,
     retired_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Quota {
+    id: String,
+    display_name: String,
+    description: String,
+    cluster_id: String,
+    environment_id: String,
+    principals: Vec<String>,
+    ingress_byte_rate: u64,
+    egress_byte_rate: u64,
+    request_rate: Option<u64>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -503,6 +522,23 @@ fn to_doc(
                 retired_at: k.retired_at,
             })
             .collect(),
+        client_quotas: s
+            .client_quotas
+            .into_iter()
+            .map(|q| Quota {
+                id: q.id,
+                display_name: q.display_name,
+                description: q.description,
+                cluster_id: q.cluster_id,
+                environment_id: q.environment_id,
+                principals: q.principals,
+                ingress_byte_rate: q.ingress_byte_rate,
+                egress_byte_rate: q.egress_byte_rate,
+                request_rate: q.request_rate,
+                created_at: q.created_at,
+                updated_at: q.updated_at,
+            })
+            .collect(),
         user_passwords: passwords
             .into_iter()
             .map(|(user_id, hash)| Password { user_id, hash })
@@ -695,6 +731,23 @@ fn from_doc(d: Document) -> anyhow::Result<(FullState, Vec<(String, String)>)> {
                 kid: k.kid,
                 created_at: k.created_at,
                 retired_at: k.retired_at,
+            })
+            .collect(),
+        client_quotas: d
+            .client_quotas
+            .into_iter()
+            .map(|q| keygate_core::model::ClientQuota {
+                id: q.id,
+                display_name: q.display_name,
+                description: q.description,
+                cluster_id: q.cluster_id,
+                environment_id: q.environment_id,
+                principals: q.principals,
+                ingress_byte_rate: q.ingress_byte_rate,
+                egress_byte_rate: q.egress_byte_rate,
+                request_rate: q.request_rate,
+                created_at: q.created_at,
+                updated_at: q.updated_at,
             })
             .collect(),
         seq: 0,

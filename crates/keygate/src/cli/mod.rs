@@ -8,6 +8,7 @@ pub(crate) mod client;
 pub(crate) mod context;
 pub(crate) mod oauth;
 pub(crate) mod output;
+pub(crate) mod quotas;
 
 use crate::config::ServerArgs;
 use anyhow::{anyhow, bail, Context as _};
@@ -130,6 +131,9 @@ pub(crate) enum KafkaCmd {
     /// Kafka ACLs of a cluster.
     #[command(subcommand)]
     Acl(AclCmd),
+    /// Client quotas: produce and fetch byte rates per principal on a cluster.
+    #[command(subcommand)]
+    Quota(quotas::QuotaCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -656,6 +660,7 @@ pub(crate) fn run(cmd: Cmd, fmt: Format) -> anyhow::Result<()> {
         Cmd::Environment(c) => environment(c, fmt),
         Cmd::Kafka(KafkaCmd::Cluster(c)) => resource("/cmk/v2/clusters", false, c, fmt),
         Cmd::Kafka(KafkaCmd::Acl(c)) => acl(c, fmt),
+        Cmd::Kafka(KafkaCmd::Quota(c)) => quotas::quota(c, fmt),
         Cmd::SchemaRegistry(c) => resource("/srcm/v3/clusters", false, c, fmt),
         Cmd::Ksql(KsqlCmd::Cluster(c)) => resource("/ksqldbcm/v2/clusters", false, c, fmt),
         Cmd::Flink(FlinkCmd::Region(c)) => resource("/fcpm/v2/regions", true, c, fmt),

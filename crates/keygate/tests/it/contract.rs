@@ -75,7 +75,7 @@ const NOT_FUZZED: [&str; 5] = [
 ];
 
 /// The operations keygate serves under the hosted document's names.
-const SHARED: &str = r"^/(iam/v2/(api-keys|service-accounts|role-bindings|users|identity-providers|certificate-authorities)|org/v2/(environments|organizations)|kafka/v3/clusters/\{cluster_id\}/acls|sts/v1|cmk/v2/clusters|srcm/v3/clusters|ksqldbcm/v2/clusters|fcpm/v2/regions|service-quota/v1/applied-quotas)";
+const SHARED: &str = r"^/(iam/v2/(api-keys|service-accounts|role-bindings|users|identity-providers|certificate-authorities)|org/v2/(environments|organizations)|kafka/v3/clusters/\{cluster_id\}/acls|sts/v1|cmk/v2/clusters|srcm/v3/clusters|ksqldbcm/v2/clusters|fcpm/v2/regions|service-quota/v1/applied-quotas|kafka-quotas/v1/client-quotas)";
 
 /// Schemathesis (PyPI) over every shared operation, with the document's examples,
 /// its coverage phase (boundary and invalid values), fuzzing and its stateful phase
@@ -119,6 +119,16 @@ fn schemathesis_finds_nothing_the_document_forbids() {
             serde_json::json!({"spec": {"display_name": "fuzzed", "environment": {"id": env},
                 "upstream": "http://127.0.0.1:8088", "kafka_cluster": {"id": cluster},
                 "credential_identity": {"id": runner["id"]}}}),
+        ),
+        202,
+    );
+    // A client quota, so that its list and reads answer with objects.
+    admin.ok(
+        admin.post(
+            "/kafka-quotas/v1/client-quotas",
+            serde_json::json!({"spec": {"display_name": "fuzzed", "cluster": {"id": cluster},
+                "environment": {"id": env}, "principals": [{"id": runner["id"]}],
+                "throughput": {"ingress_byte_rate": "1000", "egress_byte_rate": "1000"}}}),
         ),
         202,
     );

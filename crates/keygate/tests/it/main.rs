@@ -18,6 +18,7 @@ mod harness;
 mod metrics;
 mod mtls;
 mod oauth;
+mod quotas;
 mod rdkafka_client;
 mod scaleout;
 mod services;
