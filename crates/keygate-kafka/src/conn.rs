@@ -154,6 +154,10 @@ pub(crate) enum ConnError {
     Revoked,
     #[error("{0}")]
     Transport(String),
+    #[error("limit {0} reached")]
+    Limit(&'static str),
+    #[error("idle for longer than the idle timeout")]
+    Idle,
 }
 
 impl ConnError {
@@ -170,15 +174,21 @@ impl ConnError {
             ConnError::Upstream(_) => "upstream",
             ConnError::Revoked => "revoked",
             ConnError::Transport(_) => "transport",
+            ConnError::Limit(_) => "limit",
+            ConnError::Idle => "idle",
         }
     }
 
     /// The setting that ended the connection, if a limit did.
     fn limit(&self) -> Option<&'static str> {
+        if let ConnError::Limit(l) = self {
+            return Some(l);
+        }
         Some(match self.metric_reason() {
+            "idle" => "kafka.idle_timeout_seconds",
             "max_request_bytes" => "kafka.max_request_bytes",
-            "write_timeout" => "kafka.write_timeout",
-            "auth_timeout" => "kafka.auth_timeout",
+            "write_timeout" => "kafka.write_timeout_seconds",
+            "auth_timeout" => "kafka.auth_timeout_seconds",
             _ => return None,
         })
     }
@@ -232,6 +242,12 @@ async fn serve(
             .map_err(|_| ConnError::AuthTimeout)??,
     };
     drop(unauthenticated);
+    // Fair share between principals: a principal's connections to this cluster are
+    // capped (re-authentication keeps the principal, so the slot stays right).
+    let _principal_slot = shared
+        .principal_conns
+        .admit(session.principals[0].name().to_owned())
+        .map_err(|_| ConnError::Limit("kafka.max_connections.per_principal"))?;
     let mut session = session;
     tracing::debug!(
         cluster = shared.cluster_id,
@@ -284,6 +300,7 @@ async fn serve(
 
     let (reader, mut frx) = read_ahead(cr, cfg.max_frame);
     let mut check = tokio::time::interval(Duration::from_millis(250));
+    let mut last_request = std::time::Instant::now();
     let result = loop {
         // A connection a client quota throttled is not read from until the throttle
         // ends (KIP-219), whatever the client does meanwhile.
@@ -318,6 +335,10 @@ async fn serve(
                 if !session_valid(&snapshot, &session) {
                     break Err(ConnError::Revoked);
                 }
+                // Idle: no request for the idle timeout and no answer still owed.
+                if last_request.elapsed() >= cfg.idle_timeout && tx.capacity() == tx.max_capacity() {
+                    break Err(ConnError::Idle);
+                }
                 continue;
             }
         };
@@ -327,6 +348,7 @@ async fn serve(
             Err(e) => break Err(e.into()),
         };
         let started = std::time::Instant::now();
+        last_request = started;
         shared.metrics.received.increment(frame.len() as u64 + 4);
         quota.take(Direction::Requests, 1);
         if !session_valid(&snapshot, &session) {

@@ -53,6 +53,16 @@ pub struct GatewayConfig {
     pub max_connections_per_ip: usize,
     /// Connections that have not authenticated yet, in total.
     pub max_unauthenticated: usize,
+    /// Client connections of one cluster (fair share between clusters).
+    pub max_connections_per_cluster: usize,
+    /// Authenticated connections of one principal to one cluster.
+    pub max_connections_per_principal: usize,
+    /// New connections per second from one source address (Kafka's
+    /// `max.connection.creation.rate`; 0: no limit).
+    pub max_connection_creation_rate: u32,
+    /// An authenticated connection with no request and no answer pending for this
+    /// long is closed (Kafka's `connections.max.idle.ms`).
+    pub idle_timeout: Duration,
     /// TLS on every listener (SASL_SSL), when a certificate is configured.
     pub tls: Option<crate::GatewayTls>,
     /// One TLS port for every cluster and broker, routed by SNI name (needs `tls`).
@@ -114,6 +124,10 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             max_unauthenticated: 1_000,
+            max_connections_per_cluster: 5_000,
+            max_connections_per_principal: 1_000,
+            max_connection_creation_rate: 500,
+            idle_timeout: Duration::from_secs(600),
             tls: None,
             sni: None,
         }
@@ -127,6 +141,8 @@ pub(crate) struct Limits {
     pub(crate) connections: keygate_net::ConnLimiter,
     /// Connections still authenticating.
     pub(crate) unauthenticated: keygate_net::ConnLimiter,
+    /// New connections per second per source.
+    pub(crate) creation: Arc<keygate_net::CreationRate>,
 }
 
 impl Limits {
@@ -135,9 +151,12 @@ impl Limits {
         &self,
         ip: std::net::IpAddr,
     ) -> Result<(keygate_net::ConnGuard, keygate_net::ConnGuard), &'static str> {
+        if !self.creation.allow(ip) {
+            return Err("kafka.max_connection_creation_rate.per_ip");
+        }
         let admitted = self.connections.admit(ip).map_err(|why| match why {
             keygate_net::Refused::Total => "kafka.max_connections",
-            keygate_net::Refused::PerSource => "kafka.max_connections_per_ip",
+            keygate_net::Refused::PerSource => "kafka.max_connections.per_ip",
         })?;
         let authenticating = self
             .unauthenticated
@@ -173,6 +192,10 @@ pub struct ClusterShared {
     pub(crate) metrics: keygate_metrics::KafkaCluster,
     /// Client-quota meters of its principals.
     pub(crate) meters: crate::quota::Meters,
+    /// Its connections (fair share between clusters).
+    pub(crate) cluster_conns: keygate_net::ConnLimiter,
+    /// Its authenticated connections per principal.
+    pub(crate) principal_conns: keygate_net::ConnLimiter<String>,
     slot: usize,
     upstream: RwLock<Vec<String>>,
     /// Upstream brokers by node id (learned from Metadata).
@@ -499,6 +522,9 @@ impl Gateway {
                     cfg.max_unauthenticated,
                     cfg.max_unauthenticated,
                 ),
+                creation: Arc::new(keygate_net::CreationRate::new(
+                    cfg.max_connection_creation_rate,
+                )),
             },
             cfg: Arc::new(cfg),
             snapshot: iam.snapshot().clone(),
@@ -580,6 +606,14 @@ impl Gateway {
                         connector,
                         metrics: keygate_metrics::KafkaCluster::new(id),
                         meters: Default::default(),
+                        cluster_conns: keygate_net::ConnLimiter::new(
+                            self.cfg.max_connections_per_cluster,
+                            usize::MAX,
+                        ),
+                        principal_conns: keygate_net::ConnLimiter::new(
+                            usize::MAX,
+                            self.cfg.max_connections_per_principal,
+                        ),
                         slot,
                         upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),
                         brokers: RwLock::default(),
@@ -677,18 +711,23 @@ async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterS
     loop {
         let (stream, peer) = keygate_net::accept(&listener, "kafka gateway").await;
         // Refused before a byte is read: the caps, not the peer, bound what it costs.
-        match shared.limits.admit(peer.ip()) {
-            Ok(guards) => {
+        let admitted = shared.limits.admit(peer.ip()).and_then(|g| {
+            let cluster = shared
+                .cluster_conns
+                .admit(peer.ip())
+                .map_err(|_| "kafka.max_connections.per_cluster")?;
+            Ok((g, cluster))
+        });
+        match admitted {
+            Ok((guards, cluster_slot)) => {
                 shared.metrics.accepted.increment(1);
                 let deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
-                tokio::spawn(conn::run(
-                    conn::Incoming::Tcp(stream),
-                    peer,
-                    target,
-                    shared.clone(),
-                    deadline,
-                    guards,
-                ));
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _cluster_slot = cluster_slot;
+                    let incoming = conn::Incoming::Tcp(stream);
+                    conn::run(incoming, peer, target, shared, deadline, guards).await;
+                });
             }
             Err(limit) => {
                 shared.metrics.refused(limit);

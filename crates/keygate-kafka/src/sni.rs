@@ -54,6 +54,12 @@ impl SniListener {
         let deadline = tokio::time::Instant::now() + self.auth_timeout;
         match tokio::time::timeout_at(deadline, self.handshake(tcp)).await {
             Ok(Ok((stream, shared, target))) => {
+                let Ok(_cluster_slot) = shared.cluster_conns.admit(peer.ip()) else {
+                    let limit = "kafka.max_connections.per_cluster";
+                    shared.metrics.refused(limit);
+                    keygate_metrics::limit_hit(limit, &peer);
+                    return;
+                };
                 shared.metrics.accepted.increment(1);
                 conn::run(
                     Incoming::Tls(stream),

@@ -5,7 +5,8 @@
 //! and the file-descriptor budget that divides the process's limit between the
 //! listeners so that one side can never starve the other; and TLS.
 //!
-//! Layout: [`limit`] (caps and their guards), [`accept`] (the backing-off accept),
+//! Layout: [`limit`] (caps and their guards), [`rate`] (connection creation rate per
+//! source), [`accept`] (the backing-off accept),
 //! [`budget`] (RLIMIT_NOFILE shared out), [`timed`] (I/O that must make progress),
 //! [`tls`] (certificates that reload, and the one place TLS settings are chosen).
 #![deny(missing_docs)]
@@ -13,10 +14,12 @@
 pub mod accept;
 pub mod budget;
 pub mod limit;
+pub mod rate;
 pub mod timed;
 pub mod tls;
 
 pub use accept::accept;
 pub use budget::FdBudget;
 pub use limit::{ConnGuard, ConnLimiter, Refused};
+pub use rate::CreationRate;
 pub use timed::Timed;

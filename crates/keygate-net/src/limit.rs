@@ -27,28 +27,38 @@ impl Refused {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counts {
+#[derive(Debug)]
+struct Counts<K> {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<K, usize>,
 }
 
-/// Caps on open connections, cheap to clone (shared state).
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Counts {
+            total: 0,
+            per_ip: HashMap::new(),
+        }
+    }
+}
+
+/// Caps on open connections, cheap to clone (shared state): in total and per source
+/// (an address by default; any key, e.g. a principal, otherwise).
 #[derive(Debug, Clone)]
-pub struct ConnLimiter {
+pub struct ConnLimiter<K = IpAddr> {
     max_total: usize,
     max_per_ip: usize,
-    counts: Arc<Mutex<Counts>>,
+    counts: Arc<Mutex<Counts<K>>>,
 }
 
 /// An admitted connection: counted until dropped.
 #[derive(Debug)]
-pub struct ConnGuard {
-    ip: IpAddr,
-    counts: Arc<Mutex<Counts>>,
+pub struct ConnGuard<K: std::hash::Hash + Eq = IpAddr> {
+    ip: K,
+    counts: Arc<Mutex<Counts<K>>>,
 }
 
-impl ConnLimiter {
+impl<K: std::hash::Hash + Eq + Clone> ConnLimiter<K> {
     /// At most `max_total` connections, at most `max_per_ip` from one address.
     pub fn new(max_total: usize, max_per_ip: usize) -> Self {
         ConnLimiter {
@@ -59,12 +69,12 @@ impl ConnLimiter {
     }
 
     /// Admit a connection from `ip`, or say why not.
-    pub fn admit(&self, ip: IpAddr) -> Result<ConnGuard, Refused> {
+    pub fn admit(&self, ip: K) -> Result<ConnGuard<K>, Refused> {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if c.total >= self.max_total {
             return Err(Refused::Total);
         }
-        let n = c.per_ip.entry(ip).or_insert(0);
+        let n = c.per_ip.entry(ip.clone()).or_insert(0);
         if *n >= self.max_per_ip {
             return Err(Refused::PerSource);
         }
@@ -82,7 +92,7 @@ impl ConnLimiter {
     }
 }
 
-impl Drop for ConnGuard {
+impl<K: std::hash::Hash + Eq> Drop for ConnGuard<K> {
     fn drop(&mut self) {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         c.total = c.total.saturating_sub(1);

@@ -147,6 +147,10 @@ struct FileConfig {
     gateway_max_connections: Option<usize>,
     gateway_max_connections_per_ip: Option<usize>,
     gateway_max_unauthenticated: Option<usize>,
+    gateway_max_connections_per_cluster: Option<usize>,
+    gateway_max_connections_per_principal: Option<usize>,
+    gateway_max_connection_creation_rate: Option<u32>,
+    gateway_idle_timeout_s: Option<u64>,
     auth_throttle_free_failures: Option<u32>,
     auth_throttle_max_penalty_s: Option<u64>,
     password_hash_concurrency: Option<usize>,
@@ -375,6 +379,14 @@ gateway_write_timeout_ms = 60000
 gateway_max_connections = 10000
 gateway_max_connections_per_ip = 1000
 gateway_max_unauthenticated = 1000
+# Fair share: connections of one cluster, and of one principal to one cluster; new
+# connections per second from one address (Kafka's max.connection.creation.rate;
+# 0: no limit); an authenticated connection idle this long is closed (Kafka's
+# connections.max.idle.ms).
+gateway_max_connections_per_cluster = 5000
+gateway_max_connections_per_principal = 1000
+gateway_max_connection_creation_rate = 500
+gateway_idle_timeout_s = 600
 
 # The HTTP gateway: Schema Registry, ksqlDB, Flink and Tableflow keys enforced in
 # front of their services (README, "HTTP gateway"). Services are reached by path:
@@ -768,6 +780,18 @@ impl ServerArgs {
                     max_unauthenticated: file
                         .gateway_max_unauthenticated
                         .unwrap_or(d.max_unauthenticated),
+                    max_connections_per_cluster: file
+                        .gateway_max_connections_per_cluster
+                        .unwrap_or(d.max_connections_per_cluster),
+                    max_connections_per_principal: file
+                        .gateway_max_connections_per_principal
+                        .unwrap_or(d.max_connections_per_principal),
+                    max_connection_creation_rate: file
+                        .gateway_max_connection_creation_rate
+                        .unwrap_or(d.max_connection_creation_rate),
+                    idle_timeout: file
+                        .gateway_idle_timeout_s
+                        .map_or(d.idle_timeout, |v| Duration::from_secs(v.max(1))),
                     // Set by the server from `tls` once the certificate is loaded.
                     tls: None,
                     sni: self

@@ -77,7 +77,16 @@ pub(crate) async fn serve(
         let guard = match limiter.admit(peer.ip()) {
             Ok(g) => g,
             Err(why) => {
-                tracing::info!(%peer, reason = why.as_str(), "HTTP connection refused");
+                // Counted, and logged once per window: a flood must not flood the log.
+                let limit = match (limits.watch_framing, why) {
+                    (true, keygate_net::Refused::Total) => "http_gateway.max_connections",
+                    (true, keygate_net::Refused::PerSource) => {
+                        "http_gateway.max_connections.per_ip"
+                    }
+                    (false, keygate_net::Refused::Total) => "rest.max_connections",
+                    (false, keygate_net::Refused::PerSource) => "rest.max_connections.per_ip",
+                };
+                keygate_metrics::limit_hit(limit, &peer);
                 continue;
             }
         };

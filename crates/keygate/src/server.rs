@@ -582,6 +582,30 @@ fn enforced_limits(
             n(kafka.max_unauthenticated),
         ),
         limit(
+            "kafka.max_connections.per_cluster",
+            "Kafka gateway client connections of one cluster",
+            5_000,
+            n(kafka.max_connections_per_cluster),
+        ),
+        limit(
+            "kafka.max_connections.per_principal",
+            "Kafka gateway connections of one principal to one cluster",
+            1_000,
+            n(kafka.max_connections_per_principal),
+        ),
+        limit(
+            "kafka.max_connection_creation_rate.per_ip",
+            "New Kafka gateway connections per second from one address",
+            500,
+            i64::from(kafka.max_connection_creation_rate),
+        ),
+        limit(
+            "kafka.idle_timeout_seconds",
+            "Seconds an idle authenticated Kafka connection is kept",
+            600,
+            b(kafka.idle_timeout.as_secs()),
+        ),
+        limit(
             "kafka.max_request_bytes",
             "Largest Kafka request frame (bytes)",
             104_857_600,

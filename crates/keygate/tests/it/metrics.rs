@@ -283,7 +283,7 @@ fn a_refused_connection_is_counted_by_the_limit_that_refused_it() {
         value(
             &text,
             "keygate_kafka_connections_refused_total",
-            &[("cluster", lkc), ("reason", "kafka.max_connections_per_ip")]
+            &[("cluster", lkc), ("reason", "kafka.max_connections.per_ip")]
         ),
         5.0,
         "{text}"
@@ -292,7 +292,7 @@ fn a_refused_connection_is_counted_by_the_limit_that_refused_it() {
         value(
             &text,
             "keygate_limit_hits_total",
-            &[("limit", "kafka.max_connections_per_ip")]
+            &[("limit", "kafka.max_connections.per_ip")]
         ),
         5.0
     );

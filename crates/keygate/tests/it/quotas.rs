@@ -249,3 +249,123 @@ fn a_consumer_quota_holds_with_kafka_python() {
     assert!(ok, "{out}\n{}", w.srv.logs());
     eprintln!("{out}");
 }
+
+// ---- fair share: each limit hit against the real server, others unaffected -----------
+
+fn closed_soon(mut c: std::net::TcpStream) -> bool {
+    use std::io::Read;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 16];
+    matches!(c.read(&mut buf), Ok(0))
+        || matches!(c.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
+fn limit_hits(w: &crate::gateway::World, limit: &str) -> f64 {
+    value(
+        &scrape(&w.srv.url).1,
+        "keygate_limit_hits_total",
+        &[("limit", limit)],
+    )
+}
+
+#[test]
+fn a_principal_has_at_most_its_share_of_connections() {
+    let w = world(&["orders"], "gateway_max_connections_per_principal = 2\n");
+    let (_, k, s) = w.app("greedy", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let (_, k2, s2) = w.app("modest", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let held = [
+        crate::gateway::raw_authenticated(addr, &k, &s),
+        crate::gateway::raw_authenticated(addr, &k, &s),
+    ];
+    // A third connection of the same principal authenticates, then is closed.
+    let third = crate::gateway::raw_authenticated(addr, &k, &s);
+    assert!(
+        closed_soon(third),
+        "the third connection of one principal is closed"
+    );
+    assert!(limit_hits(&w, "kafka.max_connections.per_principal") >= 1.0);
+    // Another principal is unaffected.
+    let (ok, out) = w.kcat(&k2, &s2, &["-P", "-t", "orders"], Some("fine\n"));
+    assert!(ok, "{out}");
+    drop(held);
+    // Its slots come back when its connections end.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn a_cluster_has_at_most_its_share_of_connections() {
+    let w = world(&["orders"], "gateway_max_connections_per_cluster = 2\n");
+    let (_, k, s) = w.app("fair", &[("TOPIC", "orders", "WRITE", "ALLOW")]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let held = [
+        crate::gateway::raw_authenticated(addr, &k, &s),
+        crate::gateway::raw_authenticated(addr, &k, &s),
+    ];
+    let extra = std::net::TcpStream::connect(addr).expect("connect");
+    assert!(
+        closed_soon(extra),
+        "the cluster's third connection is refused"
+    );
+    let text = scrape(&w.srv.url).1;
+    assert!(
+        value(
+            &text,
+            "keygate_kafka_connections_refused_total",
+            &[
+                ("cluster", &w.lkc),
+                ("reason", "kafka.max_connections.per_cluster")
+            ]
+        ) >= 1.0,
+        "{text}"
+    );
+    drop(held);
+}
+
+#[test]
+fn connection_creation_is_rate_limited_per_source() {
+    let w = world(&["orders"], "gateway_max_connection_creation_rate = 5\n");
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    // One second's worth is allowed at once; a burst beyond it is refused.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let conns: Vec<_> = (0..15)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let refused = conns.into_iter().filter(|c| {
+        let mut c = c.try_clone().expect("clone");
+        c.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .expect("t");
+        matches!(std::io::Read::read(&mut c, &mut [0u8; 4]), Ok(0))
+    });
+    assert!(refused.count() >= 9, "a burst of 15 at 5/s: most refused");
+    assert!(limit_hits(&w, "kafka.max_connection_creation_rate.per_ip") >= 9.0);
+    // The rate refills: a client a second later gets in.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (_, k, s) = w.app("patient", &[]);
+    let (ok, out) = w.kcat(&k, &s, &["-L"], None);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn an_idle_authenticated_connection_is_closed() {
+    let w = world(&["orders"], "gateway_idle_timeout_s = 1\n");
+    let (_, k, s) = w.app("idler", &[]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let idle = crate::gateway::raw_authenticated(addr, &k, &s);
+    let started = std::time::Instant::now();
+    assert!(closed_soon(idle), "closed after the idle timeout");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    let text = scrape(&w.srv.url).1;
+    assert!(
+        value(
+            &text,
+            "keygate_kafka_connections_closed_total",
+            &[("cluster", &w.lkc), ("reason", "idle")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(limit_hits(&w, "kafka.idle_timeout_seconds") >= 1.0);
+}
