@@ -330,6 +330,8 @@ async fn serve(
             break Err(ConnError::Protocol("response writer stopped".into()));
         }
         let frame = tokio::select! {
+            // Draining: no new request is read; what was sent is answered below.
+            () = shared.limits.drained() => break Ok(()),
             f = frx.recv() => f.unwrap_or(Err(FrameError::Closed)),
             _ = check.tick() => {
                 if !session_valid(&snapshot, &session) {

@@ -143,6 +143,17 @@ pub(crate) struct Limits {
     pub(crate) unauthenticated: keygate_net::ConnLimiter,
     /// New connections per second per source.
     pub(crate) creation: Arc<keygate_net::CreationRate>,
+    /// Set when the gateway drains: listeners close, connections finish what they
+    /// were sent and end.
+    pub(crate) draining: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Limits {
+    /// Resolves once the gateway starts draining.
+    pub(crate) async fn drained(&self) {
+        let mut rx = self.draining.clone();
+        let _ = rx.wait_for(|d| *d).await;
+    }
 }
 
 impl Limits {
@@ -487,6 +498,7 @@ impl std::hash::Hash for Target {
 pub struct Gateway {
     cfg: Arc<GatewayConfig>,
     limits: Limits,
+    drain: Arc<tokio::sync::watch::Sender<bool>>,
     snapshot: Arc<Snapshot>,
     iam: Arc<Iam>,
     usage: Arc<UsageRecorder>,
@@ -512,6 +524,7 @@ impl Gateway {
         if let Some(tls) = &cfg.tls {
             tls.client_certs.attach(iam.snapshot().clone());
         }
+        let (drain, draining) = tokio::sync::watch::channel(false);
         Gateway {
             limits: Limits {
                 connections: keygate_net::ConnLimiter::new(
@@ -525,12 +538,22 @@ impl Gateway {
                 creation: Arc::new(keygate_net::CreationRate::new(
                     cfg.max_connection_creation_rate,
                 )),
+                draining,
             },
+            drain: Arc::new(drain),
             cfg: Arc::new(cfg),
             snapshot: iam.snapshot().clone(),
             iam,
             usage,
             auditor,
+        }
+    }
+
+    /// The handle that drains this gateway (graceful shutdown).
+    pub fn drain_handle(&self) -> Drain {
+        Drain {
+            tx: self.drain.clone(),
+            connections: self.limits.connections.clone(),
         }
     }
 
@@ -642,7 +665,10 @@ impl Gateway {
                     .map(|(id, run)| (id.clone(), run.shared.clone()))
                     .collect();
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = self.limits.drained() => return,
+            }
         }
     }
 
@@ -698,6 +724,27 @@ impl Gateway {
     }
 }
 
+/// Graceful shutdown of the gateway: stop accepting, let each connection finish the
+/// requests it already sent (their answers are written), then close it.
+#[derive(Debug, Clone)]
+pub struct Drain {
+    tx: Arc<tokio::sync::watch::Sender<bool>>,
+    connections: keygate_net::ConnLimiter,
+}
+
+impl Drain {
+    /// Start draining and wait until every connection has ended or `grace` passed;
+    /// how many were still open.
+    pub async fn run(&self, grace: Duration) -> usize {
+        let _ = self.tx.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.connections.open() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.connections.open()
+    }
+}
+
 /// The port of broker `node_id` in a slot whose bootstrap port is `bootstrap`.
 fn broker_port(bootstrap: u16, ports_per_cluster: u16, base: i32, node_id: i32) -> Option<u16> {
     let offset = u16::try_from(i64::from(node_id) - i64::from(base)).ok()?;
@@ -709,7 +756,11 @@ fn broker_port(bootstrap: u16, ports_per_cluster: u16, base: i32, node_id: i32) 
 
 async fn accept_loop(listener: TcpListener, target: Target, shared: Arc<ClusterShared>) {
     loop {
-        let (stream, peer) = keygate_net::accept(&listener, "kafka gateway").await;
+        // Draining: the listener closes (new clients are refused by the OS).
+        let (stream, peer) = tokio::select! {
+            c = keygate_net::accept(&listener, "kafka gateway") => c,
+            () = shared.limits.drained() => return,
+        };
         // Refused before a byte is read: the caps, not the peer, bound what it costs.
         let admitted = shared.limits.admit(peer.ip()).and_then(|g| {
             let cluster = shared

@@ -34,7 +34,10 @@ impl SniListener {
     /// Accept on `listener` until the process ends.
     pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let (stream, peer) = keygate_net::accept(&listener, "kafka gateway (SNI)").await;
+            let (stream, peer) = tokio::select! {
+                c = keygate_net::accept(&listener, "kafka gateway (SNI)") => c,
+                () = self.limits.drained() => return,
+            };
             match self.limits.admit(peer.ip()) {
                 Ok(guards) => {
                     tokio::spawn(self.clone().route(stream, peer, guards));

@@ -166,6 +166,7 @@ struct FileConfig {
     gateway_tls_cluster_dir: Option<PathBuf>,
     http_gateway_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
+    shutdown_grace_s: Option<u64>,
     http_gateway_public_url: Option<String>,
     http_gateway_domain: Option<String>,
     http_gateway_tls_cert: Option<PathBuf>,
@@ -204,6 +205,8 @@ pub(crate) struct ServerConfig {
     pub(crate) http_gateway: HttpGatewaySettings,
     /// Where `/metrics` is served: its own address, or (None) the REST listener.
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// On SIGTERM, how long connections get to finish what they started.
+    pub(crate) shutdown_grace: Duration,
 }
 
 /// The HTTP gateway's listener and behaviour.
@@ -396,6 +399,9 @@ http_gateway_listen = "127.0.0.1:8090"
 # Prometheus metrics are at /metrics on the REST listener; with metrics_listen, only
 # on that address (e.g. an internal interface) (--metrics-listen).
 # metrics_listen = "127.0.0.1:9464"
+# On SIGTERM: stop accepting, give requests in progress this long, flush the audit
+# log, exit 0.
+shutdown_grace_s = 10
 # http_gateway_public_url = "https://services.example.com"   # default: http(s)://<listen>
 # Also by host name: lsrc-….<domain> and lksqlc-….<domain> (--http-gateway-domain).
 # http_gateway_domain = "services.example.com"
@@ -673,6 +679,7 @@ impl ServerArgs {
                 }
             },
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            shutdown_grace: Duration::from_secs(file.shutdown_grace_s.unwrap_or(10)),
             http_gateway: {
                 let d = keygate_http::HttpGatewayConfig::default();
                 let limits = crate::http::HttpLimits::default();

@@ -282,6 +282,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
 
     let console_secure = public_url.starts_with("https://");
     let api_auditor = auditor.clone();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let audit_handle = auditor.clone();
     // File descriptors shared out: the HTTP side can never take the gateway's (each
     // gateway connection holds two: client and upstream), nor the other way round.
@@ -327,10 +328,25 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         services.router(),
         services_limits,
         services_tls,
-        shutdown_signal(),
+        stopping(&stop),
     ));
     let gateway = keygate_kafka::Gateway::new(gateway_cfg, iam.clone(), usage.clone(), auditor);
+    let gateway_drain = gateway.drain_handle();
     tokio::spawn(gateway.run());
+    // SIGTERM (or Ctrl-C): every listener stops accepting at once; REST requests in
+    // progress and Kafka requests already sent are finished within the grace period.
+    tokio::spawn({
+        let (stop, drain, grace) = (stop_tx.clone(), gateway_drain.clone(), cfg.shutdown_grace);
+        async move {
+            shutdown_signal().await;
+            tracing::info!(
+                grace_s = grace.as_secs(),
+                "shutting down: draining connections"
+            );
+            let _ = stop.send(true);
+            drain.run(grace).await;
+        }
+    });
     let console = keygate_console::ConsoleState::new(
         iam.clone(),
         keygate_console::ConsoleConfig {
@@ -350,7 +366,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
                 exporter.router(),
                 http_limits.clone(),
                 None,
-                shutdown_signal(),
+                stopping(&stop),
             ));
         }
         None => app = app.merge(exporter.router()),
@@ -360,7 +376,15 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         app = app.layer(axum::middleware::map_response(hsts));
     }
     tokio::spawn(crate::logging::report_suppressed());
-    crate::http::serve(listener, app, http_limits, http_tls, shutdown_signal()).await;
+    crate::http::serve(listener, app, http_limits, http_tls, stopping(&stop)).await;
+    // The Kafka gateway drained alongside (it started when the signal came).
+    let open = gateway_drain.run(cfg.shutdown_grace).await;
+    if open > 0 {
+        tracing::warn!(
+            connections = open,
+            "Kafka connections still open after the shutdown grace period; closing them"
+        );
+    }
     usage.flush(store.as_ref()).await;
     // Records still queued (and the open Produce/Fetch summary window) are written
     // before the process ends.
@@ -510,6 +534,14 @@ async fn hsts(mut res: axum::response::Response) -> axum::response::Response {
         axum::http::HeaderValue::from_static("max-age=31536000"),
     );
     res
+}
+
+/// Resolves once shutdown has begun.
+fn stopping(stop: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> {
+    let mut rx = stop.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -308,3 +308,67 @@ fn a_refused_connection_is_counted_by_the_limit_that_refused_it() {
     );
     drop(held);
 }
+
+/// SIGTERM: listeners stop accepting, a request already sent is answered, the audit
+/// records still in memory are written, and the process exits 0.
+#[test]
+fn sigterm_drains_answers_what_was_sent_flushes_audit_and_exits_zero() {
+    use std::io::Write;
+    let mut w = world(&["orders"], "shutdown_grace_s = 5\n");
+    let (_, k, s) = w.app("drained", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let mut c = crate::gateway::raw_authenticated(addr, &k, &s);
+    // Metadata v1 for every topic, then the signal at once.
+    let mut body = Vec::new();
+    body.extend_from_slice(&3i16.to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&77i32.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    let mut req = (body.len() as i32).to_be_bytes().to_vec();
+    req.extend_from_slice(&body);
+    c.write_all(&req).expect("send");
+    let pid = w.srv.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .is_ok_and(|s| s.success()));
+    // The request sent before the signal is answered in full.
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut len = [0u8; 4];
+    c.read_exact(&mut len)
+        .expect("an answer, not a cut connection");
+    let mut answer = vec![0u8; i32::from_be_bytes(len) as usize];
+    c.read_exact(&mut answer).expect("the whole answer");
+    assert_eq!(&answer[..4], &77i32.to_be_bytes(), "its correlation id");
+    // Then the connection ends, and the process exits 0.
+    let mut rest = [0u8; 1];
+    assert!(matches!(c.read(&mut rest), Ok(0) | Err(_)));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = w.srv.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keygate did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}\n{}", w.srv.logs());
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "nothing accepts after shutdown"
+    );
+    // The authentication's audit record, queued in memory, was written on the way out.
+    let base = free_ports(4);
+    let again = Server::start_in(w.dir.path(), &["--gateway-port-base", &base.to_string()]);
+    let (ak, asec) = w.srv.creds.clone().expect("creds");
+    let api = again.api(&ak, &asec);
+    let rec = crate::audit::events(&api, "method=kafka.Authentication");
+    assert!(
+        rec.iter().any(|e| e.to_string().contains(&k)),
+        "the drained connection's authentication is in the audit log: {rec:?}"
+    );
+}
