@@ -105,6 +105,20 @@ try {
       out.timings[path.split("?")[0]] = t.ms;
       await shot(name);
     }
+    // Client quotas: add one for the service account, see it listed, delete it.
+    const lkc = scope.split("|")[0];
+    await page.goto(`${BASE}/console/clusters/${lkc}/quotas`);
+    await page.fill("input[name=display_name]", "orders-quota");
+    await page.fill("input[name=principals]", out.sa);
+    await page.fill("input[name=ingress]", "1048576");
+    await page.fill("input[name=egress]", "2097152");
+    await Promise.all([page.waitForNavigation(), page.click(`form[action='/console/clusters/${lkc}/quotas'] button[type=submit]`)]);
+    assert.match(await page.textContent(".notice.ok"), /orders-quota \(cq-[a-z0-9]+\) created/);
+    assert.match(await page.textContent("table"), new RegExp(out.sa));
+    await shot("10b-quotas");
+    page.once("dialog", (d) => d.accept());
+    await Promise.all([page.waitForNavigation(), page.click("form[action$='/delete'] button")]);
+    assert.match(await page.textContent(".notice.ok"), /deleted/);
     // The role picker offers only roles valid at a topic scope.
     await page.goto(BASE + "/console/role-bindings?scope=topic&cluster=" + scope.split("|")[0] + "&name=orders&prefix=1");
     const roles = await page.$$eval("select[name=role] option", (os) => os.map((o) => o.value));

@@ -135,6 +135,14 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/clusters/{id}/acls/delete", post(p::delete_acl))
         .route(
+            "/console/clusters/{id}/quotas",
+            get(p::quotas).post(p::create_quota),
+        )
+        .route(
+            "/console/clusters/{id}/quotas/{quota}/delete",
+            post(p::delete_quota),
+        )
+        .route(
             "/console/role-bindings",
             get(p::role_bindings).post(p::create_role_binding),
         )

@@ -883,7 +883,7 @@ pub(crate) async fn environments(
                                         }
                                     }
                                     td.mono { @if r.kind == ResourceKind::Kafka { (boot(r).unwrap_or_else(|| "—".into())) } @else { "—" } }
-                                    td { @if r.kind == ResourceKind::Kafka { a href={ "/console/clusters/" (r.id) "/acls" } { "ACLs" } } }
+                                    td { @if r.kind == ResourceKind::Kafka { a href={ "/console/clusters/" (r.id) "/acls" } { "ACLs" } " · " a href={ "/console/clusters/" (r.id) "/quotas" } { "Quotas" } } }
                                 }
                             }
                         }
@@ -1147,6 +1147,110 @@ pub(crate) async fn delete_acl(
     };
     match st.iam.delete_acls(&s.caller, &cluster, &filter).await {
         Ok(d) => done(&back, &format!("{} ACL(s) deleted.", d.len())),
+        Err(e) => fail(e, &back),
+    }
+}
+
+// ---- client quotas ------------------------------------------------------------------------
+
+pub(crate) async fn quotas(
+    State(st): State<ConsoleState>,
+    s: Signed,
+    Path(cluster): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let back = format!("/console/clusters/{cluster}/quotas");
+    let list = match st.iam.list_client_quotas(&s.caller, Some(&cluster)).await {
+        Ok(l) => l,
+        Err(e) => return fail(e, "/console/environments"),
+    };
+    let body = html! {
+        (notices(&q))
+        section.card {
+            h2 { "Client quotas of " code { (cluster) } }
+            p.muted { "Produce (ingress) and fetch (egress) bytes per second, per principal, across all its connections. Over a quota the gateway answers with throttle_time_ms and pauses the connection, as a broker does: clients slow down, nothing fails. " code { "<default>" } " is every principal without a quota of its own." }
+            @if list.is_empty() { p.muted { "No client quotas." } } @else {
+                table {
+                    thead { tr { th { "Name" } th { "Principals" } th { "Ingress B/s" } th { "Egress B/s" } th { "Requests/s" } th {} } }
+                    tbody {
+                        @for c in &list {
+                            tr {
+                                td { (c.display_name) br; small.mono { (c.id) } }
+                                td.mono { (c.principals.join(", ")) }
+                                td { (c.ingress_byte_rate) }
+                                td { (c.egress_byte_rate) }
+                                td { (c.request_rate.map_or_else(|| "—".to_owned(), |r| r.to_string())) }
+                                td {
+                                    form.inline method="post" action={ (back) "/" (c.id) "/delete" } data-confirm="Delete this client quota?" {
+                                        (csrf_field(&s))
+                                        button.danger.small type="submit" { "Delete" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "Add a client quota" }
+            form method="post" action=(back) {
+                (csrf_field(&s))
+                div.row {
+                    label { "Name" input type="text" name="display_name" required maxlength="64" placeholder="orders-app"; }
+                    label { "Principals" small { "comma-separated sa-…, u-…, pool-…, or <default>" } input type="text" name="principals" required; }
+                }
+                div.row {
+                    label { "Ingress (bytes/s)" input type="number" name="ingress" required min="1"; }
+                    label { "Egress (bytes/s)" input type="number" name="egress" required min="1"; }
+                    label { "Requests/s" small { "optional" } input type="number" name="request_rate" min="1"; }
+                }
+                button type="submit" { "Add quota" }
+            }
+        }
+    };
+    layout(&st, &s, "env", &format!("Client quotas · {cluster}"), body)
+}
+
+pub(crate) async fn create_quota(
+    State(st): State<ConsoleState>,
+    Path(cluster): Path<String>,
+    Posted(s, f): Posted,
+) -> Response {
+    let back = format!("/console/clusters/{cluster}/quotas");
+    let input = keygate_iam::QuotaInput {
+        display_name: Some(field(&f, "display_name").to_owned()),
+        cluster_id: Some(cluster.clone()),
+        principals: Some(
+            field(&f, "principals")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        ingress_byte_rate: Some(field(&f, "ingress").to_owned()),
+        egress_byte_rate: Some(field(&f, "egress").to_owned()),
+        request_rate: Some(field(&f, "request_rate").parse().ok()),
+        ..Default::default()
+    };
+    match st.iam.create_client_quota(&s.caller, input).await {
+        Ok(c) => done(
+            &back,
+            &format!("Client quota {} ({}) created.", c.display_name, c.id),
+        ),
+        Err(e) => fail(e, &back),
+    }
+}
+
+pub(crate) async fn delete_quota(
+    State(st): State<ConsoleState>,
+    Path((cluster, id)): Path<(String, String)>,
+    Posted(s, _): Posted,
+) -> Response {
+    let back = format!("/console/clusters/{cluster}/quotas");
+    match st.iam.delete_client_quota(&s.caller, &id).await {
+        Ok(()) => done(&back, &format!("Client quota {id} deleted.")),
         Err(e) => fail(e, &back),
     }
 }
