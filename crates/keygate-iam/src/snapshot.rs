@@ -215,6 +215,9 @@ pub struct Snapshot {
     services: ArcSwap<HashMap<String, Resource>>,
     authz: ArcSwap<Authorizer>,
     quotas: ArcSwap<crate::quotas::QuotaTable>,
+    /// Bumped whenever a credential may have been revoked (keys, pools, providers):
+    /// open sessions re-check at once instead of on their next periodic check.
+    revisions: tokio::sync::watch::Sender<u64>,
     seq: AtomicI64,
     /// When the follower last confirmed the snapshot current (ms on [`clock_ms`]).
     confirmed_ms: AtomicI64,
@@ -254,6 +257,17 @@ impl Snapshot {
     /// The current authorizer (cheap; hold it for the duration of one decision).
     pub fn authz(&self) -> arc_swap::Guard<Arc<Authorizer>> {
         self.authz.load()
+    }
+
+    /// Changes whenever a credential may have been revoked: sessions waiting on it
+    /// re-check their validity at once (revocation in milliseconds, not a period).
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revisions.subscribe()
+    }
+
+    /// Tell open sessions to re-check their credentials.
+    pub fn announce_revocations(&self) {
+        self.revisions.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Client quotas, by cluster and principal (cheap to load).
@@ -453,6 +467,7 @@ impl Snapshot {
             kafka_clusters: ArcSwap::from_pointee(kafka_clusters),
             authz: ArcSwap::from_pointee(authz),
             quotas: ArcSwap::from_pointee(crate::quotas::QuotaTable::build(&state.client_quotas)),
+            revisions: tokio::sync::watch::channel(0).0,
             seq: AtomicI64::new(state.seq),
             confirmed_ms: AtomicI64::new(clock_ms()),
             max_staleness_ms: AtomicI64::new(DEFAULT_MAX_STALENESS.as_millis() as i64),
@@ -606,6 +621,7 @@ impl Follower {
                     &self.snapshot.oauth_settings,
                 );
                 self.snapshot.oauth.store(Arc::new(next));
+                self.snapshot.announce_revocations();
             }
             if quotas_changed {
                 let all = self.store.list_client_quotas(None).await?;
@@ -694,7 +710,10 @@ impl Follower {
                 Err(e) => return Err(e),
             }
         }
-        self.snapshot.keys.apply(changes);
+        if !changes.is_empty() {
+            self.snapshot.keys.apply(changes);
+            self.snapshot.announce_revocations();
+        }
         Ok(())
     }
 

@@ -300,6 +300,7 @@ async fn serve(
 
     let (reader, mut frx) = read_ahead(cr, cfg.max_frame);
     let mut check = tokio::time::interval(Duration::from_millis(250));
+    let mut revoked = snapshot.revocations();
     let mut last_request = std::time::Instant::now();
     let result = loop {
         // A connection a client quota throttled is not read from until the throttle
@@ -307,7 +308,7 @@ async fn serve(
         if let Some(until) = quota.muted_until() {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => {}
-                _ = check.tick() => {
+                () = recheck(&mut check, &mut revoked) => {
                     if !session_valid(&snapshot, &session) {
                         break Err(ConnError::Revoked);
                     }
@@ -319,7 +320,7 @@ async fn serve(
         // answers is not read from either (the revocation check still runs).
         let room = tokio::select! {
             r = tx.reserve() => r.is_ok(),
-            _ = check.tick() => {
+            () = recheck(&mut check, &mut revoked) => {
                 if !session_valid(&snapshot, &session) {
                     break Err(ConnError::Revoked);
                 }
@@ -333,7 +334,7 @@ async fn serve(
             // Draining: no new request is read; what was sent is answered below.
             () = shared.limits.drained() => break Ok(()),
             f = frx.recv() => f.unwrap_or(Err(FrameError::Closed)),
-            _ = check.tick() => {
+            () = recheck(&mut check, &mut revoked) => {
                 if !session_valid(&snapshot, &session) {
                     break Err(ConnError::Revoked);
                 }
@@ -689,6 +690,23 @@ fn read_ahead(
         }
     });
     (reader, frx)
+}
+
+/// When to check the session again: at once when the snapshot says a credential may
+/// have been revoked, else on the periodic tick (expiry).
+async fn recheck(
+    check: &mut tokio::time::Interval,
+    revoked: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    tokio::select! {
+        _ = check.tick() => {}
+        r = revoked.changed() => {
+            if r.is_err() {
+                // The snapshot is gone (shutting down): the tick alone remains.
+                check.tick().await;
+            }
+        }
+    }
 }
 
 /// How the request's plan counts in the requests metric.

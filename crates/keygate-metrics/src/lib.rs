@@ -68,8 +68,10 @@ catalogue! {
         "Bytes of Kafka requests received from clients.";
     KAFKA_BYTES_SENT = "keygate_kafka_sent_bytes_total", Counter, "cluster",
         "Bytes of Kafka responses sent to clients.";
-    KAFKA_THROTTLE = "keygate_kafka_throttle_seconds", Histogram, "cluster, direction",
-        "Throttles client quotas imposed on responses (direction: ingress, egress, requests); _count is how many, _sum how long.";
+    KAFKA_THROTTLED = "keygate_kafka_throttled_responses_total", Counter, "cluster, direction",
+        "Responses a client quota throttled (direction: ingress, egress, requests).";
+    KAFKA_THROTTLE = "keygate_kafka_throttle_seconds", Histogram, "direction",
+        "How long client quotas throttled, every cluster together (a histogram per cluster would be 20 series each).";
     KAFKA_UPSTREAM_FAILURES = "keygate_kafka_upstream_connect_failures_total", Counter, "cluster",
         "Connections to upstream brokers that could not be opened or authenticated.";
     AUTHENTICATIONS = "keygate_authentications_total", Counter, "door, mechanism, outcome",
@@ -214,8 +216,9 @@ impl KafkaCluster {
 
     /// Count a throttle of `seconds` a quota imposed in `direction`.
     pub fn throttled(&self, direction: &'static str, seconds: f64) {
-        histogram!(KAFKA_THROTTLE, "cluster" => self.cluster.clone(), "direction" => direction)
-            .record(seconds);
+        counter!(KAFKA_THROTTLED, "cluster" => self.cluster.clone(), "direction" => direction)
+            .increment(1);
+        histogram!(KAFKA_THROTTLE, "direction" => direction).record(seconds);
         limit_hit("kafka.client_quota", &direction);
     }
 

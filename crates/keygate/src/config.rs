@@ -167,6 +167,7 @@ struct FileConfig {
     http_gateway_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
     shutdown_grace_s: Option<u64>,
+    metrics: Option<bool>,
     http_gateway_public_url: Option<String>,
     http_gateway_domain: Option<String>,
     http_gateway_tls_cert: Option<PathBuf>,
@@ -207,6 +208,8 @@ pub(crate) struct ServerConfig {
     pub(crate) metrics_listen: Option<SocketAddr>,
     /// On SIGTERM, how long connections get to finish what they started.
     pub(crate) shutdown_grace: Duration,
+    /// Whether Prometheus metrics are recorded and served.
+    pub(crate) metrics: bool,
 }
 
 /// The HTTP gateway's listener and behaviour.
@@ -397,7 +400,9 @@ gateway_idle_timeout_s = 600
 # /iceberg/catalog/organizations/<org-id>/environments/<env-id>/… (--http-gateway-listen).
 http_gateway_listen = "127.0.0.1:8090"
 # Prometheus metrics are at /metrics on the REST listener; with metrics_listen, only
-# on that address (e.g. an internal interface) (--metrics-listen).
+# on that address (e.g. an internal interface) (--metrics-listen). metrics = false
+# records and serves none.
+metrics = true
 # metrics_listen = "127.0.0.1:9464"
 # On SIGTERM: stop accepting, give requests in progress this long, flush the audit
 # log, exit 0.
@@ -680,6 +685,7 @@ impl ServerArgs {
             },
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_s.unwrap_or(10)),
+            metrics: file.metrics.unwrap_or(true),
             http_gateway: {
                 let d = keygate_http::HttpGatewayConfig::default();
                 let limits = crate::http::HttpLimits::default();

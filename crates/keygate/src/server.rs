@@ -106,8 +106,11 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     // Before anything records: the store's first queries are measured too.
-    let exporter = crate::metrics::install()?;
-    let metrics_listener = match cfg.metrics_listen {
+    let exporter = match cfg.metrics {
+        true => Some(crate::metrics::install()?),
+        false => None,
+    };
+    let metrics_listener = match cfg.metrics_listen.filter(|_| cfg.metrics) {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
                 .await
@@ -234,13 +237,14 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         "  Web console: {public_url}/console    (set a password: keygate iam user set-password <user-id>)"
     )?;
     writeln!(out, "  REST API docs: {public_url}/docs    OpenAPI: {public_url}/openapi.json    health: {public_url}/healthz")?;
-    match &metrics_listener {
-        Some(l) => writeln!(
+    match (&metrics_listener, cfg.metrics) {
+        (Some(l), _) => writeln!(
             out,
             "  Prometheus metrics: http://{}/metrics",
             l.local_addr()?
         )?,
-        None => writeln!(out, "  Prometheus metrics: {public_url}/metrics")?,
+        (None, true) => writeln!(out, "  Prometheus metrics: {public_url}/metrics")?,
+        (None, false) => {}
     }
     out.flush()?;
     drop(out);
@@ -359,19 +363,21 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         audit_handle.clone(),
     );
     let mut app = keygate_api::router(state).merge(keygate_console::router(console));
-    match metrics_listener {
-        Some(l) => {
-            tokio::spawn(crate::http::serve(
-                l,
-                exporter.router(),
-                http_limits.clone(),
-                None,
-                stopping(&stop),
-            ));
+    if let Some(exporter) = exporter {
+        match metrics_listener {
+            Some(l) => {
+                tokio::spawn(crate::http::serve(
+                    l,
+                    exporter.router(),
+                    http_limits.clone(),
+                    None,
+                    stopping(&stop),
+                ));
+            }
+            None => app = app.merge(exporter.router()),
         }
-        None => app = app.merge(exporter.router()),
+        app = app.layer(axum::middleware::from_fn(crate::metrics::track));
     }
-    app = app.layer(axum::middleware::from_fn(crate::metrics::track));
     if http_tls.is_some() {
         app = app.layer(axum::middleware::map_response(hsts));
     }

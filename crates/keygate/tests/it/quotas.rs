@@ -208,7 +208,7 @@ fn a_producer_quota_holds_and_the_unthrottled_keep_their_rate() {
     assert!(
         value(
             &text,
-            "keygate_kafka_throttle_seconds_count",
+            "keygate_kafka_throttled_responses_total",
             &[("cluster", &w.lkc), ("direction", "ingress")]
         ) > 0.0,
         "{text}"
