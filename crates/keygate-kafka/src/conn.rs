@@ -339,7 +339,7 @@ async fn serve(
                     break Err(ConnError::Revoked);
                 }
                 // Idle: no request for the idle timeout and no answer still owed.
-                if last_request.elapsed() >= cfg.idle_timeout && tx.capacity() == tx.max_capacity() {
+                if last_request.elapsed() >= shared.limits.idle_timeout() && tx.capacity() == tx.max_capacity() {
                     break Err(ConnError::Idle);
                 }
                 continue;

@@ -18,6 +18,7 @@ use keygate_core::{Operation, Principal, ResourceType};
 use keygate_iam::{Iam, Snapshot, UsageRecorder};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -146,6 +147,49 @@ pub(crate) struct Limits {
     /// Set when the gateway drains: listeners close, connections finish what they
     /// were sent and end.
     pub(crate) draining: tokio::sync::watch::Receiver<bool>,
+    /// Each cluster's cap, shared by every cluster's limiter (changed live).
+    pub(crate) per_cluster: Arc<AtomicUsize>,
+    /// Each principal's cap per cluster (changed live).
+    pub(crate) per_principal: Arc<AtomicUsize>,
+    /// The idle timeout, in ms (changed live).
+    pub(crate) idle_ms: Arc<AtomicU64>,
+}
+
+impl Limits {
+    /// How long an authenticated connection may idle.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_ms.load(Ordering::Relaxed))
+    }
+
+    /// Apply `cfg`'s connection limits to every listener and open cluster.
+    fn apply(&self, cfg: &GatewayConfig) {
+        self.connections
+            .set_limits(cfg.max_connections, cfg.max_connections_per_ip);
+        self.unauthenticated
+            .set_limits(cfg.max_unauthenticated, cfg.max_unauthenticated);
+        self.creation.set_rate(cfg.max_connection_creation_rate);
+        self.per_cluster
+            .store(cfg.max_connections_per_cluster.max(1), Ordering::Relaxed);
+        self.per_principal
+            .store(cfg.max_connections_per_principal.max(1), Ordering::Relaxed);
+        self.idle_ms
+            .store(cfg.idle_timeout.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Changes the gateway's limits while it runs (a configuration reload): new
+/// connections and idle checks see the new values at once; connections already
+/// admitted stay.
+#[derive(Debug, Clone)]
+pub struct LiveLimits {
+    limits: Limits,
+}
+
+impl LiveLimits {
+    /// Apply the connection limits of `cfg`.
+    pub fn apply(&self, cfg: &GatewayConfig) {
+        self.limits.apply(cfg);
+    }
 }
 
 impl Limits {
@@ -539,6 +583,9 @@ impl Gateway {
                     cfg.max_connection_creation_rate,
                 )),
                 draining,
+                per_cluster: Arc::new(AtomicUsize::new(cfg.max_connections_per_cluster.max(1))),
+                per_principal: Arc::new(AtomicUsize::new(cfg.max_connections_per_principal.max(1))),
+                idle_ms: Arc::new(AtomicU64::new(cfg.idle_timeout.as_millis() as u64)),
             },
             drain: Arc::new(drain),
             cfg: Arc::new(cfg),
@@ -546,6 +593,13 @@ impl Gateway {
             iam,
             usage,
             auditor,
+        }
+    }
+
+    /// The handle that changes this gateway's limits while it runs.
+    pub fn live_limits(&self) -> LiveLimits {
+        LiveLimits {
+            limits: self.limits.clone(),
         }
     }
 
@@ -629,13 +683,13 @@ impl Gateway {
                         connector,
                         metrics: keygate_metrics::KafkaCluster::new(id),
                         meters: Default::default(),
-                        cluster_conns: keygate_net::ConnLimiter::new(
-                            self.cfg.max_connections_per_cluster,
-                            usize::MAX,
+                        cluster_conns: keygate_net::ConnLimiter::with_limits(
+                            self.limits.per_cluster.clone(),
+                            Arc::new(AtomicUsize::new(usize::MAX)),
                         ),
-                        principal_conns: keygate_net::ConnLimiter::new(
-                            usize::MAX,
-                            self.cfg.max_connections_per_principal,
+                        principal_conns: keygate_net::ConnLimiter::with_limits(
+                            Arc::new(AtomicUsize::new(usize::MAX)),
+                            self.limits.per_principal.clone(),
                         ),
                         slot,
                         upstream: RwLock::new(r.upstream.split(',').map(str::to_owned).collect()),

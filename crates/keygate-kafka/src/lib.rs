@@ -31,5 +31,5 @@ mod sni;
 mod transport;
 mod upstream;
 
-pub use gateway::{Drain, Gateway, GatewayConfig, SniConfig};
+pub use gateway::{Drain, Gateway, GatewayConfig, LiveLimits, SniConfig};
 pub use transport::GatewayTls;

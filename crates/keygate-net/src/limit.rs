@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a connection was refused.
@@ -46,8 +47,8 @@ impl<K> Default for Counts<K> {
 /// (an address by default; any key, e.g. a principal, otherwise).
 #[derive(Debug, Clone)]
 pub struct ConnLimiter<K = IpAddr> {
-    max_total: usize,
-    max_per_ip: usize,
+    max_total: Arc<AtomicUsize>,
+    max_per_ip: Arc<AtomicUsize>,
     counts: Arc<Mutex<Counts<K>>>,
 }
 
@@ -61,21 +62,37 @@ pub struct ConnGuard<K: std::hash::Hash + Eq = IpAddr> {
 impl<K: std::hash::Hash + Eq + Clone> ConnLimiter<K> {
     /// At most `max_total` connections, at most `max_per_ip` from one address.
     pub fn new(max_total: usize, max_per_ip: usize) -> Self {
+        Self::with_limits(
+            Arc::new(AtomicUsize::new(max_total.max(1))),
+            Arc::new(AtomicUsize::new(max_per_ip.max(1))),
+        )
+    }
+
+    /// A limiter whose caps are these cells, shared with other limiters and changed
+    /// live (a reload): admissions check the current values; connections already
+    /// admitted stay.
+    pub fn with_limits(max_total: Arc<AtomicUsize>, max_per_ip: Arc<AtomicUsize>) -> Self {
         ConnLimiter {
-            max_total: max_total.max(1),
-            max_per_ip: max_per_ip.max(1),
+            max_total,
+            max_per_ip,
             counts: Arc::default(),
         }
+    }
+
+    /// Change the caps (both at least 1).
+    pub fn set_limits(&self, max_total: usize, max_per_ip: usize) {
+        self.max_total.store(max_total.max(1), Ordering::Relaxed);
+        self.max_per_ip.store(max_per_ip.max(1), Ordering::Relaxed);
     }
 
     /// Admit a connection from `ip`, or say why not.
     pub fn admit(&self, ip: K) -> Result<ConnGuard<K>, Refused> {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if c.total >= self.max_total {
+        if c.total >= self.max_total.load(Ordering::Relaxed) {
             return Err(Refused::Total);
         }
         let n = c.per_ip.entry(ip.clone()).or_insert(0);
-        if *n >= self.max_per_ip {
+        if *n >= self.max_per_ip.load(Ordering::Relaxed) {
             return Err(Refused::PerSource);
         }
         *n += 1;

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ const TRACKED: usize = 10_000;
 /// New connections per second per source address.
 #[derive(Debug)]
 pub struct CreationRate {
-    per_second: f64,
+    per_second: AtomicU32,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
@@ -24,9 +25,14 @@ impl CreationRate {
     /// At most `per_second` new connections per second from one address (0: no limit).
     pub fn new(per_second: u32) -> Self {
         CreationRate {
-            per_second: f64::from(per_second),
+            per_second: AtomicU32::new(per_second),
             buckets: Mutex::default(),
         }
+    }
+
+    /// Change the rate (a reload); 0: no limit.
+    pub fn set_rate(&self, per_second: u32) {
+        self.per_second.store(per_second, Ordering::Relaxed);
     }
 
     /// Whether a new connection from `ip` is within the rate (and count it).
@@ -35,19 +41,19 @@ impl CreationRate {
     }
 
     fn allow_at(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.per_second <= 0.0 {
+        let rate = f64::from(self.per_second.load(Ordering::Relaxed));
+        if rate <= 0.0 {
             return true;
         }
         let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() >= TRACKED && !b.contains_key(&ip) {
-            let rate = self.per_second;
             b.retain(|_, (tokens, at)| {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < rate
             });
         }
-        let (tokens, at) = b.entry(ip).or_insert((self.per_second, now));
-        let refilled = *tokens + now.saturating_duration_since(*at).as_secs_f64() * self.per_second;
-        *tokens = refilled.min(self.per_second);
+        let (tokens, at) = b.entry(ip).or_insert((rate, now));
+        let refilled = *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate;
+        *tokens = refilled.min(rate);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

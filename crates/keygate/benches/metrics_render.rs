@@ -172,7 +172,12 @@ fn main() {
                 b.0 += l.ingress_byte_rate as f64 * 1e-9;
                 b.1 = t;
             }
-            keygate_metrics::kafka_processing(0, &"Produce", Stage::Request, t.elapsed().as_secs_f64());
+            keygate_metrics::kafka_processing(
+                0,
+                &"Produce",
+                Stage::Request,
+                t.elapsed().as_secs_f64(),
+            );
             c.sent.increment(100);
             black_box(&c);
         }

@@ -168,6 +168,7 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     shutdown_grace_s: Option<u64>,
     metrics: Option<bool>,
+    log_level: Option<String>,
     http_gateway_public_url: Option<String>,
     http_gateway_domain: Option<String>,
     http_gateway_tls_cert: Option<PathBuf>,
@@ -210,6 +211,8 @@ pub(crate) struct ServerConfig {
     pub(crate) shutdown_grace: Duration,
     /// Whether Prometheus metrics are recorded and served.
     pub(crate) metrics: bool,
+    /// The log filter from the file (`KEYGATE_LOG` wins over it).
+    pub(crate) log_level: Option<String>,
 }
 
 /// The HTTP gateway's listener and behaviour.
@@ -403,6 +406,13 @@ http_gateway_listen = "127.0.0.1:8090"
 # on that address (e.g. an internal interface) (--metrics-listen). metrics = false
 # records and serves none.
 metrics = true
+# Log filter (tracing's EnvFilter syntax, e.g. "info,keygate_kafka=debug"); the
+# KEYGATE_LOG environment variable wins over it.
+log_level = "info"
+# SIGHUP re-reads this file and applies, without a restart: log_level and the
+# gateway's connection limits (gateway_max_connections*, gateway_max_unauthenticated,
+# gateway_max_connection_creation_rate, gateway_idle_timeout_s) — plus the
+# certificates. Client quotas, keys, ACLs and role bindings change live through the API.
 # metrics_listen = "127.0.0.1:9464"
 # On SIGTERM: stop accepting, give requests in progress this long, flush the audit
 # log, exit 0.
@@ -686,6 +696,7 @@ impl ServerArgs {
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_s.unwrap_or(10)),
             metrics: file.metrics.unwrap_or(true),
+            log_level: file.log_level,
             http_gateway: {
                 let d = keygate_http::HttpGatewayConfig::default();
                 let limits = crate::http::HttpLimits::default();

@@ -107,15 +107,37 @@ impl Write for Scrubbed {
     }
 }
 
-/// Install the subscriber: `KEYGATE_LOG` (or `default`) as the filter.
+type FilterHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+static FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+
+/// Install the subscriber: `KEYGATE_LOG` (or `default`) as the filter, replaceable
+/// later by [`set_level`].
 pub(crate) fn init(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = FILTER.set(handle);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(|| Scrubbed)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(PerSiteRate);
     tracing_subscriber::registry().with(filter).with(fmt).init();
+}
+
+/// Replace the filter with `level` (an `EnvFilter` directive such as `debug` or
+/// `info,keygate_kafka=debug`), unless `KEYGATE_LOG` is set: the environment wins over
+/// the file, at start and on reload.
+pub(crate) fn set_level(level: &str) -> anyhow::Result<()> {
+    if std::env::var_os("KEYGATE_LOG").is_some() {
+        return Ok(());
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| anyhow::anyhow!("log_level {level:?}: {e}"))?;
+    if let Some(h) = FILTER.get() {
+        h.reload(filter)?;
+    }
+    Ok(())
 }
 
 /// Report suppressed lines every ten seconds, forever.

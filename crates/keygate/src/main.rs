@@ -71,7 +71,7 @@ fn main() -> ExitCode {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?;
-                rt.block_on(server::run(cfg))
+                rt.block_on(server::run(cfg, args))
             })()
         }
         Cmd::Export(a) => {

@@ -104,7 +104,10 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
+pub(crate) async fn run(cfg: ServerConfig, args: crate::config::ServerArgs) -> anyhow::Result<()> {
+    if let Some(level) = &cfg.log_level {
+        crate::logging::set_level(level)?;
+    }
     // Before anything records: the store's first queries are measured too.
     let exporter = match cfg.metrics {
         true => Some(crate::metrics::install()?),
@@ -336,6 +339,7 @@ pub(crate) async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     ));
     let gateway = keygate_kafka::Gateway::new(gateway_cfg, iam.clone(), usage.clone(), auditor);
     let gateway_drain = gateway.drain_handle();
+    tokio::spawn(reload_on_sighup(args, gateway.live_limits()));
     tokio::spawn(gateway.run());
     // SIGTERM (or Ctrl-C): every listener stops accepting at once; REST requests in
     // progress and Kafka requests already sent are finished within the grace period.
@@ -540,6 +544,31 @@ async fn hsts(mut res: axum::response::Response) -> axum::response::Response {
         axum::http::HeaderValue::from_static("max-age=31536000"),
     );
     res
+}
+
+/// On SIGHUP, read the configuration again and apply what can change while running:
+/// the log filter and the gateway's connection limits. A file that does not parse
+/// changes nothing (and says why).
+async fn reload_on_sighup(args: crate::config::ServerArgs, live: keygate_kafka::LiveLimits) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match args.resolve() {
+            Ok(new) => {
+                live.apply(&new.gateway);
+                if let Some(level) = &new.log_level {
+                    if let Err(e) = crate::logging::set_level(level) {
+                        tracing::warn!(error = %e, "log_level not applied");
+                    }
+                }
+                tracing::info!("configuration reloaded (log level, gateway limits)");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "configuration reload failed; the running settings stay")
+            }
+        }
+    }
 }
 
 /// Resolves once shutdown has begun.

@@ -73,7 +73,18 @@ impl Server {
             .arg(dir.join("data"))
             .args(extra)
             .current_dir(dir)
-            .env("KEYGATE_LOG", "info")
+            // A test whose keygate.toml sets log_level gets that level (the environment
+            // would win over the file).
+            .env(
+                if std::fs::read_to_string(dir.join("keygate.toml"))
+                    .is_ok_and(|t| t.contains("log_level"))
+                {
+                    "KEYGATE_LOG_UNUSED"
+                } else {
+                    "KEYGATE_LOG"
+                },
+                "info",
+            )
             .env_remove("KEYGATE_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

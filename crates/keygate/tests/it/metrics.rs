@@ -372,3 +372,65 @@ fn sigterm_drains_answers_what_was_sent_flushes_audit_and_exits_zero() {
         "the drained connection's authentication is in the audit log: {rec:?}"
     );
 }
+
+/// SIGHUP re-reads keygate.toml: a raised connection cap and a new log level apply to
+/// the running server.
+#[test]
+fn sighup_applies_new_limits_and_log_level_without_a_restart() {
+    let w = world(
+        &["orders"],
+        "gateway_max_connections_per_ip = 2\nlog_level = \"info\"\n",
+    );
+    let (_, k, s) = w.app("reloaded", &[]);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let lkc = w.lkc.clone();
+    let open_now = || {
+        value(
+            &scrape(&w.srv.url).1,
+            "keygate_kafka_connections_open",
+            &[("cluster", &lkc)],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open_now() != 0.0 {
+        assert!(Instant::now() < deadline, "probes never closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held = [
+        crate::gateway::raw_authenticated(addr, &k, &s),
+        crate::gateway::raw_authenticated(addr, &k, &s),
+    ];
+    let mut third = TcpStream::connect(addr).expect("connect");
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    assert!(
+        matches!(third.read(&mut [0u8; 1]), Ok(0) | Err(_)),
+        "capped at 2"
+    );
+    assert!(!w.srv.logs().contains("DEBUG"), "info level to begin with");
+    std::fs::write(
+        w.dir.path().join("keygate.toml"),
+        "gateway_max_connections_per_ip = 10\nlog_level = \"info,keygate_kafka=debug\"\n",
+    )
+    .expect("rewrite");
+    let pid = w.srv.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .is_ok_and(|s| s.success()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !w.srv.logs().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload: {}", w.srv.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The third connection is admitted now, and its end is logged at debug level.
+    let third = crate::gateway::raw_authenticated(addr, &k, &s);
+    drop(third);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !w.srv.logs().contains("DEBUG keygate_kafka") {
+        assert!(Instant::now() < deadline, "no debug line: {}", w.srv.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(held);
+}
