@@ -369,3 +369,51 @@ fn an_idle_authenticated_connection_is_closed() {
     );
     assert!(limit_hits(&w, "kafka.idle_timeout_seconds") >= 1.0);
 }
+
+/// A request-rate quota (keygate's extension): a client sending faster is slowed to
+/// the rate by muting, and the throttles are counted.
+#[test]
+fn a_request_rate_quota_slows_a_fast_client() {
+    use std::io::{Read, Write};
+    let w = world(&[], "");
+    let (a, k, s) = w.app("chatty", &[]);
+    let mut spec = quota_spec(&w.lkc, &w.env, &[&a]);
+    spec["spec"]["request_rate"] = json!(4);
+    let q = w
+        .admin
+        .ok(w.admin.post("/kafka-quotas/v1/client-quotas", spec), 202);
+    assert_eq!(q["spec"]["request_rate"], 4);
+    let addr: std::net::SocketAddr = w.bootstrap.parse().expect("addr");
+    let mut c = crate::gateway::raw_authenticated(addr, &k, &s);
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    // ApiVersions v0, one at a time: 16 requests at 4/s (a burst of 4 allowed).
+    let req: Vec<u8> = {
+        let body = [0u8, 18, 0, 0, 0, 0, 0, 9, 0, 0];
+        let mut f = (body.len() as i32).to_be_bytes().to_vec();
+        f.extend_from_slice(&body);
+        f
+    };
+    let start = std::time::Instant::now();
+    for _ in 0..16 {
+        c.write_all(&req).expect("send");
+        let mut len = [0u8; 4];
+        c.read_exact(&mut len).expect("answer");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        c.read_exact(&mut body).expect("answer body");
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(2500),
+        "16 requests at 4/s took {took:?}"
+    );
+    let text = scrape(&w.srv.url).1;
+    assert!(
+        value(
+            &text,
+            "keygate_kafka_throttled_responses_total",
+            &[("cluster", &w.lkc), ("direction", "requests")]
+        ) >= 1.0,
+        "{text}"
+    );
+}
