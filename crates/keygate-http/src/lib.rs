@@ -599,7 +599,8 @@ impl HttpGateway {
         let (p, b) = resp.into_parts();
         let (gate, session) = (self.gate().clone(), s.clone());
         let (capped, _) = proxy::Capped::new(b, cfg.max_response_body);
-        let watched = proxy::Watched::new(capped, cfg.revocation_check, move || {
+        let revocations = gate.revocations();
+        let watched = proxy::Watched::new(capped, cfg.revocation_check, revocations, move || {
             gate.still_valid(&session)
         });
         Ok(Response::from_parts(p, Body::new(watched)))
@@ -677,9 +678,16 @@ impl HttpGateway {
                 let mut up = hyper_util::rt::TokioIo::new(up);
                 let mut down = hyper_util::rt::TokioIo::new(down);
                 let copy = tokio::io::copy_bidirectional(&mut down, &mut up);
+                let mut revoked = gate.revocations();
                 let watch = async {
                     loop {
-                        tokio::time::sleep(every).await;
+                        // An announced revocation is checked at once; expiry on the tick.
+                        tokio::select! {
+                            () = tokio::time::sleep(every) => {}
+                            r = revoked.changed() => if r.is_err() {
+                                tokio::time::sleep(every).await;
+                            }
+                        }
                         if !gate.still_valid(&session) {
                             break;
                         }

@@ -16,6 +16,7 @@ use keygate_core::model::Resource;
 use keygate_core::HttpAuth;
 use keygate_iam::Gate;
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -361,12 +362,22 @@ where
     }
 }
 
-/// A body that ends in an error when its credential is revoked (checked every
-/// `every`, also while nothing arrives). Size is [`Capped`]'s business.
+/// The next revocation announcement, owning its receiver.
+type Announcement = Pin<Box<dyn Future<Output = Option<Revocations>> + Send>>;
+type Revocations = tokio::sync::watch::Receiver<u64>;
+
+fn next_announcement(mut rx: Revocations) -> Announcement {
+    Box::pin(async move { rx.changed().await.ok().map(|()| rx) })
+}
+
+/// A body that ends in an error when its credential is revoked: checked when the
+/// snapshot announces a revocation, and every `every` (expiry), also while nothing
+/// arrives. Size is [`Capped`]'s business.
 pub struct Watched<B> {
     inner: B,
     still_valid: Box<dyn Fn() -> bool + Send + Sync>,
     tick: tokio::time::Interval,
+    announced: Option<Announcement>,
 }
 
 impl<B> Watched<B> {
@@ -374,6 +385,7 @@ impl<B> Watched<B> {
     pub fn new(
         inner: B,
         every: Duration,
+        revocations: Revocations,
         still_valid: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Self {
         let mut tick = tokio::time::interval(every);
@@ -382,6 +394,7 @@ impl<B> Watched<B> {
             inner,
             still_valid: Box::new(still_valid),
             tick,
+            announced: Some(next_announcement(revocations)),
         }
     }
 }
@@ -398,10 +411,18 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut check = false;
         while self.tick.poll_tick(cx).is_ready() {
-            if !(self.still_valid)() {
-                return Poll::Ready(Some(Err("the credential was revoked".into())));
-            }
+            check = true;
+        }
+        // Every announcement since the last poll, then registered for the next one; a
+        // closed channel (shutting down) leaves the tick alone.
+        while let Some(Poll::Ready(next)) = self.announced.as_mut().map(|a| a.as_mut().poll(cx)) {
+            check = true;
+            self.announced = next.map(next_announcement);
+        }
+        if check && !(self.still_valid)() {
+            return Poll::Ready(Some(Err("the credential was revoked".into())));
         }
         Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
     }

@@ -286,6 +286,12 @@ impl Gate {
         })
     }
 
+    /// Changes whenever a credential may have been revoked: watchers of open
+    /// streams re-check [`Gate::still_valid`] at once.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.iam.snapshot().revocations()
+    }
+
     /// Whether a session may go on (long responses and streams check this): its key
     /// still exists, is enabled, unexpired and for this resource; its token has not
     /// expired.

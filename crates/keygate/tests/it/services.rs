@@ -632,7 +632,9 @@ fn ksql_access_is_all_or_nothing_and_streams_end_on_revocation() {
         }
     }
     let cut = disabled_at.elapsed();
-    assert!(cut < Duration::from_millis(1500), "cut after {cut:?}");
+    println!("push query cut {cut:?} after the disable answered");
+    // Announced, not polled: the stream ends as the disable commits.
+    assert!(cut < Duration::from_millis(100), "cut after {cut:?}");
 }
 
 /// A real Iceberg REST catalog: Rustberg (crates.io), in memory, requiring its own API
@@ -1254,7 +1256,8 @@ fn ksql_websocket_push_queries_tunnel_and_end_on_revocation() {
         }
     }
     let cut = disabled_at.elapsed();
-    assert!(cut < Duration::from_millis(1500), "cut after {cut:?}");
+    // Announced, not polled: the stream ends as the disable commits.
+    assert!(cut < Duration::from_millis(100), "cut after {cut:?}");
     // The upstream saw the gateway's credential on the upgrade, not the client's.
     let seen = up.requests();
     assert!(seen.iter().any(|r| r["path"]
