@@ -629,3 +629,19 @@ fn http_gateway_failures_denials_and_summaries_are_recorded() {
         .collect::<String>();
     assert!(!all.contains("kgs_wrong-secret") && !all.contains(&reader.secret));
 }
+
+/// The suite-wide leak check (every server's log, audit log and metrics against every
+/// secret the suite saw, at the server's end) finds what is there: here a string
+/// that is in the audit log by design, posing as a secret.
+#[test]
+fn the_leak_check_finds_what_a_server_wrote() {
+    let (mut srv, _dir) = crate::harness::Server::start(&[]);
+    let admin = srv.admin();
+    let sa = admin.sa("leak-check");
+    assert_eq!(srv.leaked_secret(), None, "nothing secret written");
+    let posing = format!("service-account={sa}");
+    crate::harness::remember_secret(&posing);
+    let found = srv.leaked_secret();
+    crate::harness::forget_secret(&posing);
+    assert_eq!(found.as_deref(), Some(posing.as_str()));
+}

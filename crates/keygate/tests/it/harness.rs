@@ -20,10 +20,82 @@ pub struct Server {
     pub stderr: Arc<Mutex<String>>,
 }
 
+/// Every secret the suite has seen (API secrets from create responses, passwords and
+/// client secrets it sent): checked against each server's log, audit log and metrics
+/// when the server is dropped. A test whose keygate wrote one of them fails.
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Remember a secret (short strings are skipped: they could occur by chance).
+pub fn remember_secret(s: &str) {
+    if s.len() >= 12 {
+        if let Ok(mut v) = SECRETS.lock() {
+            if !v.iter().any(|x| x == s) {
+                v.push(s.to_owned());
+            }
+        }
+    }
+}
+
+/// Forget a remembered string (the leak check's own test).
+pub fn forget_secret(s: &str) {
+    if let Ok(mut v) = SECRETS.lock() {
+        v.retain(|x| x != s);
+    }
+}
+
+/// Secret-looking fields of a JSON value, recursively.
+fn remember_secrets_in(v: &Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("secret" | "password" | "client_secret" | "api_secret", Value::String(s)) => {
+                        remember_secret(s)
+                    }
+                    _ => remember_secrets_in(x),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(remember_secrets_in),
+        _ => {}
+    }
+}
+
+impl Server {
+    /// Whether anything this server wrote — its log (standard error), its audit log,
+    /// its metrics — holds a secret the suite has seen; the first one found.
+    pub fn leaked_secret(&mut self) -> Option<String> {
+        let secrets = SECRETS.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut written = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        // (HTTPS servers use a test CA this client does not trust: their logs only.)
+        if self.is_running() && self.url.starts_with("http://") {
+            if let Some((k, s)) = self.creds.clone() {
+                let api = self.api(&k, &s);
+                written.push_str(&api.get("/audit/v1/events?page_size=1000").1.to_string());
+                if let Ok(r) = agent().get(&format!("{}/metrics", self.url)).call() {
+                    written.push_str(&r.into_string().unwrap_or_default());
+                }
+            }
+        }
+        secrets.into_iter().find(|x| written.contains(x.as_str()))
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        let leaked = if std::thread::panicking() {
+            None
+        } else {
+            self.leaked_secret()
+        };
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(s) = leaked {
+            panic!(
+                "keygate wrote a secret ({}…) to its log, audit log or metrics",
+                &s[..6]
+            );
+        }
     }
 }
 
@@ -127,6 +199,9 @@ impl Server {
                 }
             }
         });
+        if let Some(s) = &secret {
+            remember_secret(s);
+        }
         Server {
             child,
             url,
@@ -210,6 +285,10 @@ impl Api {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        if let Some(sent) = body.and_then(|b| serde_json::from_str::<Value>(b).ok()) {
+            remember_secrets_in(&sent);
+        }
+        remember_secrets_in(&v);
         (code, v)
     }
     pub fn get(&self, path: &str) -> Resp {
