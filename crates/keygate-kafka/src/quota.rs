@@ -96,11 +96,12 @@ pub(crate) struct Meters {
 impl Meters {
     fn of(&self, principal: &str) -> Option<Arc<Meter>> {
         let mut m = self.by_principal.lock().ok()?;
-        Some(
-            m.entry(principal.to_owned())
-                .or_insert_with(|| Arc::new(Meter::new(Instant::now())))
-                .clone(),
-        )
+        if let Some(meter) = m.get(principal) {
+            return Some(meter.clone());
+        }
+        let meter = Arc::new(Meter::new(Instant::now()));
+        m.insert(principal.to_owned(), meter.clone());
+        Some(meter)
     }
 }
 
@@ -113,6 +114,8 @@ pub(crate) struct ConnQuota {
     /// Muted until this many ms after `epoch` (0: not muted).
     muted_until_ms: AtomicU64,
     epoch: Instant,
+    /// The principal's meter, found once: the principal of a connection never changes.
+    meter: std::sync::OnceLock<Option<Arc<Meter>>>,
 }
 
 impl ConnQuota {
@@ -122,6 +125,7 @@ impl ConnQuota {
             names: principals.iter().map(|p| p.name().to_owned()).collect(),
             muted_until_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            meter: std::sync::OnceLock::new(),
         })
     }
 
@@ -146,7 +150,10 @@ impl ConnQuota {
             },
         };
         // The meter is the principal's (the first name: the account, or the first pool).
-        let Some(meter) = self.names.first().and_then(|n| self.shared.meters.of(n)) else {
+        let meter = self
+            .meter
+            .get_or_init(|| self.names.first().and_then(|n| self.shared.meters.of(n)));
+        let Some(meter) = meter else {
             return Duration::ZERO;
         };
         let t = meter.take(d, amount, rate, Instant::now());
