@@ -5,9 +5,12 @@
 //!
 //! Bodies are drawn mostly from the bytes that steer a Kafka decoder (0, 1, -1, small
 //! lengths), so they get past the first fields into arrays, strings and tagged fields.
-//! Some claim billions of array elements: this test runs under mimalloc, as the binary
-//! does (see `crates/keygate/src/main.rs`), because kafka-protocol reserves such arrays
-//! before reading them.
+//! Some claim billions of array elements or bytes. The test process runs under an
+//! address-space limit (RLIMIT_AS, 512 MiB — what `vm.overcommit_memory=2` means for a
+//! process: a reservation the machine cannot back fails) with the system allocator, so
+//! a decoder that reserves what a length claims before reading it aborts the test. The
+//! vendored kafka-protocol checks every length against the bytes left in the frame
+//! (`vendor/kafka-protocol/KEYGATE-PATCH.md`); without that patch this test aborts.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::RequestKind;
@@ -15,8 +18,17 @@ use keygate_core::{Operation, ResourceType};
 use keygate_kafka::classify::{gateway_versions, plan, Plan};
 use proptest::prelude::*;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The address space this test process may use: far below what one claimed array of
+/// 2^31 elements would reserve, far above what the decoder needs for a 200-byte body.
+const ADDRESS_SPACE: u64 = 512 << 20;
+
+fn limit_address_space() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        rlimit::setrlimit(rlimit::Resource::AS, ADDRESS_SPACE, ADDRESS_SPACE)
+            .expect("setrlimit(RLIMIT_AS)");
+    });
+}
 
 fn steering_byte() -> impl Strategy<Value = u8> {
     prop_oneof![
@@ -30,6 +42,7 @@ fn steering_byte() -> impl Strategy<Value = u8> {
 }
 
 fn run(api_index: usize, version_pick: u16, body: Vec<u8>, allow: bool) {
+    limit_address_space();
     let versions = gateway_versions();
     let (api, min, max) = versions[api_index % versions.len()];
     let span = u16::try_from(max - min + 1).expect("a version range");
@@ -61,22 +74,42 @@ proptest! {
     }
 }
 
-/// The shapes found by hand: a count of 2^31 - 1 (classic array) and 2^32 - 2
-/// (compact array) in a body of a few bytes, for every advertised API and version.
+/// A huge length at every field position a decoder reaches along a body of zeros (or
+/// of ones, the empty compact string and array): 2^31 - 1 as a classic array or bytes
+/// length, 2^32 - 1 as a compact one, for every advertised API and version. The
+/// decoder must refuse each without reserving what it claims.
 #[test]
-fn billion_element_counts_are_refused_everywhere() {
+fn huge_lengths_are_refused_everywhere() {
+    let lengths: [&[u8]; 3] = [
+        &[0x7f, 0xff, 0xff, 0xff],
+        &[0xff, 0xff, 0xff, 0xff, 0x0f],
+        &[0x7f, 0xff],
+    ];
     let versions = gateway_versions();
     for (i, (_, min, max)) in versions.iter().enumerate() {
         for v in *min..=*max {
             let pick = u16::try_from(v - min).expect("small");
-            for prefix in 0..12 {
-                let mut classic = vec![0u8; prefix];
-                classic.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
-                run(i, pick, classic, false);
-                let mut compact = vec![0u8; prefix];
-                compact.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-                run(i, pick, compact, true);
+            for filler in [0u8, 1] {
+                for prefix in 0..48 {
+                    for length in lengths {
+                        let mut body = vec![filler; prefix];
+                        body.extend_from_slice(length);
+                        body.extend_from_slice(&[filler; 8]);
+                        run(i, pick, body, prefix % 2 == 0);
+                    }
+                }
             }
         }
     }
+}
+
+/// The limit is real: reserving what one claimed array would reserve fails here.
+#[test]
+fn the_address_space_limit_bites() {
+    limit_address_space();
+    let mut v: Vec<u64> = Vec::new();
+    assert!(
+        v.try_reserve_exact(1 << 28).is_err(),
+        "2 GiB reserved under a 512 MiB limit"
+    );
 }

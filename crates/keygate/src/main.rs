@@ -25,16 +25,13 @@ use clap::Parser;
 use cli::{Cli, Cmd};
 use std::process::ExitCode;
 
-/// mimalloc, chosen for one property above all: when the kernel overcommits (Linux's
-/// default) it maps memory with `MAP_NORESERVE`, so an allocation is only address space
-/// until it is touched. kafka-protocol (0.18) sizes a vector from an element count read
-/// off the wire before it reads one element; under the system allocator a few bytes
-/// claiming 2^31 elements make that a failed allocation, which aborts the whole process.
-/// Under mimalloc the reservation succeeds untouched, the decode fails on the missing
-/// elements, and only that connection is closed (tests/it/gateway.rs
-/// `array_counts_beyond_the_frame_close_only_that_connection`). jemalloc has the same
-/// property but doubled the gateway's CPU per GB in scripts/bench-gateway; mimalloc
-/// measured as the system allocator does (BENCHMARKS.md).
+/// mimalloc, a performance choice: it measured as the system allocator does in
+/// scripts/bench-gateway, and jemalloc doubled the gateway's CPU per GB (BENCHMARKS.md).
+/// Safety does not depend on it: the Kafka codec checks every length read off the wire
+/// against the bytes left in the frame before allocating (vendor/kafka-protocol/
+/// KEYGATE-PATCH.md), so a request claiming billions of elements costs nothing, even
+/// under `vm.overcommit_memory=2` (tests/it/gateway.rs runs that attack under an
+/// address-space limit).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -122,14 +122,6 @@ pub(crate) async fn run(cfg: ServerConfig, args: crate::config::ServerArgs) -> a
         None => None,
     };
     create_data_dir(&cfg.data_dir)?;
-    if let Ok(mode) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
-        if strict_overcommit(&mode) {
-            tracing::warn!(
-                "vm.overcommit_memory is 2 (strict): a Kafka request whose arrays claim \
-                 billions of elements can end this process; set it to 0 (see README)"
-            );
-        }
-    }
     let sql = open_store(&cfg.database).await?;
     tracing::info!(database = ?cfg.database, "database ready");
     let store: Arc<dyn Store> = sql.clone();
@@ -604,13 +596,6 @@ pub(crate) fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether Linux's `vm.overcommit_memory` (the file's contents) is strict accounting,
-/// under which the allocator's unreserved mappings — the gateway's defence against
-/// requests that claim billions of array elements (see main.rs) — are refused.
-fn strict_overcommit(mode: &str) -> bool {
-    mode.trim() == "2"
-}
-
 /// The organization-wide limits the listeners enforce, as the service-quota API shows
 /// them (the values in force, after the file-descriptor budget's share).
 fn enforced_limits(
@@ -721,17 +706,4 @@ fn enforced_limits(
             b(service_cfg.max_response_body),
         ),
     ]
-}
-
-#[cfg(test)]
-mod overcommit_tests {
-    use super::strict_overcommit;
-
-    #[test]
-    fn only_mode_two_is_strict() {
-        assert!(strict_overcommit("2\n"));
-        assert!(!strict_overcommit("0\n"));
-        assert!(!strict_overcommit("1"));
-        assert!(!strict_overcommit(""));
-    }
 }

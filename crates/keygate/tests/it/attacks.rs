@@ -637,7 +637,7 @@ fn half_open_http_connections_are_capped_and_timed_out() {
 fn http_connections_cannot_take_the_gateways_descriptors() {
     // 600 descriptors: keygate keeps 256 and shares the rest (HTTP one each, gateway two
     // each), so neither listener can exhaust the process.
-    let w = crate::gateway::world_limited(&["orders"], |_| String::new(), Some(600));
+    let w = crate::gateway::world_limited(&["orders"], |_| String::new(), &["--nofile=600:600"]);
     let (_, k, s) = w.app("reader", &[("TOPIC", "orders", "DESCRIBE", "ALLOW")]);
     let logs = w.srv.logs();
     let caps = logs

@@ -120,18 +120,18 @@ impl Server {
 
     /// Start on `dir` (reusing its state if any).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
-        Server::start_limited(dir, extra, None)
+        Server::start_limited(dir, extra, &[])
     }
 
-    /// Start on `dir`, with at most `nofile` file descriptors when given (prlimit).
-    pub fn start_limited(dir: &Path, extra: &[&str], nofile: Option<u64>) -> Server {
-        let mut cmd = match nofile {
-            None => Command::new(BIN),
-            Some(n) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}")).arg(BIN);
-                c
-            }
+    /// Start on `dir` under the resource limits given as prlimit(1) options (e.g.
+    /// `--nofile=600:600`, `--as=…`), none when empty.
+    pub fn start_limited(dir: &Path, extra: &[&str], limits: &[&str]) -> Server {
+        let mut cmd = if limits.is_empty() {
+            Command::new(BIN)
+        } else {
+            let mut c = Command::new("prlimit");
+            c.args(limits).arg(BIN);
+            c
         };
         let mut child = cmd
             .args([
