@@ -136,7 +136,121 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 .insert(p.replacen(kafka_base, base, 1), item.clone());
         }
     }
+    document_errors(&mut doc);
     doc
+}
+
+/// What every operation can answer besides what its handler documents: the errors the
+/// shared layers produce (body decoding, authentication, authorization, the failure
+/// throttle, the body cap, an unknown id), in the one error shape. Operation ids are
+/// made unique (OpenAPI requires it; the resource kinds share handlers) by the path
+/// they serve. Done here, once, rather than repeated on 95 annotations.
+fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    // Kafka REST v3 paths answer errors in Kafka REST's own shape (error.rs).
+    let kafka_error = ObjectBuilder::new()
+        .description(Some(
+            "Kafka REST v3 error: `{\"error_code\": …, \"message\": …}`",
+        ))
+        .property(
+            "error_code",
+            ObjectBuilder::new().schema_type(Type::Integer),
+        )
+        .property("message", ObjectBuilder::new().schema_type(Type::String))
+        .required("error_code")
+        .required("message")
+        .build();
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .insert("KafkaRestError".into(), kafka_error.into());
+    let error = |what: &str, schema: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build(),
+            )
+            .build()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let slug: String = path
+            .split('/')
+            .filter(|s| !s.is_empty() && !s.starts_with('{'))
+            .collect::<Vec<_>>()
+            .join("_")
+            .replace(['-', ':', '.'], "_");
+        let schema = if path.starts_with("/kafka/v3/") {
+            "KafkaRestError"
+        } else {
+            "ErrorBody"
+        };
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(id) = op.operation_id.as_mut() {
+                if !seen.insert(id.clone()) {
+                    *id = format!("{id}__{slug}");
+                    seen.insert(id.clone());
+                }
+            }
+            let public = op.security.as_ref().is_none_or(Vec::is_empty);
+            let writes = op.request_body.is_some();
+            let responses = &mut op.responses.responses;
+            if schema != "ErrorBody" {
+                for (code, r) in responses.iter_mut() {
+                    if !code.starts_with('2') {
+                        *r = error("Error", schema).into();
+                    }
+                }
+            }
+            let mut add = |code: &str, what: &str| {
+                responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(what, schema).into());
+            };
+            add("400", "Bad Request: a malformed body or parameter");
+            if writes {
+                add(
+                    "413",
+                    "Payload Too Large: the body is over the REST body cap",
+                );
+                add("422", "Unprocessable: a field's value is not acceptable");
+                add(
+                    "409",
+                    "Conflict: a name or state that conflicts with another object",
+                );
+            }
+            if path.contains('{') {
+                add(
+                    "404",
+                    "Not Found: no such object, or not visible to the caller",
+                );
+            }
+            if !public {
+                add(
+                    "401",
+                    "Unauthorized: no credential, or one that does not authenticate",
+                );
+                add("403", "Forbidden: the caller's roles do not allow this");
+                add(
+                    "429",
+                    "Too Many Requests: the failed-authentication throttle",
+                );
+            }
+        }
+    }
 }
 
 async fn openapi_json() -> Response {
