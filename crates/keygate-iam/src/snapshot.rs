@@ -723,11 +723,14 @@ impl Follower {
         let mut rx = self.store.subscribe();
         let store_seq = metrics::gauge!(keygate_metrics::STORE_SEQUENCE);
         let staleness = metrics::gauge!(keygate_metrics::SNAPSHOT_AGE);
+        // Also published when no change arrives (after a restart, the loaded snapshot's).
+        let snapshot_seq = metrics::gauge!(keygate_metrics::SNAPSHOT_SEQUENCE);
         loop {
             store_seq.set((*rx.borrow()).max(self.snapshot.seq()) as f64);
             if let Err(e) = self.catch_up().await {
                 tracing::warn!(error = %e, "snapshot catch-up failed; retrying");
             }
+            snapshot_seq.set(self.snapshot.seq() as f64);
             staleness.set(self.snapshot.unconfirmed_for().as_secs_f64());
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },

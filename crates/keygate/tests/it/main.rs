@@ -11,6 +11,7 @@ mod cli;
 mod clients;
 mod console;
 mod contract;
+mod crash;
 mod durability;
 mod export;
 mod gateway;
