@@ -73,6 +73,12 @@ fn export_then_import_keeps_every_key_working() {
         !text.contains(&s) && !text.contains(&admin_secret),
         "no secret in an export"
     );
+    // Nor any other the suite has seen.
+    assert_eq!(
+        crate::harness::known_secret_in(&text),
+        None,
+        "a secret in an export"
+    );
     assert!(v["api_keys"]
         .as_array()
         .is_some_and(|a| a.iter().any(|x| x["id"] == k.as_str())));
