@@ -220,27 +220,36 @@ def produce_loop(a, n):
             outcome["err"] = e.args[0]
         end = time.monotonic()
         err = outcome.get("err", "no delivery report")
-        verdict = judge(current[0], a.sa, topic, start, end)
         with results_lock:
             if err is None:
                 results["acked"] += 1
                 acked_ids.add(payload)
-            if verdict is None:
-                results["unjudged"] += 1
-            else:
-                results["judged"] += 1
-                refused = isinstance(err, KafkaError) and err.code() in DENIED
-                if err is None and not verdict:
-                    results["false_allow"] += 1
-                    results["examples"].append(("allow", current[0], topic, payload))
-                elif err is not None and verdict and refused:
-                    results["false_deny"] += 1
-                    results["examples"].append(("deny", current[0], topic, str(err)))
-                elif err is not None and verdict:
-                    results["timeouts"] += 1
+            # Judged after the run: a change still in flight now is in the log then.
+            outcomes.append((current[0], a.sa, topic, start, end, err, payload))
         if err is not None:
             current, p = None, None  # a refused or lost session: start afresh
         time.sleep(0.02)
+
+
+outcomes = []
+
+
+def judge_all():
+    for kid, sa, topic, start, end, err, payload in outcomes:
+        verdict = judge(kid, sa, topic, start, end)
+        if verdict is None:
+            results["unjudged"] += 1
+            continue
+        results["judged"] += 1
+        refused = isinstance(err, KafkaError) and err.code() in DENIED
+        if err is None and not verdict:
+            results["false_allow"] += 1
+            results["examples"].append(("allow", kid, topic, payload))
+        elif err is not None and verdict and refused:
+            results["false_deny"] += 1
+            results["examples"].append(("deny", kid, topic, str(err)))
+        elif err is not None and verdict:
+            results["timeouts"] += 1
 
 
 # ---- consumers: a stable principal that reads everything ---------------------------
@@ -320,6 +329,7 @@ def main():
                 break
         time.sleep(1)
     consumers_stop.set()
+    judge_all()
     with seen_lock, results_lock:
         lost = len(acked_ids - seen)
     half = len(samples) // 2
