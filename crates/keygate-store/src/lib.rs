@@ -15,6 +15,7 @@
 
 mod audit_log;
 pub mod columns;
+pub mod document;
 mod engine;
 mod postgres;
 mod sql;
