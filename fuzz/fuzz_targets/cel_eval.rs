@@ -42,12 +42,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let first = filter.matches(&claims);
-    assert_eq!(first, filter.matches(&claims), "the same claims, another answer");
+    assert_eq!(
+        first,
+        filter.matches(&claims),
+        "the same claims, another answer"
+    );
     if *choice as usize % FILTERS.len() == 0 {
         assert!(first, "`true` matches any claims");
     }
     if let serde_json::Value::Object(fields) = &claims {
         let first = filter.matches_fields(fields);
-        assert_eq!(first, filter.matches_fields(fields), "the same fields, another answer");
+        assert_eq!(
+            first,
+            filter.matches_fields(fields),
+            "the same fields, another answer"
+        );
     }
 });

@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
         .expect("a written document parses")
         .into_state()
         .expect("a written document reads");
-    assert_eq!(written, write(state, passwords, &check, at), "round trip changed the document");
+    assert_eq!(
+        written,
+        write(state, passwords, &check, at),
+        "round trip changed the document"
+    );
 });
 
 fn write(
@@ -32,7 +36,8 @@ fn write(
     check: &str,
     at: chrono::DateTime<chrono::Utc>,
 ) -> String {
-    let mut doc = Document::from_state(state, passwords, check.into()).expect("a read state has an organization");
+    let mut doc = Document::from_state(state, passwords, check.into())
+        .expect("a read state has an organization");
     doc.exported_at = at;
     serde_json::to_string(&doc).expect("a document serializes")
 }

@@ -31,10 +31,19 @@ fuzz_target!(|data: &[u8]| {
     }
     // The signing side stays consistent with the verifying side.
     if data.len() == 1 {
-        let seed: [u8; 32] = hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        let seed: [u8; 32] =
+            hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
         let key = StsKey::derive("k1", seed).expect("key");
         let t = key
-            .issue(ISSUER, "pool-1", "sub", "org", NOW, i64::from(data[0]) + 1, "j")
+            .issue(
+                ISSUER,
+                "pool-1",
+                "sub",
+                "org",
+                NOW,
+                i64::from(data[0]) + 1,
+                "j",
+            )
             .expect("token");
         assert!(verify(&t, keys(), ISSUER, NOW, 0).is_ok());
     }

@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
     if s.client_final(first, "pencil").is_ok() {
         let _ = s.verify_server(last);
     } else {
-        assert!(s.verify_server(last).is_err(), "a final message before a first one");
+        assert!(
+            s.verify_server(last).is_err(),
+            "a final message before a first one"
+        );
     }
 });
