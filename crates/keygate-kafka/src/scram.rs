@@ -130,12 +130,10 @@ impl Scram {
     }
 }
 
-/// The client proof and the expected server signature (RFC 5802 §3), for one hash.
 /// The key derivation's iteration count: the server's, except under cargo-fuzz
 /// (`cfg(fuzzing)`), where it is one — so the `scram` fuzz target spends its executions
 /// on parsing and checking the messages (the same bounds are checked) rather than on
 /// PBKDF2, which made a valid server-first message cost milliseconds.
-#[allow(unexpected_cfgs)] // `fuzzing` is set by cargo-fuzz only
 fn derivation_cost(iterations: u32) -> u32 {
     if cfg!(fuzzing) {
         1
@@ -144,6 +142,7 @@ fn derivation_cost(iterations: u32) -> u32 {
     }
 }
 
+/// The client proof and the expected server signature (RFC 5802 §3), for one hash.
 macro_rules! proofs_with {
     ($name:ident, $hash:ty) => {
         fn $name(password: &str, salt: &[u8], iterations: u32, auth: &str) -> (Vec<u8>, Vec<u8>) {
